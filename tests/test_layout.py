@@ -103,3 +103,16 @@ def test_malformed_data(crafted, structs, match):
     crafted(structs)
     with pytest.raises(DataError, match=match):
         layout.load("a")
+
+
+def test_versions_and_sheaf_structs():
+    # v6.18.2: the third union member is a plain `unsigned int capacity` (no pfmemalloc); same layout
+    old, new = layout.load("slab_sheaf", "6.18.44"), layout.load("slab_sheaf", "7.0")
+    assert "pfmemalloc" not in {f.name for f in old.fields} and new.offsetof("pfmemalloc") == 4
+    assert old.size == new.size == 32 and old.offsetof("objects") == 32
+    # `#define rcu_head callback_head`: the compiler (and BTF) name the member callback_head
+    assert new.offsetof("callback_head") == 0
+    p = layout.load("slub_percpu_sheaves")
+    assert (p.size, p.offsetof("lock"), p.field("lock").size, p.offsetof("main"), p.offsetof("rcu_free")) == (32, 0, 1, 8, 24)
+    with pytest.raises(AllocsimError, match="unknown kernel version"):
+        layout.load("slab_sheaf", "5.10")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .errors import AllocsimError, DataError
-from .kconfig import _yaml
+from .kconfig import _yaml, check_version
 
 _FILE = "data/kernel/structs.yaml"
 
@@ -121,7 +121,11 @@ def _scalar(doc: dict, name: str) -> _Type:
     return _Type(spec[0], spec[1], "scalar")
 
 
-def _resolve(doc: dict, spec, where: str, stack: tuple) -> _Type:
+def _vkey(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
+
+
+def _resolve(doc: dict, spec, where: str, stack: tuple, version: str | None = None) -> _Type:
     """The _Type of a field type: a scalar name, a struct name, or an inline {kind, fields} mapping."""
     if isinstance(spec, str):
         if spec in doc["scalars"]:
@@ -129,15 +133,16 @@ def _resolve(doc: dict, spec, where: str, stack: tuple) -> _Type:
         if spec in doc["structs"]:
             if spec in stack:
                 raise DataError(f"{_FILE}: struct {spec!r} contains itself (through {' -> '.join(stack)})")
-            return _compose(doc, doc["structs"][spec], f"struct {spec}", stack + (spec,))
+            return _compose(doc, doc["structs"][spec], f"struct {spec}", stack + (spec,), version)
         raise DataError(f"{_FILE}: {where} has unknown type {spec!r}; known types are the scalars and structs in the file")
     if isinstance(spec, dict):
-        return _compose(doc, spec, where, stack)
+        return _compose(doc, spec, where, stack, version)
     raise DataError(f"{_FILE}: {where} has a type that is neither a name nor an inline struct/union: {spec!r}")
 
 
-def _compose(doc: dict, spec: dict, where: str, stack: tuple) -> _Type:
-    """Lay out a struct or union from its field list with the C rules (see the module docstring)."""
+def _compose(doc: dict, spec: dict, where: str, stack: tuple, version: str | None = None) -> _Type:
+    """Lay out a struct or union from its field list with the C rules (see the module docstring);
+    members marked ``since: X`` are left out when ``version`` is older than X."""
     kind = spec.get("kind", "struct")
     if kind not in ("struct", "union"):
         raise DataError(f"{_FILE}: {where} has kind {kind!r}; allowed are struct and union")
@@ -156,7 +161,15 @@ def _compose(doc: dict, spec: dict, where: str, stack: tuple) -> _Type:
         seen.add(name)
         if flex:
             raise DataError(f"{_FILE}: {where}: a flexible array member must be the last field")
-        t = _resolve(doc, f["type"], fwhere, stack)
+        since = f.get("since")
+        if since is not None:
+            try:
+                since_key = _vkey(check_version(str(since)))
+            except AllocsimError:
+                raise DataError(f"{_FILE}: {fwhere}: 'since' must be a known kernel version, not {since!r}") from None
+            if version is not None and _vkey(version) < since_key:
+                continue
+        t = _resolve(doc, f["type"], fwhere, stack, version)
         arr = f.get("array")
         if arr == "flex":
             if kind != "struct":
@@ -179,15 +192,18 @@ def _compose(doc: dict, spec: dict, where: str, stack: tuple) -> _Type:
 
 
 @lru_cache(maxsize=None)
-def load(name: str) -> StructLayout:
-    """The layout of ``struct <name>`` on x86-64, computed from ``data/kernel/structs.yaml``."""
+def load(name: str, version: str | None = None) -> StructLayout:
+    """The layout of ``struct <name>`` on x86-64, computed from ``data/kernel/structs.yaml``; with
+    ``version`` (``"6.18"`` …, aliases accepted), as that kernel version declares it (default: the newest)."""
     doc = _doc()
+    if version is not None:
+        version = check_version(version)
     if not isinstance(name, str) or name not in doc["structs"]:
         raise AllocsimError(f"unknown struct {name!r}; the known structs are: {', '.join(names())}")
     spec = doc["structs"][name]
     if not isinstance(spec, dict) or not str(spec.get("source", "")).strip():
         raise DataError(f"{_FILE}: struct {name!r} needs a 'source' (file and kernel version)")
-    t = _compose(doc, spec, f"struct {name}", (name,))
+    t = _compose(doc, spec, f"struct {name}", (name,), version)
     fields = tuple(sorted(_flatten(t, 0), key=lambda f: f.offset))
     return StructLayout(name, t.size, t.align, fields, str(spec["source"]), t)
 
@@ -197,9 +213,9 @@ def names() -> tuple[str, ...]:
     return tuple(_doc()["structs"])
 
 
-def sizeof(name: str) -> int:
-    return load(name).size
+def sizeof(name: str, version: str | None = None) -> int:
+    return load(name, version).size
 
 
-def offsetof(name: str, path: str) -> int:
-    return load(name).offsetof(path)
+def offsetof(name: str, path: str, version: str | None = None) -> int:
+    return load(name, version).offsetof(path)
