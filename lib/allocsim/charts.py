@@ -23,7 +23,8 @@ KERNELS = ("6.19", "7.0")
 KERNEL_COLORS = {"6.19": "#999999", "7.0": "#CC79A7"}
 ACCENT = "#E69F00"
 
-WIDTH, HEIGHT = 560, 300
+# The book's text column is about 620 px wide: a chart's plot area plus its axis labels must fit.
+WIDTH, HEIGHT = 460, 280
 
 
 def _theme():
@@ -44,6 +45,9 @@ def enable() -> None:
     book serves vega itself (``_ext/altair_offline.py``), so charts work offline."""
     alt.theme.register("allocsim", enable=True)(_theme)
     alt.data_transformers.disable_max_rows()
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", None)  # tables on the page show whole sentences
 
 
 def axis(quantity: str, unit: str | None = None) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks: each module has run(argv) that prints figures (python -m allocsim bench NAME)."""

@@ -1,0 +1,144 @@
+"""The command line: ``python -m allocsim COMMAND`` (also installed as ``allocsim``).
+
+  build              execute every chapter (papermill) and render the book to _build/html
+  run SLUG -p N V …  re-execute one chapter with other parameters (optionally rebuild the book with it)
+  params [SLUG]      list every chapter's parameters: name, type, default, allowed values, meaning
+  bench NAME         run a benchmark that prints figures (see `bench --list`)
+  inspect …          read this machine's kernel slab caches and BTF and hold the models against them
+
+Bad input (an unknown chapter or parameter, a value of the wrong type or out of range) stops with one
+sentence and exit status 2, before any kernel is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+from .errors import AllocsimError
+
+
+def _cmd_build(args) -> int:
+    from . import book
+
+    book.build(force=args.force, log=lambda m: print(m, flush=True))
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from . import book
+    from .paths import ROOT
+
+    values = book.parse_overrides(args.chapter, args.param or [])
+    page = book.chapter_pages().get(args.chapter)
+    if page is None:
+        raise AllocsimError(f"unknown chapter {args.chapter!r}; chapters in _toc.yml are: {', '.join(book.chapter_pages())}")
+    out = Path(args.output) if args.output else book.RUNS / f"{page.stem}.ipynb"
+    if out.suffix != ".ipynb":
+        raise AllocsimError(f"--output must name a .ipynb file, not {str(out)!r}")
+    shown = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "defaults"
+    print(f"[1/1] {args.chapter}: executing {page.path} with {shown} …", flush=True)
+    path, _ = book.execute(args.chapter, values, out=out.resolve(), force=True)
+    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"wrote {rel}", flush=True)
+    if args.book:
+        book.build(replace={args.chapter: path}, log=lambda m: print(m, flush=True))
+    return 0
+
+
+def _cmd_params(args) -> int:
+    from . import params
+
+    specs = params.specs()
+    slugs = [args.chapter] if args.chapter else list(specs)
+    for slug in slugs:
+        s = params.spec(slug)
+        print(f"{slug}  ({s.source}) — {s.title}")
+        if not s.params:
+            print("    (no parameters)")
+        for p in s.params:
+            print(f"    {p.name:<22} {p.type.__name__:<6} default {p.default!r:<12} {p.allowed()}")
+            print(f"    {'':<22} {p.help}")
+        print()
+    return 0
+
+
+def _benchmarks() -> list[str]:
+    from . import benchmarks
+
+    return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__))
+
+
+def _cmd_bench(args) -> int:
+    names = _benchmarks()
+    if args.all:
+        for name in names:
+            print(f"== {name} ==", flush=True)
+            importlib.import_module(f"allocsim.benchmarks.{name}").run([])
+        return 0
+    if args.list or not args.name:
+        print("benchmarks: " + ", ".join(names))
+        return 0
+    if args.name not in names:
+        raise AllocsimError(f"unknown benchmark {args.name!r}; available: {', '.join(names)}")
+    importlib.import_module(f"allocsim.benchmarks.{args.name}").run(args.rest)
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    try:
+        mod = importlib.import_module("allocsim.inspect")
+    except ModuleNotFoundError:
+        raise AllocsimError("the inspect command is not available in this version") from None
+    return mod.main(args.rest) or 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m allocsim", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="execute every chapter and render the book to _build/html")
+    b.add_argument("--force", action="store_true", help="re-execute chapters even if unchanged")
+    b.set_defaults(func=_cmd_build)
+
+    r = sub.add_parser("run", help="re-execute one chapter with other parameters")
+    r.add_argument("chapter", help="chapter slug (see `params`)")
+    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="set a parameter (repeatable)")
+    r.add_argument("-o", "--output", help="executed notebook to write (default _build/runs/<chapter>.ipynb)")
+    r.add_argument("--book", action="store_true", help="then rebuild the book showing this run for the chapter")
+    r.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("params", help="list chapters' parameters")
+    p.add_argument("chapter", nargs="?")
+    p.set_defaults(func=_cmd_params)
+
+    be = sub.add_parser("bench", help="run a benchmark that prints figures")
+    be.add_argument("name", nargs="?")
+    be.add_argument("--list", action="store_true", help="list the benchmarks")
+    be.add_argument("--all", action="store_true", help="run every benchmark")
+    be.add_argument("rest", nargs=argparse.REMAINDER)
+    be.set_defaults(func=_cmd_bench)
+
+    ins = sub.add_parser("inspect", help="compare the running kernel's slab caches with the models", add_help=False)
+    ins.add_argument("rest", nargs=argparse.REMAINDER)
+    ins.set_defaults(func=_cmd_inspect)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AllocsimError as exc:
+        from .book import ChapterFailed
+
+        print(f"error: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, ChapterFailed) else 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
