@@ -113,6 +113,7 @@ def test_crafted_tree_agrees(tmp_path):
     assert summary["differ"] == 0
     by = {(x["item"], x["quantity"]): x for x in rows}
     assert by[("maple_node", "sheaf_capacity")]["verdict"] == "not compared"
+    assert by[("maple_node", "slab_size")]["verdict"] == "input"
     assert by[("struct iomap_dio", "sizeof")]["verdict"] == "not compared"
     assert "BTF not available" in by[("struct iomap_dio", "sizeof")]["note"]
     assert by[("kmalloc(sizeof(struct iomap_dio))", "cache")]["verdict"] == "not compared"
@@ -346,3 +347,31 @@ def test_live_kernel():
             assert x["verdict"] == "agree", x
     if r.btf == "read":
         assert "iomap_dio" in f.structs and f.structs["iomap_dio"].size >= 96
+
+
+# --- the appendix's views -------------------------------------------------------------------------------
+
+def test_views_on_a_7_0_tree_with_many_sheaf_caches(tmp_path):
+    from allocsim import kernel_views as views
+
+    caches = {f"kmalloc-{s}": _cache(s, 2, "7.0") for s in (96, 128, 256)}
+    for i in range(20):
+        caches[f"cache_{i:02d}"] = _cache(192, 2, "7.0")                       # default capacity: agrees
+    caches["maple_node"] = _cache(256, 2, "7.0", sheaf_capacity="32")           # explicit request: above
+    r = inspect.read_live(_tree(tmp_path, release="7.0.0", present="0-1", caches=caches))
+    rows, summary = inspect.compare(r)
+    f = inspect.parse(r)
+    t = views.cache_table(rows, "caches with sheaves")
+    assert list(t.index) == ["maple_node", "20 other caches"]  # condensed: agreeing caches counted
+    assert t.loc["maple_node", "sheaf_capacity"] == "model 28 ≠ kernel 32"
+    assert "explicit" in t.loc["maple_node", "notes"]
+    k = views.cache_table(rows, "kmalloc caches")
+    assert set(k["verdict"]) == {"all agree"} and "notes" not in k.columns
+    assert views.sheaf_256_text(summary, f.caches["kmalloc-256"]["sheaf_capacity"]).endswith("28, which agrees with the model's 28.")
+    assert "3 of 3 kmalloc caches have sheaves, with capacities 28, 60" == views.kmalloc_sheaves_text(f)
+    assert views.sheaf_caches_text(f) == "21 caches, with capacities 60 (20 caches), 32 (1 cache)"
+    f.caches = {n: c for n, c in f.caches.items() if not n.startswith("cache_")}
+    assert views.sheaf_caches_text(f) == "`maple_node` (capacity 32)"
+    curves = views.geometry_curves("7.0")
+    assert curves.query("size == 256 and cpus == 192").objs_per_slab.iloc[0] == 64
+    views.geometry_chart(rows, summary, "7.0").to_dict()  # a valid Vega-Lite spec

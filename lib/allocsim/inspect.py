@@ -322,6 +322,7 @@ def model_version(release: str | None, override: str | None = None) -> tuple[str
 # The comparison
 
 AGREE, DIFFER, NOT_COMPARED = "agree", "differ", "not compared"
+INPUT = "input"  # a kernel value the model takes as given (the s->size of a dedicated cache)
 
 
 def _row(group, item, quantity, model, kernel, note="", verdict=None):
@@ -364,13 +365,13 @@ def compare(r: Reading, version: str | None = None) -> tuple[list[dict], dict]:
                 rows.append(_row(group, name, "all", None, None, "slab_size could not be read"))
                 continue
             g = kconfig.cache_geometry(s_size, ncpu, v, kmalloc=False, ncpu_possible=f.cpus_possible, name=name)
-            notes = {"slab_size": "input: the model takes the kernel's s->size for a dedicated cache"}
+            notes = {"slab_size": "the model takes the kernel's s->size for a dedicated cache"}
         for quantity, gattr, kattr in _CACHE_ROWS:
             model, kernel = getattr(g, gattr), k[kattr]
             note = notes.get(quantity, "")
             verdict = None
             if quantity == "slab_size" and not ksize:
-                verdict = NOT_COMPARED
+                verdict = INPUT
             if quantity == "sheaf_capacity":
                 if r.caches[name].get("sheaf_capacity") is None:
                     note, verdict = "this kernel has no sheaf_capacity attribute (before 6.18: no sheaves)", NOT_COMPARED
@@ -442,10 +443,10 @@ def table(rows: list[dict]):
     """The rows as a DataFrame (model and kernel as text, so that numbers and names share a column)."""
     import pandas as pd
 
-    df = pd.DataFrame(rows, columns=["group", "item", "quantity", "model", "kernel", "verdict", "note"])
-    for col in ("model", "kernel"):
-        df[col] = df[col].map(lambda x: "—" if x is None else str(x))
-    return df
+    cols = ["group", "item", "quantity", "model", "kernel", "verdict", "note"]
+    text = lambda x: "—" if x is None else str(x)  # noqa: E731 (ints stay ints: no float NaN column)
+    return pd.DataFrame([[r[c] if c not in ("model", "kernel") else text(r[c]) for c in cols] for r in rows],
+                        columns=cols, dtype=object)
 
 
 def readings_table(r: Reading):
@@ -456,7 +457,7 @@ def readings_table(r: Reading):
             for n, attrs in r.caches.items()]
     df = pd.DataFrame(rows, columns=["cache", *SLAB_ATTRS])
     key = df["cache"].map(lambda n: (_kmalloc_size(n) is None, _kmalloc_size(n) or 0, n))
-    return df.iloc[sorted(range(len(df)), key=lambda i: key.iloc[i])].reset_index(drop=True)
+    return df.iloc[sorted(range(len(df)), key=lambda i: key.iloc[i])].set_index("cache")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -511,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in summary["problems"]:
         print(f"problem: {p}", file=out)
     print("\nCaches as read from /sys/kernel/slab:", file=out)
-    _print_table(readings_table(r), out)
+    out.write(readings_table(r).to_string() + "\n")
     print("\nModel vs kernel:", file=out)
     _print_table(table(condense(rows)), out)
     print(f"\n{summary['agree']} agree, {summary['differ']} differ, {summary['not_compared']} not compared", file=out)
