@@ -14,6 +14,12 @@ CPU_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 192, 256, 512, 1024)
 CHART_SIZES = (64, 96, 128, 192, 256, 512, 1024)
 
 
+def spaced(df: pd.DataFrame) -> pd.DataFrame:
+    """Column headers with spaces for underscores (``objs per slab``), so a narrow page can wrap them."""
+    return df.rename(columns=lambda c: str(c).replace("_", " ")).rename_axis(
+        index=lambda n: None if n is None else str(n).replace("_", " "))
+
+
 def summary_table(summary: dict, r: inspect.Reading) -> pd.DataFrame:
     """What was read about the machine, one row per fact."""
     rows = [
