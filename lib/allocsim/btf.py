@@ -13,7 +13,8 @@ The format (Documentation/bpf/btf.rst, include/uapi/linux/btf.h) is small:
 Only what layout questions need is interpreted: sizes of INT, PTR, ARRAY, STRUCT, UNION, ENUM, ENUM64,
 FLOAT, FWD (no size), TYPEDEF, CONST, VOLATILE, RESTRICT, TYPE_TAG, and struct/union member offsets; the
 other kinds (FUNC, FUNC_PROTO, VAR, DATASEC, DECL_TAG) are skipped by their documented lengths. No
-dependency on ``bpftool`` or libbpf. Structs come back as :class:`allocsim.layout.StructLayout`, so a
+dependency on ``bpftool`` or libbpf. (PyPI has no maintained pure BTF parser; ``drgn`` can read kernel
+types but is a full debugger with a compiled extension that wants ``/proc/kcore`` — too heavy for this.) Structs come back as :class:`allocsim.layout.StructLayout`, so a
 kernel layout and a modelled one are compared with the same API.
 """
 
