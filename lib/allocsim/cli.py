@@ -131,7 +131,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "inspect":  # its own options (--json, --help …) go straight to it
+        args = argparse.Namespace(func=_cmd_inspect, rest=argv[1:])
+    else:
+        args = parser().parse_args(argv)
     try:
         return args.func(args)
     except AllocsimError as exc:
