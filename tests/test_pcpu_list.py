@@ -287,6 +287,7 @@ def check_invariants(prog, threshold, max_nr):
         for e in state.free_list_irq[c]:
             assert state.where[e] == pl.W_IRQ and state.where_cpu[e] == c
     # the backend program: the same elements, each kmalloc'ed once and kfreed at most once
+    fb.validate()
     assert (fb.op == A).sum() == state.n_elements and (fb.op == F).sum() == kfreed
     return front, fb, state
 
@@ -329,6 +330,27 @@ def test_numba_matches_reference_on_random_programs(prog, threshold, extra):
 def test_numba_matches_reference_on_io_uring(cfg):
     assert_same(iouring.program(cfg), 16, 256)
     assert_same(iouring.program(cfg), 4, 40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(prog=programs(max_steps=30), field=st.sampled_from(["op", "ctx", "slot", "gap"]), i=st.integers(0, 100),
+       value=st.integers(-2, 40))
+def test_fast_program_check_agrees_with_validate(prog, field, i, value):
+    """check_program (the jitted check the model runs) rejects exactly what Program.validate rejects."""
+    arrays = {k: getattr(prog, k).copy() for k in ("op", "ctx", "slot", "gap")}
+    if prog.n_events:
+        arrays[field][i % prog.n_events] = value
+    bad = type(prog)(prog.start, arrays["op"], arrays["ctx"], arrays["slot"], arrays["gap"], prog.n_slots)
+    try:
+        bad.validate()
+        valid = True
+    except AllocsimError:
+        valid = False
+    if valid:
+        assert pl.check_program(bad) is bad
+    else:
+        with pytest.raises(AllocsimError):
+            pl.check_program(bad)
 
 
 def test_determinism():

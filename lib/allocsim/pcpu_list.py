@@ -69,7 +69,7 @@ from . import costs as _costs
 from .errors import AllocsimError
 from .result import Result
 from .sim import next_cpu
-from .trace import ALLOC, FREE, HARDIRQ, TASK, Program
+from .trace import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK, Program
 
 #: ``PCPU_CACHE_IRQ_THRESHOLD`` of the patch (v3, fs/iomap/direct-io.c), = bio's ALLOC_CACHE_THRESHOLD.
 PCPU_CACHE_IRQ_THRESHOLD = 16
@@ -106,6 +106,10 @@ COUNTERS = ("alloc", "alloc_hit", "alloc_miss", "alloc_splice", "splice_objects"
             "free", "free_task", "free_irq", "kfree_full", "kfree_softirq")
 (K_ALLOC, K_ALLOC_HIT, K_ALLOC_MISS, K_ALLOC_SPLICE, K_SPLICE_OBJECTS, K_ALLOC_KMALLOC,
  K_FREE, K_FREE_TASK, K_FREE_IRQ, K_KFREE_FULL, K_KFREE_SOFTIRQ) = range(len(COUNTERS))
+# sim.next_cpu itself, inlined into the event loop: a native call per event (with six array arguments)
+# cost more than the model's own work. Same source, same decisions.
+_next_cpu = njit(inline="always")(next_cpu.py_func)
+
 # Where an element is (State.where).
 W_NONE, W_LIVE, W_TASK, W_IRQ, W_KFREED = 0, 1, 2, 3, 4
 
@@ -149,6 +153,46 @@ class State:
         return self.nr + self.nr_irq
 
 
+@njit(cache=True)
+def _program_ok(start, op, ctx, slot, gap, n_slots):
+    """One pass over a program: True if it satisfies every check of ``Program.validate``."""
+    n = len(op)
+    if len(ctx) != n or len(slot) != n or len(gap) != n or len(start) < 2 or start[0] != 0 or start[-1] != n:
+        return False
+    for c in range(len(start) - 1):
+        if start[c + 1] < start[c]:
+            return False
+    allocs = np.zeros(n_slots, np.int8)
+    frees = np.zeros(n_slots, np.int8)
+    for i in range(n):
+        s = slot[i]
+        if s < 0 or s >= n_slots or gap[i] < 0 or ctx[i] < TASK or ctx[i] > SOFTIRQ:
+            return False
+        if op[i] == ALLOC:
+            if allocs[s]:
+                return False
+            allocs[s] = 1
+        elif op[i] == FREE:
+            if frees[s]:
+                return False
+            frees[s] = 1
+        else:
+            return False
+    for s in range(n_slots):
+        if frees[s] and not allocs[s]:
+            return False
+    return True
+
+
+def check_program(program: Program) -> Program:
+    """The checks of :meth:`Program.validate` in one jitted pass (``np.unique`` there took longer
+    than the model itself); on any failure, ``Program.validate`` raises its own one-sentence error."""
+    if not _program_ok(*program.arrays()):
+        program.validate()
+        raise AllocsimError("the program is malformed")  # unreachable: validate() names the problem
+    return program
+
+
 def _validate(program: Program, threshold, max_nr):
     if not isinstance(program, Program):
         raise AllocsimError(f"the per-CPU list model needs an allocsim.trace.Program, not {type(program).__name__}")
@@ -157,7 +201,7 @@ def _validate(program: Program, threshold, max_nr):
             raise AllocsimError(f"per-CPU list {name} must be an integer >= 1, not {v!r}")
     if threshold > max_nr:
         raise AllocsimError(f"per-CPU list threshold ({threshold}) must not exceed max_nr ({max_nr}): the IRQ list could never reach it")
-    program.validate()
+    check_program(program)
 
 
 @njit(cache=True)
@@ -173,7 +217,7 @@ def _simulate(start, op, ctx, slot, gap, n_slots, threshold, max_nr, pc,
     n_obj = 0
     n_fb = 0
     while True:
-        cpu = next_cpu(clock, pos, start, op, slot, slot_time)
+        cpu = _next_cpu(clock, pos, start, op, slot, slot_time)
         if cpu == -1:
             break
         if cpu < 0:
@@ -275,7 +319,9 @@ def fallback_program(ncpu: int, cpu, op, ctx, obj, time, n_elements: int) -> Pro
         if len(t):
             g = np.diff(np.concatenate([[0.0], t]))
             gap[start[c]:start[c + 1]] = np.rint(g).astype(np.int64)
-    return Program(start, op.astype(np.int8), ctx.astype(np.int8), obj.astype(np.int64), gap, int(n_elements)).validate()
+    # valid by construction (each element kmalloc'ed once, kfreed at most once, after its kmalloc);
+    # the tests validate it, and backends check what they are given
+    return Program(start, op.astype(np.int8), ctx.astype(np.int8), obj.astype(np.int64), gap, int(n_elements))
 
 
 def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr: int = DIO_ALLOC_CACHE_MAX,
@@ -337,7 +383,7 @@ def kmalloc_standin(program: Program, costs=None) -> Result:
     It never takes a slow path, has no per-slab state, and ignores the CPU an object came from —
     so it flatters kmalloc under cross-CPU frees (where real SLUB takes ``__slab_free`` with a
     locked cmpxchg) and is independent of the kernel version. Chapters say when they use it."""
-    program.validate()
+    check_program(program)
     table = _costs.load() if costs is None else costs
     c_alloc = sum(table.cycles(k) * n for k, n in STANDIN_CHARGES["kmalloc"])
     c_free = sum(table.cycles(k) * n for k, n in STANDIN_CHARGES["kfree"])
