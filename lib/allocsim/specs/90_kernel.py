@@ -5,7 +5,7 @@ SPEC = ChapterSpec(
     source="chapters/A1-your-kernel.md",
     title="Your kernel",
     params=(
-        Param("source", str, "snapshot",
+        Param("source", str, "auto",
               "which kernel reading the page shows: 'snapshot' (the reading shipped in data/snapshots/, so the "
               "book renders the same everywhere), 'live' (this machine's /sys/kernel/slab and BTF; falls back to "
               "the snapshot with a warning when they cannot be read) or 'auto' (this machine's kernel when readable, else "
