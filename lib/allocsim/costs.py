@@ -42,6 +42,7 @@ KEYS = (
     "function_call",
     "page_alloc_free",
     "bulk_object",
+    "memcg_charge",
 )
 IDX = {k: i for i, k in enumerate(KEYS)}
 # Module-level integer constants for use inside @njit code: costs.C_SPIN_LOCK_PAIR etc.
