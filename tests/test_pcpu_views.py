@@ -1,0 +1,103 @@
+"""Chapter 2's analysis helpers (allocsim.pcpu_views), memory figures and the bypass table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from allocsim import iouring, params, pcpu_list as pl, pcpu_views as views
+from allocsim.errors import AllocsimError, DataError
+
+
+@pytest.fixture(scope="module")
+def P():
+    return params.validate("pcpu", {"ios": 3072, "warmup": 1024})
+
+
+def test_break_even_interpolates_the_crossing():
+    df = pd.DataFrame({"share": [0.0, 0.5, 1.0], views.LIST: [10.0, 30.0, 50.0], views.KMALLOC: [40.0, 40.0, 40.0]})
+    assert views.break_even(df) == pytest.approx(0.75)
+    df[views.KMALLOC] = 60.0
+    assert views.break_even(df) is None
+
+
+def test_list_lengths_replay_ends_in_the_models_final_state():
+    cfg = iouring.IOUring(ios=1000, task_share=0.3, hardirq_share=0.5, softirq_share=0.2, seed=3)
+    prog = iouring.program(cfg)
+    r = pl.run(prog)
+    df = views.list_lengths(prog, r.event_path)
+    state = r.extra["state"]
+    assert (df["nr"].iloc[-1], df["nr_irq"].iloc[-1]) == (state.nr[0], state.nr_irq[0])
+    assert df["nr"].min() >= 0 and df["nr_irq"].min() >= 0
+
+
+def test_steady_scenarios(P):
+    sc = views.scenarios(P)
+    assert sc.loc[views.POLLED, "hit rate"] == 1.0 and sc.loc[views.POLLED, "splices per IO"] == 0
+    assert sc.loc[views.IRQ, "splices per IO"] == pytest.approx(1 / 32)
+    assert sc.loc[views.CROSS100, "hit rate"] == 0.0
+    assert sc.loc[views.CROSS100, "cached after run, most on one CPU"] == P.max_nr
+    # the list pays with polled and interrupt completions, not when every completion is elsewhere
+    assert sc.loc[views.IRQ, "saved cycles per IO"] > 0 > sc.loc[views.CROSS100, "saved cycles per IO"]
+
+
+def test_sweep_hit_rate_falls_with_softirq_share(P):
+    df = views.sweep(P, "softirq_share", [0.0, 0.5, 1.0])
+    assert df["hit rate"].iloc[0] == 1.0 and df["hit rate"].iloc[-1] == 0.0
+    assert df[views.LIST].is_monotonic_increasing
+    be = views.break_even(df)
+    assert be is not None and 0.5 < be < 1.0
+
+
+def test_memory_from_layout_and_size_classes():
+    m = pl.memory()
+    assert (m["element_size"], m["header"], m["request"]) == (96, 8, 104)
+    assert (m["kmalloc_cache"], m["plain_cache"]) == ("kmalloc-128", "kmalloc-96")
+    assert m["per_cpu_bytes"] == 256 * 128 + 24
+    assert pl.memory(max_nr=16)["per_cpu_bytes"] == 16 * 128 + 24
+    assert m["slub_per_cpu_objects"] == 120  # 7.0: main + spare of kmalloc-96 (capacity 60)
+    assert pl.memory(kernel="6.19")["slub_per_cpu_objects"] == 120  # 6.19: cpu_partial of kmalloc-96
+    t = pl.memory_table(cpus=(1, 8))
+    assert t["per-CPU list"].tolist() == [m["per_cpu_bytes"], 8 * m["per_cpu_bytes"]]
+    with pytest.raises(AllocsimError, match="max_nr"):
+        pl.memory(max_nr=0)
+    with pytest.raises(AllocsimError, match="CPU counts"):
+        pl.memory_table(cpus=(0,))
+
+
+def test_bypass_table_every_cell_has_a_source():
+    t = pl.bypass_table()
+    assert len(t) >= 8
+    assert {"CPU hotplug", "memcg accounting", "KASAN", "KFENCE", "Freelist hardening"} <= set(t.index)
+    for col in t.columns:
+        assert t[col].str.contains(r"\[.+\]$").all()
+    assert list(pl.bypass_table(("slub",)).columns) == ["SLUB (kmalloc / sheaves)"]
+    with pytest.raises(AllocsimError, match="column"):
+        pl.bypass_table(("slab",))
+
+
+def test_bypass_table_names_a_missing_source(tmp_path, monkeypatch):
+    (tmp_path / "bypass.yaml").write_text(
+        "source: x\nitems:\n  - {item: a, patch: p, patch_source: s, bio: b, bio_source: '', slub: c, slub_source: s}\n")
+    monkeypatch.setattr("allocsim.paths.DATA", tmp_path)
+    with pytest.raises(DataError, match="item 1: field 'bio_source'"):
+        pl.bypass_table()
+
+
+def test_chapter_spec_rejects_inconsistent_parameters():
+    with pytest.raises(AllocsimError, match="add up to 1"):
+        params.validate("pcpu", {"softirq_share": 0.5})
+    with pytest.raises(AllocsimError, match="threshold"):
+        params.validate("pcpu", {"threshold": 300})
+    with pytest.raises(AllocsimError, match="submit_batch"):
+        params.validate("pcpu", {"queue_depth": 16})
+    with pytest.raises(AllocsimError, match="kmalloc"):
+        params.validate("pcpu", {"kmalloc": "slab"})
+
+
+def test_charts_build(P):
+    assert views.mechanism_chart(16, 256).to_dict()["layer"]
+    df = views.sweep(P, "cross_cpu_share", [0.0, 1.0])
+    assert views.cached_chart(df, 256).to_dict()
+    assert views.memory_chart(pl.memory_table(cpus=(1, 4)), 2).to_dict()
+    assert views.sweep_chart(df, "x", "t", views.break_even(df)).to_dict()
+    assert np.isfinite(df[views.LIST]).all()
