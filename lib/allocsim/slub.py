@@ -1,0 +1,274 @@
+"""The facade every chapter calls to run a workload through SLUB: :func:`run`.
+
+It picks the model the kernel version and the cache imply —
+
+* **6.18 / 6.19, no sheaves** (any kmalloc cache; a dedicated cache without ``sheaf_capacity``): the
+  cpu slab of :mod:`allocsim.cpu_slab` (kernel.md §3);
+* **6.18 / 6.19 with sheaves** (a dedicated ``kmem_cache_create()`` cache with ``sheaf_capacity``,
+  ``kmalloc=False``): opt-in sheaves of :mod:`allocsim.sheaves` refilled through that cpu slab
+  (kernel.md §1.3–§1.5, "double caching");
+* **7.0**: sheaves on every cache, kmalloc included, with the default capacity of
+  ``calculate_sheaf_capacity()`` (or ``max(default, sheaf_capacity)`` for a dedicated cache), no cpu
+  slab (kernel.md §2) —
+
+fills the cache geometry from :func:`allocsim.kconfig.cache_geometry` (``calculate_order()``,
+``set_cpu_partial()``, ``min_partial``, sheaf capacity), and runs the program event by event on simulated
+CPUs (:mod:`allocsim.sim`: the CPU with the earliest clock moves next; ``list_lock`` and the barn lock
+are shared locks with clocks, so contention emerges from the costs).
+
+Not modelled: ``SLAB_ACCOUNT`` / memcg charging (Dave Chinner's proposed cache sets it). The cost of
+``__memcg_slab_post_alloc_hook()`` and of the free-side uncharge has no measured figure in the cited
+sources (allocators-and-costs.md §6 has none), so rather than invent one the flag is left out; it
+would add the same cost per object to a ``SLAB_ACCOUNT`` cache on every kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from . import costs as _costs
+from . import kconfig
+from . import slub_stats as _st
+from .barn import B_NR_EMPTY, B_NR_FULL, MAX_EMPTY_SHEAVES, MAX_FULL_SHEAVES
+from .errors import AllocsimError
+from .result import Result
+from .sheaves import irq_event_done, kmem_cache_alloc, kmem_cache_free, trylock_ok
+from .sim import DEADLOCK, next_cpu as _sim_next_cpu
+from .slab_pages import (
+    AC_TAKEN_BARN, AC_TAKEN_LIST, AC_WAIT_BARN, AC_WAIT_LIST, AC_XFER_BARN, AC_XFER_LIST, G, G_ERR, ND_NR_PARTIAL,
+    ND_NR_SLABS, V_70, V_CPU_SLAB, new_state, view,
+)
+from .trace import ALLOC, Program
+
+
+#: :func:`allocsim.sim.next_cpu` itself, compiled inline into the event loop without reference counting
+#: (the same Python function; only the compilation options differ).
+next_cpu = njit(_nrt=False, inline="always")(_sim_next_cpu.py_func)
+
+
+@dataclass(frozen=True)
+class SlubConfig:
+    """Everything a SLUB model needs besides the program: the kernel version, the cache geometry
+    (numbers as ``/sys/kernel/slab/<cache>/`` shows them), the machine, and model switches.
+
+    ``gfp_nowait_fails`` makes ``alloc_empty_sheaf(GFP_NOWAIT)`` fail (memory pressure), the only way
+    ``__pcs_replace_full_main()`` reaches ``sheaf_flush_main()``."""
+
+    version: str
+    geometry: kconfig.CacheGeometry
+    ncpu: int
+    cpus_per_node: int
+    gfp_nowait_fails: bool = False
+
+    @property
+    def nnodes(self) -> int:
+        return -(-self.ncpu // self.cpus_per_node)
+
+    @property
+    def sheaves(self) -> bool:
+        return self.geometry.sheaf_capacity > 0
+
+    @property
+    def model(self) -> str:
+        g = self.geometry
+        if self.version == "7.0":
+            return f"7.0 sheaves ({g.name}, capacity {g.sheaf_capacity})"
+        if self.sheaves:
+            return f"{self.version} sheaves on cpu slab ({g.name}, capacity {g.sheaf_capacity})"
+        return f"{self.version} cpu slab ({g.name})"
+
+
+def _check_int(name, v, lo, hi=None):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
+        rng = f"from {lo} to {hi}" if hi is not None else f">= {lo}"
+        raise AllocsimError(f"slub.run {name} must be an integer {rng}, not {v!r}")
+    return int(v)
+
+
+def configure(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_capacity: int | None = None,
+              kmalloc: bool = True, ncpu_present: int | None = None, cpus_per_node: int | None = None,
+              gfp_nowait_fails: bool = False) -> SlubConfig:
+    """Validate :func:`run`'s arguments (one sentence per mistake) and compute the cache geometry."""
+    if not isinstance(program, Program):
+        raise AllocsimError(f"slub.run program must be an allocsim.trace.Program, not {type(program).__name__}")
+    version = kconfig.check_version(kernel)
+    if not isinstance(kmalloc, bool):
+        raise AllocsimError(f"slub.run kmalloc must be True (a kmalloc-N cache) or False (a dedicated kmem_cache), not {kmalloc!r}")
+    if not isinstance(gfp_nowait_fails, bool):
+        raise AllocsimError(f"slub.run gfp_nowait_fails must be True or False, not {gfp_nowait_fails!r}")
+    ncpu = program.ncpu
+    if ncpu < 1:
+        raise AllocsimError("slub.run program must have at least one CPU")
+    if ncpu_present is None:
+        ncpu_present = ncpu
+    ncpu_present = _check_int("ncpu_present", ncpu_present, ncpu, 8192)
+    if cpus_per_node is None:
+        cpus_per_node = ncpu
+    cpus_per_node = _check_int("cpus_per_node", cpus_per_node, 1, ncpu)
+    if sheaf_capacity is not None:
+        sheaf_capacity = _check_int("sheaf_capacity", sheaf_capacity, 0)
+        if kmalloc and sheaf_capacity:
+            raise AllocsimError(f"slub.run sheaf_capacity={sheaf_capacity} needs kmalloc=False: a kmalloc cache takes no "
+                                f"sheaf_capacity request (only a dedicated kmem_cache_create() cache does)")
+    geometry = kconfig.cache_geometry(object_size, ncpu_present, version, sheaf_capacity=sheaf_capacity or 0,
+                                      kmalloc=kmalloc)
+    return SlubConfig(version=version, geometry=geometry, ncpu=ncpu, cpus_per_node=cpus_per_node,
+                      gfp_nowait_fails=gfp_nowait_fails)
+
+
+def _peak_live(program: Program) -> int:
+    """An upper bound on objects allocated and not yet freed at any time: per CPU the highest running
+    count of its allocations minus its frees, summed."""
+    total = 0
+    for c in range(program.ncpu):
+        a, b = program.start[c], program.start[c + 1]
+        if b > a:
+            steps = np.where(program.op[a:b] == ALLOC, 1, -1)
+            total += max(0, int(np.cumsum(steps).max()))
+    return total
+
+
+def _sheaf_lines(capacity: int) -> int:
+    """64-byte lines ``kzalloc()`` zeroes for a sheaf of ``capacity`` pointers."""
+    return -(-(kconfig.sheaf_header() + 8 * capacity) // 64)
+
+
+def new_model_state(cfg: SlubConfig, program: Program, cost_vector: np.ndarray, scale: int = 1):
+    """The state ``(I, F)`` for ``cfg`` (see :mod:`allocsim.slab_pages`), sized for ``program`` (times ``scale``)."""
+    g = cfg.geometry
+    cap = g.sheaf_capacity
+    peak = _peak_live(program)
+    cached = cfg.ncpu * (2 * cap + g.objs_per_slab * (g.cpu_partial_slabs + 1)) + cfg.nnodes * (MAX_FULL_SHEAVES + 4) * cap
+    max_slabs = scale * (peak + cached + cfg.ncpu * (g.cpu_partial_slabs + 2) + cfg.nnodes * (g.min_partial + 2) + 8)
+    max_sheaves = scale * (3 * cfg.ncpu + cfg.nnodes * (MAX_FULL_SHEAVES + MAX_EMPTY_SHEAVES + 4)
+                           + (peak // cap if cap else 0) + 8)
+    version = V_70 if cfg.version == "7.0" else V_CPU_SLAB
+    return new_state(cfg.ncpu, cfg.nnodes, cfg.cpus_per_node, g.objs_per_slab, g.min_partial, g.cpu_partial_slabs,
+                     cap, version, cfg.sheaves, max_slabs, max_sheaves if cap else 1, cost_vector,
+                     max_full=MAX_FULL_SHEAVES, nowait_fails=cfg.gfp_nowait_fails,
+                     sheaf_lines=_sheaf_lines(cap) if cap else 1)
+
+
+@njit(cache=True)
+def simulate(I, F, start, op, ctx, slot, gap, n_slots, u, event_path):
+    """Run a program: allocate the loop's arrays and hand them to :func:`event_loop`. Returns
+    ``(status, clock, cycles, path_count, path_cycles)``; ``status`` is -1 when every program finished,
+    -2 on a deadlock, 1 when the state tables overflowed (rerun larger)."""
+    ncpu = len(start) - 1
+    clock = np.zeros(ncpu, np.float64)
+    pos = start[:-1].copy()
+    slot_time = np.full(n_slots, -1.0)
+    slot_obj = np.full(n_slots, -1, np.int64)
+    path_count = np.zeros(_st.N_PATHS, np.int64)
+    path_cycles = np.zeros(_st.N_PATHS, np.float64)
+    status, total = event_loop(I, F, start, op, ctx, slot, gap, u, event_path, clock, pos, slot_time, slot_obj,
+                               path_count, path_cycles)
+    return status, clock, total, path_count, path_cycles
+
+
+@njit(cache=True, _nrt=False)
+def event_loop(I, F, start, op, ctx, slot, gap, u, event_path, clock, pos, slot_time, slot_obj, path_count,
+               path_cycles):
+    """The event loop: the runnable CPU with the earliest clock runs its next event
+    (:func:`allocsim.sim.next_cpu`); a FREE waits for its ALLOC; interrupt-context events get their
+    ``local_trylock`` verdict from :func:`allocsim.sheaves.trylock_ok`. Compiled without numba's
+    reference counting (it allocates nothing), which halves its cost."""
+    total = 0.0
+    while True:
+        cpu = next_cpu(clock, pos, start, op, slot, slot_time)
+        if cpu < 0:
+            return cpu, total
+        i = pos[cpu]
+        pos[cpu] += 1
+        t = clock[cpu] + gap[i]
+        s = slot[i]
+        if op[i] != ALLOC and slot_time[s] > t:
+            t = slot_time[s]
+        c = ctx[i]
+        ok = trylock_ok(I, F, cpu, c, u[i], t)
+        t0 = t
+        if op[i] == ALLOC:
+            obj, t, path = kmem_cache_alloc(I, F, cpu, c, ok, t)
+            slot_obj[s] = obj
+            slot_time[s] = t
+        else:
+            t, path = kmem_cache_free(I, F, slot_obj[s], cpu, c, ok, t)
+        irq_event_done(I, F, cpu, c, t)
+        clock[cpu] = t
+        event_path[i] = path
+        path_count[path] += 1
+        path_cycles[path] += t - t0
+        total += t - t0
+        if I[G + G_ERR] != 0:
+            return 1, total
+
+
+def irq_draws(program: Program, seed: int) -> np.ndarray:
+    """The seeded uniforms that place interrupts (one per event; see :mod:`allocsim.sheaves`)."""
+    return np.random.default_rng([int(seed), 0x5EAF]).random(program.n_events)
+
+
+def run(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_capacity: int | None = None,
+        kmalloc: bool = True, ncpu_present: int | None = None, cpus_per_node: int | None = None,
+        costs: _costs.CostTable | None = None, seed: int = 0, gfp_nowait_fails: bool = False) -> Result:
+    """Run ``program`` through SLUB of ``kernel`` for ``object_size``-byte objects.
+
+    ``sheaf_capacity``: ``None`` = the kernel's default for the cache (7.0: ``calculate_sheaf_capacity()``;
+    6.18/6.19: no sheaves); an integer = an explicit ``kmem_cache_args.sheaf_capacity`` (needs
+    ``kmalloc=False``; in 7.0 it is ``max()``-ed with the default). ``kmalloc``: a ``kmalloc-N`` cache
+    (``s->size`` the bucket) or a dedicated ``kmem_cache``. ``ncpu_present``: CPUs the machine has (for
+    ``calculate_order()``), default the program's CPUs. ``cpus_per_node``: CPUs per NUMA node (one
+    barn and one partial list per node), default all on one node. ``costs``: a
+    :class:`allocsim.costs.CostTable` (default ``data/costs.csv``). ``seed``: the interrupt-placement
+    draws. Returns a :class:`allocsim.result.Result` whose ``extra`` holds the configuration, the lock
+    statistics and the final slab/barn counts.
+    """
+    cfg = configure(program, kernel, object_size, sheaf_capacity, kmalloc, ncpu_present, cpus_per_node,
+                    gfp_nowait_fails)
+    if costs is None:
+        costs = _costs.load()
+    if not isinstance(costs, _costs.CostTable):
+        raise AllocsimError(f"slub.run costs must be an allocsim.costs.CostTable or None, not {type(costs).__name__}")
+    seed = _check_int("seed", seed, 0)
+    start, op, ctx, slot, gap, n_slots = program.arrays()
+    u = irq_draws(program, seed)
+    scale = 1
+    while True:
+        I, F = new_model_state(cfg, program, costs.vector, scale)
+        event_path = np.full(program.n_events, -1, np.int64)
+        status, clock, total, pcount, pcycles = simulate(I, F, start, op, ctx, slot, gap, n_slots, u, event_path)
+        if status != 1:
+            break
+        scale *= 2
+    if status == DEADLOCK:
+        raise AllocsimError("slub.run program deadlocked: some CPU frees a slot that is never allocated before it")
+    return _result(cfg, program, I, F, clock, total, pcount, pcycles, event_path)
+
+
+def _result(cfg, program, I, F, clock, total, pcount, pcycles, event_path) -> Result:
+    v = view(I, F)
+    nd, barn, stats, acc = v["nd"], v["barn"], v["stats"], v["acc"]
+    paths = {_st.PATHS[k]: (int(pcount[k]), float(pcycles[k])) for k in range(_st.N_PATHS) if pcount[k]}
+    n_alloc = int(np.count_nonzero(program.op == ALLOC))
+    extra = {
+        "config": cfg,
+        "geometry": cfg.geometry,
+        "list_lock_wait": float(acc[AC_WAIT_LIST]),
+        "barn_lock_wait": float(acc[AC_WAIT_BARN]),
+        "list_lock_taken": int(acc[AC_TAKEN_LIST]),
+        "barn_lock_taken": int(acc[AC_TAKEN_BARN]),
+        "list_lock_transfers": int(acc[AC_XFER_LIST]),
+        "barn_lock_transfers": int(acc[AC_XFER_BARN]),
+        "nr_slabs": int(nd[:, ND_NR_SLABS].sum()),
+        "nr_partial": int(nd[:, ND_NR_PARTIAL].sum()),
+        "barn_nr_full": barn[:, B_NR_FULL].tolist(),
+        "barn_nr_empty": barn[:, B_NR_EMPTY].tolist(),
+        "state": (I, F),
+    }
+    return Result(model=cfg.model, n_alloc=n_alloc, n_free=program.n_events - n_alloc, cycles=float(total),
+                  clock=clock, stats=_st.stats_dict(stats, cfg.version), paths=paths,
+                  lock_wait=float(acc[AC_WAIT_LIST] + acc[AC_WAIT_BARN]), event_path=event_path, extra=extra)
