@@ -101,3 +101,15 @@ def test_charts_build(P):
     assert views.memory_chart(pl.memory_table(cpus=(1, 4)), 2).to_dict()
     assert views.sweep_chart(df, "x", "t", views.break_even(df)).to_dict()
     assert np.isfinite(df[views.LIST]).all()
+
+
+def test_notes_follow_the_backend():
+    standin = params.validate("pcpu", {})
+    slub = params.validate("pcpu", {"kmalloc": "slub", "kernel": "6.19"})
+    assert "stand-in" in views.backend_note(standin) and "21 cycles" in views.backend_note(standin)
+    assert "SLUB model of 6.19" in views.backend_note(slub) and "kmalloc-128" in views.backend_note(slub)
+    # the thread's 6.19 figures: 1.17M -> 1.20M IOPS is 21.4 ns per IO, 64 cycles at 3 GHz
+    assert "50% of the 6.19 difference" in views.thread_note(standin, 32.05)
+    assert "SLUB model of 6.19" in views.thread_note(slub, 32.05)
+    no_figures = params.validate("pcpu", {"kmalloc": "slub", "kernel": "6.18"})
+    assert "no IOPS figures for 6.18" in views.thread_note(no_figures, 10.0)
