@@ -310,15 +310,14 @@ def fallback_program(ncpu: int, cpu, op, ctx, obj, time, n_elements: int) -> Pro
     element id, gap = front-end cycles since the previous fallback call on that CPU."""
     cpu = np.asarray(cpu, np.int64)
     order = np.argsort(cpu, kind="stable")
-    cpu, op, ctx, obj, time = cpu[order], np.asarray(op)[order], np.asarray(ctx)[order], np.asarray(obj)[order], np.asarray(time, np.float64)[order]
+    cpu, op, ctx, obj = cpu[order], np.asarray(op)[order], np.asarray(ctx)[order], np.asarray(obj)[order]
+    time = np.asarray(time, np.float64)[order]
     counts = np.bincount(cpu, minlength=ncpu) if len(cpu) else np.zeros(ncpu, np.int64)
     start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    gap = np.empty(len(cpu), np.int64)
-    for c in range(ncpu):
-        t = time[start[c]:start[c + 1]]
-        if len(t):
-            g = np.diff(np.concatenate([[0.0], t]))
-            gap[start[c]:start[c + 1]] = np.rint(g).astype(np.int64)
+    gap = np.diff(time, prepend=0.0)
+    firsts = start[:-1][counts > 0]
+    gap[firsts] = time[firsts]  # each CPU's first call: the time since that CPU started
+    gap = np.rint(gap).astype(np.int64)
     # valid by construction (each element kmalloc'ed once, kfreed at most once, after its kmalloc);
     # the tests validate it, and backends check what they are given
     return Program(start, op.astype(np.int8), ctx.astype(np.int8), obj.astype(np.int64), gap, int(n_elements))
