@@ -54,7 +54,7 @@ from .barn import (
     barn_replace_empty_sheaf, barn_replace_full_sheaf, shb,
 )
 from .slab_pages import (
-    CF_CAP, CF_MAX_SHEAVES, CF_NNODES, CF_NOWAIT_FAILS, CF_OBJS, CF_SHEAF_LINES, CF_SHEAVES, CF_VERSION, CFG, ERR_SHEAVES, G,
+    CF_ACCOUNT, CF_CAP, CF_MAX_SHEAVES, CF_NNODES, CF_NOWAIT_FAILS, CF_OBJS, CF_SHEAF_LINES, CF_SHEAVES, CF_VERSION, CFG, ERR_SHEAVES, G,
     G_ERR, G_SHEAF_FREE_HEAD, G_SHEAF_NEXT_NEW, H_IRQ, H_PCS, H_SCRATCH, H_SHOBJ, NIQ, NPCS, SL_NODE, ST, V_70,
     alloc_single_70, free_bulk_70, node_of_cpu, refill_objects, slab_free_70, slab_of, slb,
 )
@@ -64,6 +64,7 @@ C_TRYLOCK = _costs.C_LOCAL_TRYLOCK_PAIR
 C_L1 = _costs.C_L1_HIT
 C_CALL = _costs.C_FUNCTION_CALL
 C_PCPU_CX = _costs.C_PERCPU_CMPXCHG16B
+C_MEMCG = _costs.C_MEMCG_CHARGE
 
 #: ``#define PCS_BATCH_MAX 32U`` (v6.19 / v7.0 ``mm/slub.c``; kernel.md §1.2).
 PCS_BATCH_MAX = 32
@@ -429,7 +430,11 @@ def kmem_cache_alloc(I, F, cpu, ctx, lock_ok, t):
     ``__slab_alloc_node()``, whose fast-path charge ``percpu_cmpxchg16b`` is Brouer's measured cost of a
     whole ``kmem_cache_alloc()`` call and so already includes the call; 7.0 ``___slab_alloc()``).
     ``lock_ok`` is :func:`trylock_ok` for this call (a failed ``local_trylock()`` costs
-    ``local_trylock_pair``). Returns ``(obj, t, path)``."""
+    ``local_trylock_pair``). A ``SLAB_ACCOUNT`` cache adds ``memcg_charge`` per allocation
+    (``slab_post_alloc_hook()`` → ``memcg_slab_post_alloc_hook()``, on whichever path the object came).
+    Returns ``(obj, t, path)``."""
+    if I[CFG + CF_ACCOUNT] == 1:
+        t += F[C_MEMCG]
     bypass = False
     if I[CFG + CF_SHEAVES] == 1:
         t += F[C_CALL]

@@ -109,8 +109,9 @@ SCRATCH = 32
 
 # --- configuration (I[CFG + CF_*])
 (CF_OBJS, CF_MIN_PARTIAL, CF_CPU_PARTIAL_SLABS, CF_CAP, CF_VERSION, CF_NNODES, CF_CPUS_PER_NODE, CF_SHEAVES,
- CF_NOWAIT_FAILS, CF_MAX_FULL, CF_SHEAF_LINES, CF_DEFRAG_RATIO, CF_MAX_SLABS, CF_MAX_SHEAVES, CF_NCPU) = range(15)
-NCF = 15
+ CF_NOWAIT_FAILS, CF_MAX_FULL, CF_SHEAF_LINES, CF_DEFRAG_RATIO, CF_MAX_SLABS, CF_MAX_SHEAVES, CF_NCPU,
+ CF_ACCOUNT) = range(16)
+NCF = 16
 CFG = NH
 V_CPU_SLAB = 0  # SLUB <= 6.19: a cpu slab and cpu partial list (with or without opt-in sheaves above)
 V_70 = 1        # 7.0: sheaves on every cache, no cpu slab
@@ -161,7 +162,8 @@ NIQ = 5   # allocsim.sheaves: IQ_* (floats)
 
 def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, min_partial: int,
               cpu_partial_slabs: int, capacity: int, version: int, sheaves: bool, max_slabs: int, max_sheaves: int,
-              cost: np.ndarray, max_full: int = 10, nowait_fails: bool = False, sheaf_lines: int = 1):
+              cost: np.ndarray, max_full: int = 10, nowait_fails: bool = False, sheaf_lines: int = 1,
+              slab_account: bool = False):
     """A fresh ``(I, F)``: no slabs, empty partial lists, empty barns, every CPU with an empty main
     sheaf (``init_percpu_sheaves()``) when ``sheaves``."""
     cap = max(capacity, 1)
@@ -198,6 +200,7 @@ def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, mi
     cfg[CF_MAX_SLABS] = max_slabs
     cfg[CF_MAX_SHEAVES] = max_sheaves
     cfg[CF_NCPU] = ncpu
+    cfg[CF_ACCOUNT] = 1 if slab_account else 0
     v = view(I, F)
     v["sl"][:, SL_WHERE] = W_POOL
     v["sl"][:, [SL_FREELIST, SL_PREV, SL_NEXT, SL_CPU]] = -1

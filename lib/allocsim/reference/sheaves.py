@@ -301,6 +301,8 @@ def free_to_pcs(m, obj, cpu, ctx, t):
 # ---------------------------------------------------------------- entry points
 
 def kmem_cache_alloc(m, cpu, ctx, lock_ok, t):
+    if m.slab_account:
+        t += m.c["memcg_charge"]
     bypass = False
     if m.sheaves:
         t += m.c["function_call"]

@@ -22,6 +22,7 @@ def new_state(cfg: _slub.SlubConfig, costs: _costs.CostTable) -> State:
     m = State(cfg.ncpu, cfg.nnodes, cfg.cpus_per_node, g.objs_per_slab, g.min_partial, g.cpu_partial_slabs, cap,
               cfg.version == "7.0", cfg.sheaves, {k: costs.cycles(k) for k in _costs.KEYS},
               nowait_fails=cfg.gfp_nowait_fails, sheaf_lines=_slub._sheaf_lines(cap) if cap else 1)
+    m.slab_account = cfg.slab_account
     cs.attach(m)
     shv.attach(m)
     return m
@@ -41,9 +42,9 @@ def next_cpu(clock, pos, ends, program, slot_time):
 
 
 def run(program: Program, kernel="7.0", object_size=256, sheaf_capacity=None, kmalloc=True, ncpu_present=None,
-        cpus_per_node=None, costs=None, seed=0, gfp_nowait_fails=False) -> Result:
+        cpus_per_node=None, costs=None, seed=0, gfp_nowait_fails=False, slab_account=False) -> Result:
     cfg = _slub.configure(program, kernel, object_size, sheaf_capacity, kmalloc, ncpu_present, cpus_per_node,
-                          gfp_nowait_fails)
+                          gfp_nowait_fails, slab_account)
     costs = costs or _costs.load()
     m = new_state(cfg, costs)
     u = _slub.irq_draws(program, seed)
@@ -90,7 +91,10 @@ def run(program: Program, kernel="7.0", object_size=256, sheaf_capacity=None, km
         c[1] += t - t0
         total += t - t0
     n_alloc = int(np.count_nonzero(program.op == ALLOC))
+    objs = np.full(program.n_slots, -1, np.int64)
+    for k, o in slot_obj.items():
+        objs[k] = o
     return Result(model="reference " + cfg.model, n_alloc=n_alloc, n_free=program.n_events - n_alloc, cycles=total,
                   clock=np.asarray(clock), stats=_slub._st.stats_dict(np.array([m.stats[k] for k in _slub._st.STATS]), cfg.version),
                   paths={k: (v[0], v[1]) for k, v in paths.items()}, lock_wait=m.wait["list"] + m.wait["barn"],
-                  event_path=event_path, extra={"state": m, "live": live, "config": cfg})
+                  event_path=event_path, extra={"state": m, "live": live, "config": cfg, "slot_obj": objs})
