@@ -129,14 +129,28 @@ def validate(slug: str, namespace: dict) -> SimpleNamespace:
 
 
 def table(slug: str, ns: SimpleNamespace):
-    """The parameters a chapter ran with, next to their defaults, as a DataFrame to show on the page
-    (so a reader of a re-run page sees at once what was changed)."""
+    """The parameters a chapter ran with, next to their defaults, as a Markdown table for the page (so
+    a reader of a re-run page sees at once what was changed)."""
     import pandas as pd
+
+    from IPython.display import Markdown
+
+    from .mdtable import markdown
 
     s = spec(slug)
     rows = []
     for p in s.params:
         v = getattr(ns, p.name)
-        rows.append({"parameter": p.name, "value": v, "default": p.default,
-                     "changed": "yes" if v != p.default else "", "meaning": p.help})
-    return pd.DataFrame(rows).astype({"value": str, "default": str}).set_index("parameter")
+        changed = v != p.default
+        rows.append({"parameter": f"`{p.name}`", "value": f"**{v!r}**" if changed else repr(v),
+                     "default": repr(p.default), "meaning": p.help})
+    import html
+
+    changed = [f"<code>{html.escape(f'{p.name} = {getattr(ns, p.name)!r}')}</code>" for p in s.params
+               if getattr(ns, p.name) != p.default]
+    title = ("Parameters of this page: " + (f"{len(changed)} changed from the defaults ({', '.join(changed)})"
+                                             if changed else "all at their defaults"))
+    body = markdown(pd.DataFrame(rows))
+    opened = " open" if changed else ""
+    return Markdown(f'<details class="allocsim-params"{opened}><summary>{title}</summary>\n\n{body}\n\n'
+                    f"Re-run with `python -m allocsim run {slug} -p NAME VALUE`.\n\n</details>\n")

@@ -76,7 +76,7 @@ PCPU_CACHE_IRQ_THRESHOLD = 16
 #: ``DIO_ALLOC_CACHE_MAX`` of the patch (v3, fs/iomap/direct-io.c), = bio's ALLOC_CACHE_MAX.
 DIO_ALLOC_CACHE_MAX = 256
 #: The kmalloc model the fallback calls go to by default: "standin" (fixed cost) or "slub".
-DEFAULT_KMALLOC = "standin"
+DEFAULT_KMALLOC = "slub"
 KMALLOC_CHOICES = ("standin", "slub")
 
 # Path codes (Result.event_path), in the order of PATHS.

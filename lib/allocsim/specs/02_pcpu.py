@@ -35,7 +35,7 @@ SPEC = ChapterSpec(
         Param("completion_order", str, "fifo", "order in which the device completes in-flight IOs", choices=("fifo", "random")),
         Param("threshold", int, 16, "PCPU_CACHE_IRQ_THRESHOLD: IRQ-list length that allows a splice", low=1, high=65536),
         Param("max_nr", int, 256, "DIO_ALLOC_CACHE_MAX: objects one CPU may cache", low=1, high=65536),
-        Param("kmalloc", str, "standin", "the kmalloc model behind the list's misses: fixed-cost stand-in or the SLUB models",
+        Param("kmalloc", str, "slub", "the kmalloc model behind the list's misses: fixed-cost stand-in or the SLUB models",
               choices=("standin", "slub")),
         Param("kernel", str, "7.0", "kernel version for the SLUB models and the memory comparison", choices=kconfig.VERSIONS),
         Param("ios", int, 20000, "IOs per submitter in each simulated run", low=512, high=2_000_000),
