@@ -141,7 +141,7 @@ def test_fallback_gaps_are_front_end_time_between_calls():
 
 def test_run_combines_with_the_standin_backend():
     prog = from_lists([[(A, T, 0), (F, S, 0), (A, T, 1), (F, T, 1)]])
-    r = pl.run(prog)
+    r = pl.run(prog, kmalloc="standin")
     t = costs.load()
     per_call = t.cycles("percpu_cmpxchg16b")
     front = r.extra["front"]
@@ -167,7 +167,7 @@ def test_run_with_a_custom_backend():
 
 def test_kmalloc_only_baseline():
     prog = iouring.program(iouring.IOUring(ios=320))
-    r = pl.kmalloc_only(prog)
+    r = pl.kmalloc_only(prog, kmalloc="standin")
     assert r.cycles == 640 * costs.load().cycles("percpu_cmpxchg16b")
 
 

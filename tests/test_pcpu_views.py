@@ -104,7 +104,7 @@ def test_charts_build(P):
 
 
 def test_notes_follow_the_backend():
-    standin = params.validate("pcpu", {})
+    standin = params.validate("pcpu", {"kmalloc": "standin"})
     slub = params.validate("pcpu", {"kmalloc": "slub", "kernel": "6.19"})
     assert "stand-in" in views.backend_note(standin) and "21 cycles" in views.backend_note(standin)
     assert "SLUB model of 6.19" in views.backend_note(slub) and "kmalloc-128" in views.backend_note(slub)
