@@ -284,9 +284,12 @@ def slab_of(I, obj):
 
 @njit(cache=True, _nrt=False)
 def spin_lock_irqsave(I, F, lock, kind, cpu, t):
-    """``spin_lock_irqsave()`` of a shared lock (``list_lock`` or a barn lock): wait until it is free
-    (as :func:`allocsim.sim.lock_acquire`), pay a cache-line transfer if another CPU held it last, then
-    ``spin_lock_pair`` + ``irq_save_restore`` (both halves of lock/unlock charged here)."""
+    """``spin_lock_irqsave()`` of a shared lock (``list_lock`` or a barn lock): ``irq_save_restore``
+    first (interrupts are disabled before spinning and restored after the unlock, so that cost does not
+    hold the lock), then wait until the lock is free (as :func:`allocsim.sim.lock_acquire`), pay a
+    cache-line transfer if another CPU held it last, and ``spin_lock_pair`` (the atomic acquire and the
+    release, charged here) inside the critical section."""
+    t += F[C_IRQSAVE]
     lf = I[H_LF] + lock
     waited = 0.0
     if F[lf] > t:
@@ -305,7 +308,7 @@ def spin_lock_irqsave(I, F, lock, kind, cpu, t):
         F[AC + AC_WAIT_BARN] += waited
         F[AC + AC_XFER_BARN] += transferred
         F[AC + AC_TAKEN_BARN] += 1.0
-    return t + F[C_SPIN] + F[C_IRQSAVE]
+    return t + F[C_SPIN]
 
 
 @njit(cache=True, _nrt=False)

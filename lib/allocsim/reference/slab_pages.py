@@ -73,6 +73,7 @@ class State:
 
     # ---- shared locks (allocsim.sim.lock_acquire / lock_release)
     def lock(self, kind, node, cpu, t):
+        t += self.c["irq_save_restore"]
         lk = (self.list_locks if kind == "list" else self.barn_locks)[node]
         if lk.free_at > t:
             self.wait[kind] += lk.free_at - t
@@ -81,7 +82,7 @@ class State:
             t += self.c["cacheline_transfer"]
             self.transfers[kind] += 1
         self.taken[kind] += 1
-        return t + self.c["spin_lock_pair"] + self.c["irq_save_restore"]
+        return t + self.c["spin_lock_pair"]
 
     def unlock(self, kind, node, cpu, t):
         lk = (self.list_locks if kind == "list" else self.barn_locks)[node]
