@@ -140,15 +140,62 @@ def runs_needed(m1: float, m2: float, cv: float, alpha: float = 0.05, power: flo
     return int(math.ceil(z * z * var / (delta * delta)))
 
 
-def p_reported_order(means: dict, cv: float, runs: int = 1, draws: int = 200_000, seed: int = 0,
-                     precision: float = PRECISION_MIOPS) -> float:
-    """Probability that single runs (or means of ``runs`` runs), rounded to the thread's precision,
-    come out exactly as ``means`` rounded — e.g. 1.20 / 1.19 / 1.19. Monte Carlo, seeded."""
-    _check_cv(cv)
+def _rounded_draws(mu, cv, runs, draws, seed, precision):
     rng = np.random.default_rng(seed)
+    x = mu + rng.standard_normal((draws, len(mu))) * (cv * mu / math.sqrt(runs))
+    return np.round(x / precision)
+
+
+def _check_draws(runs, draws):
+    for name, v in (("runs", runs), ("draws", draws)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise AllocsimError(f"{name} must be an integer >= 1, not {v!r}")
+
+
+def p_reported_order(means: dict, cv: float, runs: int = 1, draws: int = 200_000, seed: int = 0,
+                     precision: float = PRECISION_MIOPS, targets: dict | None = None) -> float:
+    """Probability that single runs (or means of ``runs`` runs), rounded to the thread's precision,
+    come out exactly as ``targets`` (default: ``means`` rounded) — e.g. 1.20 / 1.19 / 1.19. Monte
+    Carlo, seeded."""
+    _check_cv(cv)
+    _check_draws(runs, draws)
     names = list(means)
     mu = np.array([means[n] for n in names], dtype=float)
-    x = mu + rng.standard_normal((draws, len(mu))) * (cv * mu / math.sqrt(runs))
-    q = np.round(x / precision)
-    target = np.round(mu / precision)
+    q = _rounded_draws(mu, cv, runs, draws, seed, precision)
+    goal = mu if targets is None else np.array([targets[n] for n in names], dtype=float)
+    target = np.round(goal / precision)
     return float(np.mean(np.all(q == target, axis=1)))
+
+
+def p_same_order(means: dict, reported: dict, cv: float, runs: int = 1, draws: int = 200_000, seed: int = 0,
+                 precision: float = PRECISION_MIOPS) -> float:
+    """Probability that single runs (or means of ``runs`` runs) with true means ``means``, rounded to
+    the thread's precision, *order* the allocators as ``reported`` does: for every pair the same
+    relation (greater, equal after rounding, or less). E.g. on 7.0-rc4 the per-CPU list above both
+    others and kmalloc level with the dedicated cache. Monte Carlo, seeded."""
+    _check_cv(cv)
+    _check_draws(runs, draws)
+    names = list(means)
+    if set(names) != set(reported):
+        raise AllocsimError(f"means and reported must name the same allocators, not {sorted(names)} and {sorted(reported)}")
+    mu = np.array([means[n] for n in names], dtype=float)
+    q = _rounded_draws(mu, cv, runs, draws, seed, precision)
+    r = np.round(np.array([reported[n] for n in names], dtype=float) / precision)
+    ok = np.ones(draws, bool)
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            ok &= np.sign(q[:, i] - q[:, j]) == np.sign(r[i] - r[j])
+    return float(ok.mean())
+
+
+def rounding_rms_ns(reported_miops, n_params: int = 1, precision: float = PRECISION_MIOPS) -> float:
+    """The RMS residual (ns per IO) that the rounding of the reported figures alone would leave after a
+    fit with ``n_params`` parameters: each figure's true value is anywhere within ±precision/2 (uniform,
+    variance h²/3 in ns, with h the half-step converted at that rate), and a least-squares fit absorbs
+    ``n_params`` of the ``n`` degrees of freedom."""
+    m = np.asarray(reported_miops, dtype=float)
+    n = len(m)
+    if n <= n_params:
+        raise AllocsimError(f"need more figures ({n}) than fitted parameters ({n_params}) for a residual")
+    h_ns = 1e3 / (m - precision / 2) - 1e3 / m
+    return float(math.sqrt(np.mean(h_ns ** 2 / 3.0) * (n - n_params) / n))

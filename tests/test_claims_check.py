@@ -1,0 +1,96 @@
+"""The claims table of chapter 5 (allocsim.claims_check): the status rule, every claim evaluated, errors."""
+
+import pandas as pd
+import pytest
+
+from allocsim import claims_check as C, iops_runs as R, kconfig, thread
+from allocsim.errors import AllocsimError
+
+
+@pytest.fixture(scope="module")
+def rep():
+    return R.reproduce(R.Setup(ios=6000), clock_ghz=3.0)
+
+
+@pytest.fixture(scope="module")
+def table(rep):
+    return C.evaluate(rep, multi_threads=(2, 8), rounds=(10, 40))
+
+
+def _claim(**kw):
+    base = dict(value=1.0, unit="%", quote="", low=None, high=None, quantity="q", setup="s")
+    base.update(kw)
+    return base
+
+
+def test_interval_rules():
+    rng = C.interval(_claim(value=3.5, unit="x", low=3, high=4, quote="about 3-4x"))
+    assert (rng.lo, rng.hi, rng.band_lo, rng.band_hi) == (3, 4, 1.5, 8)
+    about = C.interval(_claim(value=12, quote="about 12% improvement"))
+    assert (about.lo, about.hi) == pytest.approx((9.6, 14.4)) and about.band_lo == pytest.approx(4.8)
+    null_io = C.interval(_claim(value=0, quote="doesn't show any improvement", setup="io_uring direct-IO reads"))
+    assert null_io.hi == pytest.approx(C.NULL_IOPS_PCT) and null_io.band_hi == pytest.approx(2 * C.NULL_IOPS_PCT)
+    null_mb = C.interval(_claim(value=0, quote="no noticeable difference", setup="kernel module"))
+    assert null_mb.hi == C.NULL_MICRO_PCT
+    lvl = C.interval(_claim(value=1.2, unit="M IOPS"))
+    assert (lvl.lo, lvl.hi) == pytest.approx((1.195, 1.205)) and (lvl.band_lo, lvl.band_hi) == pytest.approx((1.185, 1.215))
+    obj = C.interval(_claim(value=26, unit="objects"))
+    assert (obj.lo, obj.hi, obj.band_hi) == (25.5, 26.5, 27.5)
+
+
+def test_status_rule():
+    iv = C.interval(_claim(value=12, quote="about 12%"))
+    assert iv.status(12) == "reproduced" and iv.status(14.3) == "reproduced"
+    assert iv.status(20) == "partly" and iv.status(5) == "partly"
+    assert iv.status(40) == "not reproduced" and iv.status(-3) == "not reproduced"
+    assert C.aggregate(["reproduced", "reproduced"]) == "reproduced"
+    assert C.aggregate(["not reproduced", "partly"]) == "partly"
+    assert C.aggregate(["not reproduced", "reproduced"]) == "partly"
+    assert C.aggregate(["not reproduced"]) == "not reproduced"
+    with pytest.raises(AllocsimError, match="statuses must be"):
+        C.aggregate(["maybe"])
+
+
+def test_every_claim_is_evaluated(table):
+    claims = thread.claims()
+    assert list(table["id"]) == list(claims["id"])
+    assert set(table["status"]) <= set(C.STATUSES)
+    assert table["modelled"].str.len().min() > 0 and table["how"].str.len().min() > 0
+    s = C.summary(table)
+    assert sum(s.values()) == len(claims)
+
+
+def test_iops_claims_follow_the_rounding(rep, table):
+    for r in table[table["claimed"].str.endswith("M")].to_dict("records"):
+        c = thread.claims().set_index("id").loc[r["id"]]
+        row = rep.row(kconfig.check_version(c["kernel"]), c["allocator"])
+        assert (r["status"] == "reproduced") == bool(row["rounds to reported"]), r["id"]
+        assert r["value"] == pytest.approx(row["predicted M IOPS"])
+
+
+def test_derived_claims_use_the_predictions(rep, table):
+    t = table.set_index("id")
+    gain = (rep.predicted_miops("6.19", "per-CPU list") / rep.predicted_miops("6.19", "kmalloc") - 1) * 100
+    assert t.loc["patch-gain", "value"] == pytest.approx(gain)
+    assert t.loc["default-capacity-26", "value"] == kconfig.calculate_sheaf_capacity(256, 0, "7.0")
+    # multithreaded claim: one value per thread count, and a note on where it holds
+    assert len(t.loc["k128-multithread", "values"]) == 2 and t.loc["k128-multithread", "note"]
+
+
+def test_microbenchmark_steady_state_is_per_round_and_thread():
+    one = C.microbench_cycles("7.0", 32, 1, 256, rounds=(5, 25))
+    assert one > 0
+    assert C.microbench_cycles("7.0", 32, 1, 256, rounds=(5, 25)) == one  # deterministic
+    with pytest.raises(AllocsimError, match="rounds must be two increasing positive counts"):
+        C.microbench_cycles("7.0", 32, 1, 256, rounds=(25, 5))
+
+
+def test_unknown_claim_and_bad_threads(rep, monkeypatch):
+    with pytest.raises(AllocsimError, match="multi_threads must be thread counts >= 2"):
+        C.evaluate(rep, multi_threads=(1,))
+    real = thread.claims()
+    extra = real.iloc[[0]].copy()
+    extra["id"] = "new-claim"
+    monkeypatch.setattr(thread, "claims", lambda: pd.concat([real, extra], ignore_index=True))
+    with pytest.raises(AllocsimError, match="does not know how to evaluate claim 'new-claim'"):
+        C.evaluate(rep, multi_threads=(2,), rounds=(5, 10))
