@@ -14,7 +14,7 @@ def rep():
 
 @pytest.fixture(scope="module")
 def table(rep):
-    return C.evaluate(rep, multi_threads=(2, 8), rounds=(10, 40))
+    return C.evaluate(rep, multi_threads=(2, 8), rounds=(10, 30))
 
 
 def _claim(**kw):
@@ -78,9 +78,9 @@ def test_derived_claims_use_the_predictions(rep, table):
 
 
 def test_microbenchmark_steady_state_is_per_round_and_thread():
-    one = C.microbench_cycles("7.0", 32, 1, 256, rounds=(5, 25))
+    one = C.microbench_cycles("7.0", 32, 1, 256, rounds=(5, 15))
     assert one > 0
-    assert C.microbench_cycles("7.0", 32, 1, 256, rounds=(5, 25)) == one  # deterministic
+    assert C.microbench_cycles("7.0", 32, 1, 256, rounds=(5, 15)) == one  # deterministic
     with pytest.raises(AllocsimError, match="rounds must be two increasing positive counts"):
         C.microbench_cycles("7.0", 32, 1, 256, rounds=(25, 5))
 

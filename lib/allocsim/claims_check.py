@@ -2,9 +2,11 @@
 
 :func:`evaluate` computes, for each claim id, the value the models give for the same quantity and
 setup, and a status. The IOPS claims come from a :class:`allocsim.iops_runs.Reproduction` (the six
-configurations with the calibrated base cost); the microbenchmark claims are run here with
-:func:`allocsim.trace.microbench` and :func:`allocsim.slub.run`; the default sheaf capacity comes from
-:func:`allocsim.kconfig.cache_geometry`. Nothing is read from other chapters' notebooks.
+configurations with the calibrated base cost); the microbenchmark claims are run here through chapter 4's
+helper :func:`allocsim.slub_views.microbench` (:func:`allocsim.trace.microbench` programs through
+:func:`allocsim.slub.run`), with chapter 4's stated assumptions for what the thread leaves open (a 64-CPU
+machine, FIFO frees); the default sheaf capacity comes from :func:`allocsim.kconfig.cache_geometry`. Nothing
+is read from other chapters' notebooks.
 
 **The status rule.** Each claim gets an interval from its own wording:
 
@@ -53,8 +55,10 @@ NULL_MICRO_PCT = 5.0
 HALF_UNIT = {"M IOPS": iops.PRECISION_MIOPS / 2, "objects": 0.5}
 #: Microbenchmark object size where the thread does not state one (Fengnan: "When I tested 256-byte objects").
 MICRO_OBJECT_SIZE = 256
-#: Thread counts standing for "a multithreaded environment" (unstated in the thread).
+#: Thread counts standing for "a multithreaded environment" (unstated in the thread; chapter 4 uses 8).
 MULTI_THREADS = (2, 4, 8, 16)
+#: CPUs of the machine the module benchmark ran on (unstated; sets the slab order) — chapter 4's default.
+MICRO_MACHINE_CPUS = 64
 
 
 @dataclass(frozen=True)
@@ -100,19 +104,16 @@ def interval(claim: dict) -> Interval:
 
 
 def microbench_cycles(kernel: str, k: int, threads: int, sheaf_capacity: int | None, object_size: int = MICRO_OBJECT_SIZE,
-                      rounds: tuple[int, int] = (40, 200), costs=None, seed: int = 0) -> float:
-    """Cycles per thread for one round of the thread's module benchmark (each thread allocates ``k``
-    objects from a dedicated ``kmem_cache`` then frees them), in the steady state: the difference between
-    runs of ``rounds[1]`` and ``rounds[0]`` rounds, per round and thread. Lock waiting is included."""
-    r0, r1 = rounds
-    if not 0 < r0 < r1:
-        raise AllocsimError(f"microbenchmark rounds must be two increasing positive counts, not {rounds!r}")
-    out = []
-    for r in (r0, r1):
-        res = slub.run(trace.microbench(threads, k, r, seed=seed), kernel=kernel, object_size=object_size,
-                       sheaf_capacity=sheaf_capacity, kmalloc=False, costs=costs, seed=seed)
-        out.append(res.cycles)
-    return (out[1] - out[0]) / (threads * (r1 - r0))
+                      rounds: tuple[int, int] = (20, 60), costs=None, seed: int = 0,
+                      machine_cpus: int = MICRO_MACHINE_CPUS) -> float:
+    """Cycles per alloc+free pair (one thread's view, lock waiting included) of the thread's module
+    benchmark on a dedicated ``kmem_cache`` — each thread allocates ``k`` objects then frees them — in the
+    steady state: chapter 4's :func:`allocsim.slub_views.microbench` (difference of runs of ``rounds[1]``
+    and ``rounds[0]`` rounds)."""
+    from . import slub_views
+
+    return float(slub_views.microbench(kernel, k, threads, sheaf_capacity, object_size=object_size, rounds=rounds,
+                                       machine_cpus=max(machine_cpus, threads), seed=seed, costs=costs)["cycles"])
 
 
 def _improvement(t_before: float, t_after: float) -> float:
@@ -163,7 +164,7 @@ def _where(xs, values, iv: Interval, what: str) -> str:
     return f"in the interval at none of {', '.join(map(str, xs))} {what}"
 
 
-def evaluate(rep, multi_threads=MULTI_THREADS, rounds: tuple[int, int] = (40, 200), costs=None) -> pd.DataFrame:
+def evaluate(rep, multi_threads=MULTI_THREADS, rounds: tuple[int, int] = (20, 60), costs=None) -> pd.DataFrame:
     """One row per claim of ``data/thread/claims.yaml``: the claim, the modelled value, the interval,
     the status and how the model was run. ``rep`` is the chapter's :class:`~allocsim.iops_runs.Reproduction`.
     Raises :class:`AllocsimError` for a claim id this module does not know how to evaluate (so a new
@@ -173,7 +174,7 @@ def evaluate(rep, multi_threads=MULTI_THREADS, rounds: tuple[int, int] = (40, 20
     multi_threads = tuple(multi_threads)
     if not multi_threads or any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 2 for t in multi_threads):
         raise AllocsimError(f"multi_threads must be thread counts >= 2, not {multi_threads!r}")
-    cap_default = kconfig.cache_geometry(MICRO_OBJECT_SIZE, 1, "7.0", kmalloc=False).sheaf_capacity
+    cap_default = kconfig.cache_geometry(MICRO_OBJECT_SIZE, MICRO_MACHINE_CPUS, "7.0", kmalloc=False).sheaf_capacity
     cache = {}
 
     def mb(kernel, k, threads, cap):
@@ -203,7 +204,8 @@ def evaluate(rep, multi_threads=MULTI_THREADS, rounds: tuple[int, int] = (40, 20
             how = "predicted IOPS, dedicated cache with sheaf_capacity 256 vs kmalloc on 7.0"
         elif cid == "module-10pct":
             values = [_improvement(mb("6.19", 32, 1, None), mb("6.19", 32, 1, 256))]
-            how = f"6.19, {MICRO_OBJECT_SIZE}-byte objects, K=32, 1 thread: a cache without sheaves vs sheaf_capacity 256 (capacity and size not stated for this test)"
+            how = (f"6.19, {MICRO_OBJECT_SIZE}-byte objects, K=32, 1 thread, {MICRO_MACHINE_CPUS}-CPU machine: a cache "
+                   "without sheaves vs sheaf_capacity 256 (capacity, size and machine not stated for this test)")
         elif cid == "default-capacity-26":
             values = [float(cap_default)]
             how = f"calculate_sheaf_capacity() of 7.0 for s->size {MICRO_OBJECT_SIZE} (base tier {kconfig.sheaf_capacity_base(MICRO_OBJECT_SIZE)}, rounded to fill a kmalloc bucket)"
