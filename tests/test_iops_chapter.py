@@ -36,7 +36,7 @@ def test_chapter_executes_with_polled_completions_and_four_submitters(tmp_path):
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     # the verdict and the claims table were rendered, and the parameter table records what was changed
     text = json.dumps(nb)
-    assert "The patch's remaining edge on 7.0-rc4" in text and "not reproduced" in text
+    assert "The patch's edge on 7.0-rc4" in text and "not reproduced" in text
     table = next(o for c in nb.cells for o in c.get("outputs", []) if "changed" in json.dumps(o.get("data", {})))
     assert "9 changed" in json.dumps(table["data"]) and "task" in json.dumps(table["data"])
 
