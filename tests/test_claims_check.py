@@ -94,3 +94,18 @@ def test_unknown_claim_and_bad_threads(rep, monkeypatch):
     monkeypatch.setattr(thread, "claims", lambda: pd.concat([real, extra], ignore_index=True))
     with pytest.raises(AllocsimError, match="does not know how to evaluate claim 'new-claim'"):
         C.evaluate(rep, multi_threads=(2,), rounds=(5, 10))
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.1, 500), st.sampled_from(["%", "x", "M IOPS", "objects"]), st.booleans(), st.floats(-1000, 1000))
+def test_interval_nests_inside_its_band(value, unit, about, x):
+    """Whatever the wording, the interval lies inside the partly band, and a value's status is consistent
+    with where it falls."""
+    iv = C.interval(_claim(value=value, unit=unit, quote="about it" if about else "it is"))
+    assert iv.band_lo <= iv.lo <= value <= iv.hi <= iv.band_hi
+    s = iv.status(x)
+    assert (s == "reproduced") == (iv.lo <= x <= iv.hi)
+    assert (s == "not reproduced") == (not iv.band_lo <= x <= iv.band_hi)
