@@ -104,16 +104,17 @@ def interval(claim: dict) -> Interval:
 
 
 def microbench_cycles(kernel: str, k: int, threads: int, sheaf_capacity: int | None, object_size: int = MICRO_OBJECT_SIZE,
-                      rounds: tuple[int, int] = (20, 60), costs=None, seed: int = 0,
+                      rounds: tuple[int, int] | None = None, costs=None, seed: int = 0,
                       machine_cpus: int = MICRO_MACHINE_CPUS) -> float:
     """Cycles per alloc+free pair (one thread's view, lock waiting included) of the thread's module
     benchmark on a dedicated ``kmem_cache`` — each thread allocates ``k`` objects then frees them — in the
     steady state: chapter 4's :func:`allocsim.slub_views.microbench` (difference of runs of ``rounds[1]``
-    and ``rounds[0]`` rounds)."""
+    and ``rounds[0]`` rounds; ``None``: chapter 4's own choice)."""
     from . import slub_views
 
-    return float(slub_views.microbench(kernel, k, threads, sheaf_capacity, object_size=object_size, rounds=rounds,
-                                       machine_cpus=max(machine_cpus, threads), seed=seed, costs=costs)["cycles"])
+    kw = {} if rounds is None else {"rounds": rounds}
+    return float(slub_views.microbench(kernel, k, threads, sheaf_capacity, object_size=object_size,
+                                       machine_cpus=max(machine_cpus, threads), seed=seed, costs=costs, **kw)["cycles"])
 
 
 def _improvement(t_before: float, t_after: float) -> float:
@@ -164,7 +165,7 @@ def _where(xs, values, iv: Interval, what: str) -> str:
     return f"in the interval at none of {', '.join(map(str, xs))} {what}"
 
 
-def evaluate(rep, multi_threads=MULTI_THREADS, rounds: tuple[int, int] = (20, 60), costs=None) -> pd.DataFrame:
+def evaluate(rep, multi_threads=MULTI_THREADS, rounds: tuple[int, int] | None = None, costs=None) -> pd.DataFrame:
     """One row per claim of ``data/thread/claims.yaml``: the claim, the modelled value, the interval,
     the status and how the model was run. ``rep`` is the chapter's :class:`~allocsim.iops_runs.Reproduction`.
     Raises :class:`AllocsimError` for a claim id this module does not know how to evaluate (so a new
