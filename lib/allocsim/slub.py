@@ -261,7 +261,10 @@ def run(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_cap
 
 def live_slots(program: Program) -> np.ndarray:
     """Slots the program allocates and never frees."""
-    return np.setdiff1d(program.slot[program.op == ALLOC], program.slot[program.op != ALLOC])
+    freed = np.zeros(program.n_slots, bool)
+    freed[program.slot[program.op != ALLOC]] = True
+    allocated = program.slot[program.op == ALLOC]
+    return allocated[~freed[allocated]]
 
 
 def _result(cfg, program, I, F, clock, total, pcount, pcycles, event_path, slot_obj) -> Result:
