@@ -3,12 +3,9 @@ every path reached and matched by the pure-Python reference, and random programs
 
 kmalloc-4k on 6.19 (1-2 CPUs): 8 objects per slab, cpu_partial 6 objects = 2 slabs, min_partial 6."""
 
-import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st
 
-from allocsim import costs, kconfig, slub
-from allocsim import slub_stats as ss
+from allocsim import costs, kconfig
 from allocsim.trace import ALLOC as A, FREE as F, TASK as T, from_lists
 from slub_programs import both, path_names, random_program
 

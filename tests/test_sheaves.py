@@ -5,8 +5,6 @@ kernel.md §1.4-§1.5 and §2.5 on hand-traced programs, local_trylock failing u
 Most tests use a dedicated 7.0 cache of 4096-byte objects: capacity 4 (the 7.0 default for that size:
 base 4, the 64-byte sheaf already fills kmalloc-64), 8 objects per slab."""
 
-import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from allocsim import barn, costs, kconfig, sheaves, slab_pages as sp, slub

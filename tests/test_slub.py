@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from allocsim import costs, iouring, slub, trace
 from allocsim.errors import AllocsimError
-from slub_programs import both, path_names, random_program
+from slub_programs import both, random_program
 
 PROG = trace.microbench(2, 40, 3)
 

@@ -24,7 +24,6 @@ The free-side uncharge has no measured figure and is left out, so this is a lowe
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -10,13 +10,12 @@ one another for ``fifo`` and ``lifo`` free orders and statistically alike for ``
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
-from . import charts, costs as _costs, iouring, kconfig, slub, thread, trace
+from . import charts, iouring, kconfig, slub, thread, trace
 from . import slub_stats as ss
 from .errors import AllocsimError
 
