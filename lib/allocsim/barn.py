@@ -24,7 +24,9 @@ from __future__ import annotations
 from numba import njit
 
 from . import costs as _costs
-from .slab_pages import CF_MAX_FULL, CF_NNODES, CFG, H_BARN, H_SH, LOCK_BARN, NB, NSH, spin_lock_irqsave, spin_unlock_irqrestore
+from .slab_pages import (
+    CF_MAX_FULL, CF_NNODES, CFG, H_BARN, H_SH, LOCK_BARN, NB, NSH, spin_lock_irqsave, spin_unlock_irqrestore,
+)
 
 #: ``#define MAX_FULL_SHEAVES 10`` and ``#define MAX_EMPTY_SHEAVES 10`` (v6.19 ``mm/slub.c`` lines 458–459,
 #: same in v6.18.2 and v7.0; kernel.md §1.2).
@@ -99,21 +101,23 @@ def barn_get_empty_sheaf(I, F, node, cpu, t):
 
 
 @njit(cache=True, _nrt=False)
-def barn_put_empty_sheaf(I, F, node, sheaf, cpu, t):
-    """``barn_put_empty_sheaf()``: no limit checked."""
+def _put(I, F, node, sheaf, head_col, count_col, cpu, t):
     t = _lock(I, F, node, cpu, t)
-    _push(I, bnb(I, node), B_EMPTY_HEAD, B_NR_EMPTY, sheaf)
+    _push(I, bnb(I, node), head_col, count_col, sheaf)
     t += F[C_L1]
     return _unlock(I, F, node, cpu, t)
 
 
 @njit(cache=True, _nrt=False)
+def barn_put_empty_sheaf(I, F, node, sheaf, cpu, t):
+    """``barn_put_empty_sheaf()``: no limit checked."""
+    return _put(I, F, node, sheaf, B_EMPTY_HEAD, B_NR_EMPTY, cpu, t)
+
+
+@njit(cache=True, _nrt=False)
 def barn_put_full_sheaf(I, F, node, sheaf, cpu, t):
     """``barn_put_full_sheaf()``: no limit checked (the callers undo a race or finish a job)."""
-    t = _lock(I, F, node, cpu, t)
-    _push(I, bnb(I, node), B_FULL_HEAD, B_NR_FULL, sheaf)
-    t += F[C_L1]
-    return _unlock(I, F, node, cpu, t)
+    return _put(I, F, node, sheaf, B_FULL_HEAD, B_NR_FULL, cpu, t)
 
 
 @njit(cache=True, _nrt=False)

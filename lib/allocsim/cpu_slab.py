@@ -40,18 +40,14 @@ from numba import njit
 from . import costs as _costs
 from . import slub_stats as _st
 from .slab_pages import (
-    CF_CPU_PARTIAL_SLABS, CF_DEFRAG_RATIO, CF_MIN_PARTIAL, CF_NNODES, CF_OBJS, CFG, H_CC, H_ONEXT, NCC,
-    ND_HEAD, ND_NR_PARTIAL, SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT, SL_NODE, SL_WHERE, ST,
-    W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_NONE, add_partial, build_detached_freelist, discard_slab,
-    list_lock, list_unlock, ndb, new_slab, node_of_cpu, onext_at, remove_partial, slb,
+    C_BULK, C_CALL, C_IRQSAVE, C_L1, C_LOCKED_CX, CF_CPU_PARTIAL_SLABS, CF_DEFRAG_RATIO, CF_MIN_PARTIAL, CF_NNODES,
+    CF_OBJS, CFG, H_CC, H_ONEXT, NCC, ND_HEAD, ND_NR_PARTIAL, SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT,
+    SL_NODE, SL_WHERE, ST, W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_NONE, add_partial, build_detached_freelist,
+    discard_empty_slab, discard_slab, list_lock, list_unlock, ndb, new_slab, node_of_cpu, onext_at, remove_partial,
+    slb,
 )
 
 C_PCPU_CX = _costs.C_PERCPU_CMPXCHG16B
-C_LOCKED_CX = _costs.C_LOCKED_CMPXCHG16B
-C_IRQSAVE = _costs.C_IRQ_SAVE_RESTORE
-C_L1 = _costs.C_L1_HIT
-C_BULK = _costs.C_BULK_OBJECT
-C_CALL = _costs.C_FUNCTION_CALL
 
 # kmem_cache_cpu columns (NCC of them, allocsim.slab_pages lays the rows out)
 CC_FREELIST, CC_SLAB, CC_PARTIAL, CC_PARTIAL_SLABS = range(4)
@@ -310,12 +306,7 @@ def slab_free_619(I, F, slab, head, tail, cnt, cpu, t):
         t = list_unlock(I, F, node, cpu, t)
         return t, _st.P_FREE_LIST_LOCK
     if new_inuse == 0 and I[ndb(I, node) + ND_NR_PARTIAL] >= I[CFG + CF_MIN_PARTIAL]:
-        remove_partial(I, slab)
-        t += F[C_L1]
-        I[ST + _st.S_FREE_REMOVE_PARTIAL] += 1
-        t = list_unlock(I, F, node, cpu, t)
-        t = discard_slab(I, F, slab, t)
-        return t, _st.P_FREE_LIST_LOCK
+        return discard_empty_slab(I, F, slab, node, True, cpu, t), _st.P_FREE_LIST_LOCK
     t = list_unlock(I, F, node, cpu, t)
     return t, _st.P_FREE_LIST_LOCK
 

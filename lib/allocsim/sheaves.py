@@ -54,9 +54,9 @@ from .barn import (
     barn_replace_empty_sheaf, barn_replace_full_sheaf, shb,
 )
 from .slab_pages import (
-    CF_ACCOUNT, CF_CAP, CF_MAX_SHEAVES, CF_NNODES, CF_NOWAIT_FAILS, CF_SHEAF_LINES, CF_SHEAVES, CF_VERSION, CFG, ERR_SHEAVES, G,
-    G_ERR, G_SHEAF_FREE_HEAD, G_SHEAF_NEXT_NEW, H_IRQ, H_PCS, H_SCRATCH, H_SHOBJ, NIQ, NPCS, SL_NODE, ST, V_70,
-    alloc_single_70, free_bulk_70, node_of_cpu, refill_objects, slab_free_70, slab_of, slb,
+    CF_ACCOUNT, CF_CAP, CF_MAX_SHEAVES, CF_NNODES, CF_NOWAIT_FAILS, CF_SHEAF_LINES, CF_SHEAVES, CF_VERSION, CFG,
+    ERR_SHEAVES, G_SHEAF_FREE_HEAD, G_SHEAF_NEXT_NEW, H_IRQ, H_PCS, H_SCRATCH, H_SH, H_SHOBJ, NIQ, NPCS, NSH, SL_NODE,
+    ST, V_70, alloc_single_70, free_bulk_70, node_of_cpu, refill_objects, slab_free_70, slab_of, slb, take_number,
 )
 from .trace import TASK
 
@@ -151,16 +151,8 @@ def alloc_empty_sheaf(I, F, cpu, nowait, t):
     ``(sheaf, t)``."""
     if nowait and I[CFG + CF_NOWAIT_FAILS] == 1:
         return -1, t + F[C_CALL]
-    sheaf = I[G + G_SHEAF_FREE_HEAD]
-    if sheaf >= 0:
-        I[G + G_SHEAF_FREE_HEAD] = I[shb(I, sheaf) + SH_NEXT]
-    else:
-        sheaf = I[G + G_SHEAF_NEXT_NEW]
-        if sheaf >= I[CFG + CF_MAX_SHEAVES]:
-            I[G + G_ERR] |= ERR_SHEAVES
-            sheaf = I[CFG + CF_MAX_SHEAVES]
-        else:
-            I[G + G_SHEAF_NEXT_NEW] += 1
+    sheaf = take_number(I, G_SHEAF_FREE_HEAD, G_SHEAF_NEXT_NEW, I[CFG + CF_MAX_SHEAVES], ERR_SHEAVES, H_SH, NSH,
+                        SH_NEXT)
     s = shb(I, sheaf)
     I[s + SH_SIZE] = 0
     I[s + SH_NEXT] = -1

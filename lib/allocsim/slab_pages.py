@@ -333,21 +333,29 @@ def list_unlock(I, F, node, cpu, t):
 # Slabs and partial lists
 
 @njit(cache=True, _nrt=False)
+def take_number(I, g_head, g_next, limit, err, seg, width, next_col):
+    """A row number for a new slab or sheaf (not kernel state): the most recently released one, linked
+    through column ``next_col`` of segment ``seg`` (rows of ``width``), else the next never used; at
+    ``limit`` the error bit ``err`` is set and the spare row ``limit`` is returned."""
+    n = I[G + g_head]
+    if n >= 0:
+        I[G + g_head] = I[I[seg] + n * width + next_col]
+        return n
+    n = I[G + g_next]
+    if n >= limit:
+        I[G + G_ERR] |= err
+        return limit  # the spare row absorbs the rest of this event
+    I[G + g_next] += 1
+    return n
+
+
+@njit(cache=True, _nrt=False)
 def new_slab(I, F, node, t):
     """``new_slab()`` → ``allocate_slab()``: a slab from the page allocator on ``node`` with every
     object on its freelist in address order, ``inuse = 0``. Charges half of ``page_alloc_free`` and one
     ``l1_hit`` per object (``set_freepointer()`` while building the freelist). Bumps ``nr_slabs``.
     Returns ``(slab, t)``."""
-    slab = I[G + G_FREE_HEAD]
-    if slab >= 0:
-        I[G + G_FREE_HEAD] = I[slb(I, slab) + SL_NEXT]
-    else:
-        slab = I[G + G_NEXT_NEW]
-        if slab >= I[CFG + CF_MAX_SLABS]:
-            I[G + G_ERR] |= ERR_SLABS
-            slab = I[CFG + CF_MAX_SLABS]  # the spare row absorbs the rest of this event
-        else:
-            I[G + G_NEXT_NEW] += 1
+    slab = take_number(I, G_FREE_HEAD, G_NEXT_NEW, I[CFG + CF_MAX_SLABS], ERR_SLABS, H_SL, NSL, SL_NEXT)
     objs = I[CFG + CF_OBJS]
     base = slab * objs
     on = I[H_ONEXT]
@@ -477,6 +485,18 @@ def build_detached_freelist(I, p, size):
 # 7.0: the slab layer without a cpu slab (kernel.md §2.5)
 
 @njit(cache=True, _nrt=False)
+def discard_empty_slab(I, F, slab, node, on_list, cpu, t):
+    """The ``slab_empty:`` tail of ``__slab_free()`` (6.19 and 7.0), ``list_lock`` held: take the slab
+    off the partial list if it is on it (``l1_hit``, ``free_remove_partial``), unlock, discard it."""
+    if on_list:
+        remove_partial(I, slab)
+        t += F[C_L1]
+        I[ST + _st.S_FREE_REMOVE_PARTIAL] += 1
+    t = list_unlock(I, F, node, cpu, t)
+    return discard_slab(I, F, slab, t)
+
+
+@njit(cache=True, _nrt=False)
 def slab_free_70(I, F, slab, head, tail, cnt, cpu, t):
     """``__slab_free()`` of v7.0: push the chain ``head..tail`` (``cnt`` objects, linked through their
     free pointers) onto ``slab->freelist`` with one ``LOCK cmpxchg16b`` (``locked_cmpxchg16b``). Takes
@@ -502,13 +522,7 @@ def slab_free_70(I, F, slab, head, tail, cnt, cpu, t):
     if not need_lock:
         return t, _st.P_FREE_PARTIAL
     if new_inuse == 0 and I[ndb(I, node) + ND_NR_PARTIAL] >= I[CFG + CF_MIN_PARTIAL]:
-        if prior >= 0:
-            remove_partial(I, slab)
-            t += F[C_L1]
-            I[ST + _st.S_FREE_REMOVE_PARTIAL] += 1
-        t = list_unlock(I, F, node, cpu, t)
-        t = discard_slab(I, F, slab, t)
-        return t, _st.P_FREE_LIST_LOCK
+        return discard_empty_slab(I, F, slab, node, prior >= 0, cpu, t), _st.P_FREE_LIST_LOCK
     if prior < 0:
         add_partial(I, slab, True)
         t += F[C_L1]

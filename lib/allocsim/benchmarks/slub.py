@@ -22,21 +22,13 @@ from types import SimpleNamespace
 
 from .. import iouring, slub, slub_views, trace
 from ..reference import slub as ref
+from .pcpu import _best
 
 MODELS = (
     ("6.19 cpu slab (kmalloc)", dict(kernel="6.19")),
     ("6.19 sheaves 256 over the cpu slab", dict(kernel="6.19", kmalloc=False, sheaf_capacity=256)),
     ("7.0 sheaves (kmalloc, default capacity)", dict(kernel="7.0")),
 )
-
-
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _workloads(scale: int):

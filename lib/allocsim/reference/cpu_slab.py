@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .slab_pages import (
-    CPU_PARTIAL, CPU_SLAB, NODE_PARTIAL, NONE, Slab, State, add_partial, build_detached_freelist, discard_slab,
-    new_slab, remove_partial,
+    CPU_PARTIAL, CPU_SLAB, NODE_PARTIAL, NONE, Slab, State, add_partial, discard_slab, new_slab, remove_partial,
 )
+from .slab_pages import free_bulk as sp_free_bulk
 
 
 @dataclass
@@ -223,8 +223,4 @@ def alloc_bulk(m: State, dst: list, size, cpu, t):
 
 
 def free_bulk(m: State, p: list, size, cpu, t):
-    t += size * m.c["bulk_object"]
-    while size > 0:
-        size, slab, chain = build_detached_freelist(m, p, size)
-        t, _ = do_slab_free(m, slab, chain, cpu, t)
-    return t
+    return sp_free_bulk(m, p, size, cpu, t, do_slab_free)

@@ -91,18 +91,19 @@ def barn_get_empty_sheaf(m, node, cpu, t):
     return sheaf, m.unlock("barn", node, cpu, t)
 
 
-def barn_put_empty_sheaf(m, node, sheaf, cpu, t):
+def _barn_put(m, node, sheaf, which, cpu, t):
     t = m.lock("barn", node, cpu, t)
-    m.barns[node].empty.append(sheaf)
+    getattr(m.barns[node], which).append(sheaf)
     t += m.c["l1_hit"]
     return m.unlock("barn", node, cpu, t)
+
+
+def barn_put_empty_sheaf(m, node, sheaf, cpu, t):
+    return _barn_put(m, node, sheaf, "empty", cpu, t)
 
 
 def barn_put_full_sheaf(m, node, sheaf, cpu, t):
-    t = m.lock("barn", node, cpu, t)
-    m.barns[node].full.append(sheaf)
-    t += m.c["l1_hit"]
-    return m.unlock("barn", node, cpu, t)
+    return _barn_put(m, node, sheaf, "full", cpu, t)
 
 
 def barn_replace_empty_sheaf(m, node, empty, cpu, t):

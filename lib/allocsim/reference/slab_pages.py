@@ -180,12 +180,18 @@ def slab_free_70(m: State, slab: Slab, chain: list, cpu, t):
     return t, "free_list_lock"
 
 
-def free_bulk_70(m: State, p: list, size, cpu, t):
+def free_bulk(m: State, p: list, size, cpu, t, free_group):
+    """``__kmem_cache_free_bulk()``: detached freelists, each given to ``free_group`` (the version's
+    ``__slab_free`` / ``do_slab_free``)."""
     t += size * m.c["bulk_object"]
     while size > 0:
         size, slab, chain = build_detached_freelist(m, p, size)
-        t, _ = slab_free_70(m, slab, chain, cpu, t)
+        t, _ = free_group(m, slab, chain, cpu, t)
     return t
+
+
+def free_bulk_70(m: State, p: list, size, cpu, t):
+    return free_bulk(m, p, size, cpu, t, slab_free_70)
 
 
 def refill_objects_node(m: State, node, dst: list, lo_min, hi_max, cpu, t):
