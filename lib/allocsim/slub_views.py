@@ -309,9 +309,9 @@ def sheaves_diagram(capacity: int, max_full: int = 10) -> alt.LayerChart:
     ]
     edges = [
         ("spare", "main", "swap", (7, 31), "swap(pcs->main, pcs->spare)"),
-        ("barn", "main", "alloc, main and spare empty:\nbarn_replace_empty_sheaf()", (37, 56),
+        ("barn", "main", "alloc, main and spare empty:\nbarn_replace_empty_sheaf()", (38, 38),
          "full = barn_replace_empty_sheaf(barn, pcs->main); stat(s, BARN_GET)", 2.5),
-        ("main", "barn", "free, main and spare full:\nbarn_replace_full_sheaf()", (38, 38),
+        ("main", "barn", "free, main and spare full:\nbarn_replace_full_sheaf()", (37, 56),
          "empty = barn_replace_full_sheaf(barn, pcs->main); stat(s, BARN_PUT) (no spare: barn_get_empty_sheaf())", 2.5),
         ("slabs", "main", "refill_sheaf():\nthe barn has no full sheaf", (28, 25),
          "refill_sheaf(s, empty, gfp); stat_add(s, SHEAF_REFILL, filled)"),
