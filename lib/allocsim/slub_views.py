@@ -247,7 +247,8 @@ def qd_chart(df: pd.DataFrame, objs_per_slab: int) -> alt.LayerChart:
     """Free fast-path share and cycles per IO against queue depth, one line per completion order."""
     base = alt.Chart(df).encode(
         x=alt.X("queue depth:Q", title=charts.axis("queue depth", "IOs in flight"), scale=alt.Scale(type="log", base=2)),
-        color=alt.Color("completion order:N", title="completion order"),
+        color=alt.Color("completion order:N", title="completion order",
+                        scale=alt.Scale(domain=["fifo", "random"], range=[charts.ACCENT, "#56B4E9"])),
         tooltip=[alt.Tooltip("queue depth:Q"), alt.Tooltip("completion order:N"),
                  alt.Tooltip("free fast share:Q", format=".1%"), alt.Tooltip("alloc fast share:Q", format=".1%"),
                  alt.Tooltip("cycles per IO:Q", format=".1f")])
@@ -546,9 +547,11 @@ def heat_chart(df: pd.DataFrame, title: str, field: str = "cycles", legend: str 
 
 
 def threads_chart(df: pd.DataFrame) -> alt.VConcatChart:
+    caches = list(dict.fromkeys(df["cache"]))  # default first, then the explicit capacity
     base = alt.Chart(df).encode(
         x=alt.X("threads:Q", title=charts.axis("threads (one per CPU, one node)")),
-        color=alt.Color("cache:N", title="cache"),
+        color=alt.Color("cache:N", title="cache", scale=alt.Scale(
+            domain=caches, range=[charts.COLORS["kmalloc"], charts.COLORS["sheaf-256"]])),
         tooltip=[alt.Tooltip("threads:Q"), alt.Tooltip("cache:N"), alt.Tooltip("cycles:Q", format=".1f"),
                  alt.Tooltip("barn:Q", format=".3f"), alt.Tooltip("barn wait:Q", format=".1f"),
                  alt.Tooltip("list wait:Q", format=".1f"), alt.Tooltip("slab objects:Q", format=".3f"),
