@@ -51,6 +51,13 @@ from numba import njit
 
 from . import costs as _costs
 from . import slub_stats as _st
+from .sim import lock_acquire as _sim_lock_acquire
+from .sim import lock_release as _sim_lock_release
+
+#: :func:`allocsim.sim.lock_acquire` / ``lock_release`` themselves, compiled inline and without
+#: reference counting into the model's functions (the same Python functions; only the options differ).
+_lock_acquire = njit(_nrt=False, inline="always")(_sim_lock_acquire.py_func)
+_lock_release = njit(_nrt=False, inline="always")(_sim_lock_release.py_func)
 
 #: The modules whose jitted functions call into one another (``allocsim.slub.event_loop`` inlines and
 #: links code from all of them, and from ``allocsim.sim``).
@@ -286,20 +293,12 @@ def slab_of(I, obj):
 def spin_lock_irqsave(I, F, lock, kind, cpu, t):
     """``spin_lock_irqsave()`` of a shared lock (``list_lock`` or a barn lock): ``irq_save_restore``
     first (interrupts are disabled before spinning and restored after the unlock, so that cost does not
-    hold the lock), then wait until the lock is free (as :func:`allocsim.sim.lock_acquire`), pay a
-    cache-line transfer if another CPU held it last, and ``spin_lock_pair`` (the atomic acquire and the
-    release, charged here) inside the critical section."""
+    hold the lock), then :func:`allocsim.sim.lock_acquire` — wait until the lock is free, pay a
+    cache-line transfer if another CPU held it last — and ``spin_lock_pair`` (the atomic acquire and the
+    release, charged here) inside the critical section. Waiting and transfers are added up per kind."""
     t += F[C_IRQSAVE]
-    lf = I[H_LF] + lock
-    waited = 0.0
-    if F[lf] > t:
-        waited = F[lf] - t
-        t = F[lf]
-    owner = I[I[H_LO] + lock]
-    transferred = 0.0
-    if owner >= 0 and owner != cpu:
-        t += F[C_XFER]
-        transferred = 1.0
+    n = 2 * I[CFG + CF_NNODES]
+    t, waited, transferred = _lock_acquire(F[I[H_LF]:I[H_LF] + n], I[I[H_LO]:I[H_LO] + n], lock, cpu, t, F[C_XFER])
     if kind == LOCK_LIST:
         F[AC + AC_WAIT_LIST] += waited
         F[AC + AC_XFER_LIST] += transferred
@@ -313,9 +312,10 @@ def spin_lock_irqsave(I, F, lock, kind, cpu, t):
 
 @njit(cache=True, _nrt=False)
 def spin_unlock_irqrestore(I, F, lock, cpu, t):
-    """Release: later acquirers wait until ``t`` (its cost was charged with the lock)."""
-    F[I[H_LF] + lock] = t
-    I[I[H_LO] + lock] = cpu
+    """:func:`allocsim.sim.lock_release`: later acquirers wait until ``t`` (its cost was charged with
+    the lock)."""
+    n = 2 * I[CFG + CF_NNODES]
+    _lock_release(F[I[H_LF]:I[H_LF] + n], I[I[H_LO]:I[H_LO] + n], lock, cpu, t)
     return t
 
 
