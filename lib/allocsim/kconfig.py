@@ -18,21 +18,15 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-import yaml
 
 from .errors import AllocsimError, DataError
+from .datafile import read_yaml
 from .paths import DATA
 
 
 @lru_cache(maxsize=None)
 def _yaml(name: str) -> dict:
-    path = DATA / "kernel" / name
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"data/kernel/{name} is missing") from None
-    except yaml.YAMLError as exc:
-        raise DataError(f"data/kernel/{name} is not valid YAML: {exc}") from None
+    doc = read_yaml(DATA / "kernel" / name)
     if not isinstance(doc, dict) or not str(doc.get("source", "")).strip():
         raise DataError(f"data/kernel/{name}: field 'source' is missing; every kernel constant needs its file and version")
     return doc

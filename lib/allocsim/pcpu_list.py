@@ -518,7 +518,6 @@ def bypass_table(columns=("patch", "bio", "slub")):
     """``data/bypass.yaml`` as a table, one row per item: for each of ``columns`` (``patch``, ``bio``,
     ``slub``) what that cache does, followed by its source in brackets."""
     import pandas as pd
-    import yaml
 
     from .errors import DataError
     from .paths import DATA
@@ -526,13 +525,9 @@ def bypass_table(columns=("patch", "bio", "slub")):
     for c in columns:
         if c not in BYPASS_COLUMNS:
             raise AllocsimError(f"bypass table column must be one of {', '.join(BYPASS_COLUMNS)}, not {c!r}")
-    path = DATA / "bypass.yaml"
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise DataError("data/bypass.yaml is missing") from None
-    except yaml.YAMLError as exc:
-        raise DataError(f"data/bypass.yaml is not valid YAML: {exc}") from None
+    from .datafile import read_yaml
+
+    doc = read_yaml(DATA / "bypass.yaml")
     if not isinstance(doc, dict) or not str(doc.get("source", "")).strip():
         raise DataError("data/bypass.yaml: field 'source' is missing")
     items = doc.get("items")

@@ -13,8 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
+from .datafile import read_yaml
 from .errors import DataError
 from .paths import DATA
 
@@ -41,12 +41,7 @@ CLAIM_SCHEMA = {
 
 def _load_rows(path: Path, schema: dict) -> list[dict]:
     name = f"data/thread/{path.name}" if path.parent == THREAD_DIR else str(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{name} is missing") from None
-    except yaml.YAMLError as exc:
-        raise DataError(f"{name} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    doc = read_yaml(path)
     if not isinstance(doc, list) or not doc:
         raise DataError(f"{name} must be a non-empty list of records")
     seen = set()
