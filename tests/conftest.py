@@ -17,8 +17,21 @@ def run_cli(*args, env=None, timeout=900):
                           capture_output=True, env=e, timeout=timeout)
 
 
+def git_status():
+    """`git status --porcelain` of the checkout (None outside a git checkout)."""
+    if not (ROOT / ".git").exists():
+        return None
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, text=True,
+                          capture_output=True).stdout
+
+
 @pytest.fixture(scope="session")
-def built_book():
+def status_before_build():
+    return git_status()
+
+
+@pytest.fixture(scope="session")
+def built_book(status_before_build):
     """Build the whole book once per test session (the README's build, into _build/html)."""
     proc = run_cli("build")
     assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
