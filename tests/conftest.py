@@ -5,6 +5,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests: no per-example deadline (numba compiles on first call); in CI the examples are
+# derandomized, so a CI run is reproducible.
+settings.register_profile("book", deadline=None, print_blob=True)
+settings.register_profile("ci", parent=settings.get_profile("book"), derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "book")
 
 ROOT = Path(__file__).resolve().parents[1]
 
