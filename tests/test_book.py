@@ -27,6 +27,10 @@ def test_glued_numbers_reach_the_page(built_book):
     text = (built_book / "chapters" / "01-thread.html").read_text()
     assert '<span class="pasted-text">2.56</span>%' in text  # the patch's "about 2.6%": 1.20 / 1.17 - 1, computed and glued
     assert "{glue" not in text
+    # the landing page pastes the verdict's numbers from chapter 5 (cross-document glue)
+    intro = (built_book / "intro.html").read_text()
+    finds = intro[intro.index("What it finds"):intro.index("How to read it")]
+    assert finds.count('class="pasted-text"') >= 7 and "{glue" not in finds
 
 
 def test_unchanged_rebuild_reuses_executed_chapters(built_book):
