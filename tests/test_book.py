@@ -29,7 +29,7 @@ def test_glued_numbers_reach_the_page(built_book):
     assert "{glue" not in text
     # the landing page pastes the verdict's numbers from chapter 5 (cross-document glue)
     intro = (built_book / "intro.html").read_text()
-    finds = intro[intro.index("What it finds"):intro.index("How to read it")]
+    finds = intro[intro.index('id="what-it-finds"'):intro.index('id="how-to-read-it"')]
     assert finds.count('class="pasted-text"') >= 7 and "{glue" not in finds
 
 
