@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from allocsim import slub
-from allocsim import slub_stats as ss
-from allocsim.reference import slub as rslub
-from allocsim.trace import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK, from_lists
+from allocsim.kernel import slub
+from allocsim.kernel import stats as ss
+from allocsim.kernel.oracle import slub as rslub
+from allocsim.kernel.program import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK, from_lists
 
 
 def random_program(seed, ncpu=2, n=300, p_alloc=0.55, cross=0.3, irq=0.0, gap_max=0):

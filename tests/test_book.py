@@ -14,7 +14,7 @@ pytestmark = pytest.mark.book
 
 def test_book_builds_and_pages_exist(built_book):
     html = built_book
-    from allocsim import book
+    from allocsim.book import runner as book
 
     for page in book.pages():
         assert (html / Path(page.path).with_suffix(".html")).exists(), page.path

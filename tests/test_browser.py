@@ -47,7 +47,7 @@ def browser():
 
 
 def _pages(built_book):
-    from allocsim import book
+    from allocsim.book import runner as book
 
     return ["index.html"] + [str(p.path).rsplit(".", 1)[0] + ".html" for p in book.pages() if p.path != "intro.md"]
 

@@ -1,10 +1,13 @@
-"""The claims table of chapter 5 (allocsim.claims_check): the status rule, every claim evaluated, errors."""
+"""The claims table of chapter 5 (allocsim.analysis.claims): the status rule, every claim evaluated, errors."""
 
 import pandas as pd
 import pytest
 
-from allocsim import claims_check as C, iops_runs as R, kconfig, thread
-from allocsim.errors import AllocsimError
+from allocsim.analysis import claims as C
+from allocsim.analysis import runs as R
+from allocsim.facts import kconfig
+from allocsim.facts import thread
+from allocsim.facts.errors import AllocsimError
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import jupytext
 import papermill as pm
 import pytest
 
-from allocsim import book, params
-from allocsim.errors import AllocsimError
+from allocsim.book import runner as book
+from allocsim.pages import params
+from allocsim.facts.errors import AllocsimError
 
 from conftest import ROOT, run_cli
 

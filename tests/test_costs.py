@@ -1,7 +1,7 @@
 import pytest
 
-from allocsim import costs
-from allocsim.errors import DataError
+from allocsim.facts import costs
+from allocsim.facts.errors import DataError
 
 
 def test_default_table_is_complete_and_cited():

@@ -1,12 +1,13 @@
-"""SLUB <= 6.19, the cpu slab (allocsim.cpu_slab): one test per path, hand-traced against kernel.md §3,
+"""SLUB <= 6.19, the cpu slab (allocsim.kernel.cpu_slab): one test per path, hand-traced against kernel.md §3,
 every path reached and matched by the pure-Python reference, and random programs event for event.
 
 kmalloc-4k on 6.19 (1-2 CPUs): 8 objects per slab, cpu_partial 6 objects = 2 slabs, min_partial 6."""
 
 from hypothesis import given, settings, strategies as st
 
-from allocsim import costs, kconfig
-from allocsim.trace import ALLOC as A, FREE as F, TASK as T, from_lists
+from allocsim.facts import costs
+from allocsim.facts import kconfig
+from allocsim.kernel.program import ALLOC as A, FREE as F, TASK as T, from_lists
 from slub_programs import both, path_names, random_program
 
 C = {k: costs.load().cycles(k) for k in costs.KEYS}

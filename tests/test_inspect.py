@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from allocsim import btf, inspect, kconfig, layout
-from allocsim.errors import AllocsimError, DataError
+from allocsim.facts import btf
+from allocsim.facts import inspect
+from allocsim.facts import kconfig
+from allocsim.facts import structs as layout
+from allocsim.facts.errors import AllocsimError, DataError
 
 SNAP = inspect.default_snapshot()
 
@@ -352,7 +355,7 @@ def test_live_kernel():
 # --- the appendix's views -------------------------------------------------------------------------------
 
 def test_views_on_a_7_0_tree_with_many_sheaf_caches(tmp_path):
-    from allocsim import kernel_views as views
+    from allocsim.pages import kernel as views
 
     caches = {f"kmalloc-{s}": _cache(s, 2, "7.0") for s in (96, 128, 256)}
     for i in range(20):

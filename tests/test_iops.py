@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from allocsim import iops
-from allocsim.errors import AllocsimError
+from allocsim.analysis import iops
+from allocsim.facts.errors import AllocsimError
 
 REPORTED = pd.Series({("6.19", "per-CPU list"): 1.20, ("6.19", "kmalloc"): 1.17, ("6.19", "sheaf-256"): 1.19,
                       ("7.0", "per-CPU list"): 1.20, ("7.0", "kmalloc"): 1.19, ("7.0", "sheaf-256"): 1.19})

@@ -6,8 +6,9 @@ import json
 import nbformat
 import pytest
 
-from allocsim import book, params
-from allocsim.errors import AllocsimError
+from allocsim.book import runner as book
+from allocsim.pages import params
+from allocsim.facts.errors import AllocsimError
 
 
 def _glued(nb) -> dict:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from allocsim import iops
-from allocsim.errors import AllocsimError
+from allocsim.analysis import iops
+from allocsim.facts.errors import AllocsimError
 
 REPORTED_70 = {"per-CPU list": 1.20, "kmalloc": 1.19, "sheaf-256": 1.19}
 

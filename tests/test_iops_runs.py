@@ -1,12 +1,15 @@
-"""The six configurations through the models (allocsim.iops_runs): which model runs what, the one-parameter
+"""The six configurations through the models (allocsim.analysis.runs): which model runs what, the one-parameter
 calibration with its fixed point, determinism, the SLAB_ACCOUNT overlay, the sensitivity helpers, errors."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from allocsim import costs, iops, iops_runs as R, pcpu_list
-from allocsim.errors import AllocsimError
+from allocsim.facts import costs
+from allocsim.analysis import iops
+from allocsim.analysis import runs as R
+from allocsim.kernel import pcpu_list
+from allocsim.facts.errors import AllocsimError
 
 SMALL = R.Setup(ios=6000)  # 4096 warm-up IOs + a short steady-state window: fast, and enough for every path
 

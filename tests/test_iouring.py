@@ -1,4 +1,4 @@
-"""The io_uring direct-read workload generator (allocsim.iouring)."""
+"""The io_uring direct-read workload generator (allocsim.workloads.iouring)."""
 
 import dataclasses
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from allocsim import iouring as io
-from allocsim.errors import AllocsimError
-from allocsim.result import Result
-from allocsim.trace import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK
+from allocsim.workloads import iouring as io
+from allocsim.facts.errors import AllocsimError
+from allocsim.kernel.result import Result
+from allocsim.kernel.program import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK
 
 
 def per_cpu(p, c):

@@ -4,8 +4,8 @@ cache_geometry(), checked against every value in reference/kernel.md (§2.3, §3
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from allocsim import kconfig
-from allocsim.errors import AllocsimError
+from allocsim.facts import kconfig
+from allocsim.facts.errors import AllocsimError
 
 # reference/kernel.md §3.4 [LIVE] on 6.18.44, 2 present CPUs:
 # cache: (slab_size, order, objs/slab, cpu_partial, min_partial)

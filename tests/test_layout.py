@@ -2,10 +2,13 @@
 checked against reference/kernel.md (§1.2, §4.1, §5.1) and the patch in seed/thread.txt."""
 
 import pytest
+
+from allocsim.facts import datafile, paths
 import yaml
 
-from allocsim import kconfig, layout
-from allocsim.errors import AllocsimError, DataError
+from allocsim.facts import kconfig
+from allocsim.facts import structs as layout
+from allocsim.facts.errors import AllocsimError, DataError
 
 
 def test_iomap_dio():
@@ -55,15 +58,15 @@ def _crafted(tmp_path, monkeypatch, structs):
            "structs": structs}
     (tmp_path / "kernel").mkdir()
     (tmp_path / "kernel" / "structs.yaml").write_text(yaml.safe_dump(doc))
-    monkeypatch.setattr(kconfig, "DATA", tmp_path)
-    kconfig._yaml.cache_clear()
+    monkeypatch.setattr(paths, "DATA", tmp_path)
+    datafile.clear_cache()
     layout.load.cache_clear()
 
 
 @pytest.fixture
 def crafted(tmp_path, monkeypatch):
     yield lambda structs: _crafted(tmp_path, monkeypatch, structs)
-    kconfig._yaml.cache_clear()
+    datafile.clear_cache()
     layout.load.cache_clear()
 
 

@@ -1,14 +1,16 @@
-"""The per-CPU list model of the patch (allocsim.pcpu_list) and its pure-Python reference."""
+"""The per-CPU list model of the patch (allocsim.kernel.pcpu_list) and its pure-Python reference."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from allocsim import costs, iouring, pcpu_list as pl
-from allocsim.errors import AllocsimError
-from allocsim.reference.pcpu_list import run_reference
-from allocsim.result import Result
-from allocsim.trace import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK, from_lists
+from allocsim.facts import costs
+from allocsim.workloads import iouring
+from allocsim.kernel import pcpu_list as pl
+from allocsim.facts.errors import AllocsimError
+from allocsim.kernel.oracle.pcpu_list import run_reference
+from allocsim.kernel.result import Result
+from allocsim.kernel.program import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK, from_lists
 
 A, F = ALLOC, FREE
 T, H, S = TASK, HARDIRQ, SOFTIRQ
@@ -173,7 +175,7 @@ def test_kmalloc_only_baseline():
 
 def test_slub_backend_is_reported_clearly_when_missing():
     try:
-        import allocsim.slub  # noqa: F401
+        import allocsim.kernel.slub  # noqa: F401
     except ImportError:
         with pytest.raises(AllocsimError, match="SLUB models"):
             pl.run(from_lists([[(A, T, 0)]]), kmalloc="slub")

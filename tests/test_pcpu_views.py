@@ -1,11 +1,14 @@
-"""Chapter 2's analysis helpers (allocsim.pcpu_views), memory figures and the bypass table."""
+"""Chapter 2's analysis helpers (allocsim.pages.pcpu), memory figures and the bypass table."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from allocsim import iouring, params, pcpu_list as pl, pcpu_views as views
-from allocsim.errors import AllocsimError, DataError
+from allocsim.workloads import iouring
+from allocsim.pages import params
+from allocsim.kernel import pcpu_list as pl
+from allocsim.pages import pcpu as views
+from allocsim.facts.errors import AllocsimError, DataError
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +81,7 @@ def test_bypass_table_every_cell_has_a_source():
 def test_bypass_table_names_a_missing_source(tmp_path, monkeypatch):
     (tmp_path / "bypass.yaml").write_text(
         "source: x\nitems:\n  - {item: a, patch: p, patch_source: s, bio: b, bio_source: '', slub: c, slub_source: s}\n")
-    monkeypatch.setattr("allocsim.paths.DATA", tmp_path)
+    monkeypatch.setattr("allocsim.facts.paths.DATA", tmp_path)
     with pytest.raises(DataError, match="item 1: field 'bio_source'"):
         pl.bypass_table()
 

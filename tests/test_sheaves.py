@@ -1,4 +1,4 @@
-"""Sheaves and the barn (allocsim.sheaves, allocsim.barn): every replace / refill / flush path of
+"""Sheaves and the barn (allocsim.kernel.sheaves, allocsim.kernel.barn): every replace / refill / flush path of
 kernel.md §1.4-§1.5 and §2.5 on hand-traced programs, local_trylock failing under interrupts, the
 6.18/6.19 double caching, the barn limits, and random programs against the reference.
 
@@ -7,8 +7,13 @@ base 4, the 64-byte sheaf already fills kmalloc-64), 8 objects per slab."""
 
 from hypothesis import given, settings, strategies as st
 
-from allocsim import barn, costs, kconfig, sheaves, slab_pages as sp, slub
-from allocsim.trace import ALLOC as A, FREE as F, HARDIRQ as H, SOFTIRQ as S, TASK as T, from_lists
+from allocsim.kernel import barn
+from allocsim.facts import costs
+from allocsim.facts import kconfig
+from allocsim.kernel import sheaves
+from allocsim.kernel import slab_pages as sp
+from allocsim.kernel import slub
+from allocsim.kernel.program import ALLOC as A, FREE as F, HARDIRQ as H, SOFTIRQ as S, TASK as T, from_lists
 from slub_programs import both, path_names, random_program
 
 C = {k: costs.load().cycles(k) for k in costs.KEYS}

@@ -1,13 +1,17 @@
-"""The slab layer (allocsim.slab_pages): slabs, freelists, node partial lists, list_lock, and the 7.0
+"""The slab layer (allocsim.kernel.slab_pages): slabs, freelists, node partial lists, list_lock, and the 7.0
 slab paths, tested on their own with a hand-made state, and against the pure-Python reference."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from allocsim import costs, slab_pages as sp, slub, slub_stats as ss, trace
-from allocsim.reference import slab_pages as rsp
-from allocsim.reference import slub as rslub
+from allocsim.facts import costs
+from allocsim.kernel import slab_pages as sp
+from allocsim.kernel import slub
+from allocsim.kernel import stats as ss
+from allocsim.kernel import program as trace
+from allocsim.kernel.oracle import slab_pages as rsp
+from allocsim.kernel.oracle import slub as rslub
 
 COST = costs.load()
 C = {k: COST.cycles(k) for k in costs.KEYS}

@@ -1,12 +1,15 @@
-"""The facade allocsim.slub.run: model choice, validation, results that add up, determinism, the
+"""The facade allocsim.kernel.slub.run: model choice, validation, results that add up, determinism, the
 io_uring workload against the reference, and the invariants after whole runs."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from allocsim import costs, iouring, slub, trace
-from allocsim.errors import AllocsimError
+from allocsim.facts import costs
+from allocsim.workloads import iouring
+from allocsim.kernel import slub
+from allocsim.kernel import program as trace
+from allocsim.facts.errors import AllocsimError
 from slub_programs import both, random_program
 
 PROG = trace.microbench(2, 40, 3)
@@ -39,7 +42,7 @@ def test_model_choice_and_capacity(kw, model, cap):
     (dict(cpus_per_node=0), "cpus_per_node must be an integer from 1 to 2"),
     (dict(cpus_per_node=3), "cpus_per_node must be an integer from 1 to 2"),
     (dict(seed=-1), "seed must be an integer"),
-    (dict(costs="default"), "costs must be an allocsim.costs.CostTable"),
+    (dict(costs="default"), "costs must be an allocsim.facts.costs.CostTable"),
     (dict(gfp_nowait_fails=1), "gfp_nowait_fails must be True or False"),
     (dict(slab_account="no"), "slab_account must be True or False"),
 ])
@@ -51,7 +54,7 @@ def test_bad_arguments_give_one_sentence(kw, words):
 
 
 def test_program_must_be_a_program():
-    with pytest.raises(AllocsimError, match="allocsim.trace.Program"):
+    with pytest.raises(AllocsimError, match="allocsim.kernel.program.Program"):
         slub.run([[(0, 0, 0)]])
 
 

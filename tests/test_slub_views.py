@@ -1,4 +1,4 @@
-"""The analyses behind chapters 3 and 4 (allocsim.slub_views): what they compute, checked against
+"""The analyses behind chapters 3 and 4 (allocsim.pages.slub): what they compute, checked against
 the kernel facts and the models' own mechanics."""
 
 from types import SimpleNamespace
@@ -6,8 +6,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from allocsim import params, slub_views as sv
-from allocsim.errors import AllocsimError
+from allocsim.pages import params
+from allocsim.pages import slub as sv
+from allocsim.facts.errors import AllocsimError
 
 P3 = SimpleNamespace(**params.spec("cpuslab").defaults())
 P4 = SimpleNamespace(**params.spec("sheaves").defaults())

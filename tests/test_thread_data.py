@@ -5,8 +5,9 @@ import shutil
 import pytest
 import yaml
 
-from allocsim import thread, thread_views
-from allocsim.errors import DataError
+from allocsim.facts import thread
+from allocsim.pages import thread as thread_views
+from allocsim.facts.errors import DataError
 
 
 def test_all_files_load():

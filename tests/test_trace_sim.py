@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from allocsim import sim, trace
-from allocsim.errors import AllocsimError
-from allocsim.trace import ALLOC, FREE, HARDIRQ, TASK
+from allocsim.kernel import sim
+from allocsim.kernel import program as trace
+from allocsim.facts.errors import AllocsimError
+from allocsim.kernel.program import ALLOC, FREE, HARDIRQ, TASK
 
 
 @pytest.mark.parametrize("order", ["fifo", "lifo", "random"])

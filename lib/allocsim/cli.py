@@ -18,19 +18,19 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from .errors import AllocsimError
+from allocsim.facts.errors import AllocsimError
 
 
 def _cmd_build(args) -> int:
-    from . import book
+    from allocsim.book import runner as book
 
     book.build(force=args.force, log=lambda m: print(m, flush=True))
     return 0
 
 
 def _cmd_run(args) -> int:
-    from . import book
-    from .paths import ROOT
+    from allocsim.book import runner as book
+    from allocsim.facts.paths import ROOT
 
     values = book.parse_overrides(args.chapter, args.param or [])
     page = book.chapter_pages().get(args.chapter)
@@ -50,7 +50,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_params(args) -> int:
-    from . import params
+    from allocsim.pages import params
 
     specs = params.specs()
     slugs = [args.chapter] if args.chapter else list(specs)
@@ -67,7 +67,7 @@ def _cmd_params(args) -> int:
 
 
 def _benchmarks() -> list[str]:
-    from . import benchmarks
+    from allocsim.book import benchmarks
 
     return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__))
 
@@ -77,20 +77,20 @@ def _cmd_bench(args) -> int:
     if args.all:
         for name in names:
             print(f"== {name} ==", flush=True)
-            importlib.import_module(f"allocsim.benchmarks.{name}").run([])
+            importlib.import_module(f"allocsim.book.benchmarks.{name}").run([])
         return 0
     if args.list or not args.name:
         print("benchmarks: " + ", ".join(names))
         return 0
     if args.name not in names:
         raise AllocsimError(f"unknown benchmark {args.name!r}; available: {', '.join(names)}")
-    importlib.import_module(f"allocsim.benchmarks.{args.name}").run(args.rest)
+    importlib.import_module(f"allocsim.book.benchmarks.{args.name}").run(args.rest)
     return 0
 
 
 def _cmd_inspect(args) -> int:
     try:
-        mod = importlib.import_module("allocsim.inspect")
+        mod = importlib.import_module("allocsim.facts.inspect")
     except ModuleNotFoundError:
         raise AllocsimError("the inspect command is not available in this version") from None
     return mod.main(args.rest) or 0
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except AllocsimError as exc:
-        from .book import ChapterFailed
+        from allocsim.book.runner import ChapterFailed
 
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, ChapterFailed) else 2

@@ -1,0 +1,59 @@
+"""Simulated alloc/free operations per second of the per-CPU list model (numba) and of its pure-Python
+reference, on the default io_uring workload (t/io_uring -d128 -s32 -c32 -p0, one submitter).
+
+    python -m allocsim bench pcpu [--ios N] [--repeat R] [--workload default|mixed]
+
+Prints the figures; targets (issue 3): >= 20 million simulated ops/s for the numba model and >= 100×
+the reference. "numba front end" times :func:`allocsim.kernel.pcpu_list.simulate` (the list itself, which
+also builds the fallback program); "numba run()" adds the kmalloc stand-in backend and the combine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from allocsim.workloads import iouring
+from allocsim.kernel import pcpu_list
+from allocsim.kernel.oracle.pcpu_list import run_reference
+
+WORKLOADS = {
+    "default": {},
+    "mixed": dict(task_share=0.2, hardirq_share=0.5, softirq_share=0.3, cross_cpu_share=0.2, completion_order="random"),
+}
+
+
+def _best(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def run(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="allocsim bench pcpu", description=__doc__.splitlines()[0])
+    ap.add_argument("--ios", type=int, default=iouring.IOUring().ios, help="IOs per submitter (default: the workload's)")
+    ap.add_argument("--repeat", type=int, default=5, help="timed repetitions; the best is reported")
+    ap.add_argument("--workload", choices=sorted(WORKLOADS), default="default")
+    args = ap.parse_args(argv or [])
+    cfg = iouring.IOUring(ios=args.ios, **WORKLOADS[args.workload])
+    prog = iouring.program(cfg)
+    ops = prog.n_events
+
+    pcpu_list.run(prog)  # compile / load the numba cache outside the timing
+    t_front = _best(lambda: pcpu_list.simulate(prog), args.repeat)
+    t_run = _best(lambda: pcpu_list.run(prog, kmalloc="standin"), args.repeat)
+    t_ref = _best(lambda: run_reference(prog), max(1, min(args.repeat, 2)))
+
+    rate_front, rate_run, rate_ref = ops / t_front, ops / t_run, ops / t_ref
+    print(f"workload: {args.workload}, {cfg.submitters} submitter(s), QD {cfg.queue_depth}, batches "
+          f"{cfg.submit_batch}/{cfg.complete_batch}, {cfg.ios} IOs -> {ops} simulated alloc/free operations")
+    print(f"numba front end (simulate):     {t_front * 1e3:9.2f} ms  {rate_front / 1e6:8.1f} M ops/s")
+    print(f"numba run() with kmalloc stand-in: {t_run * 1e3:6.2f} ms  {rate_run / 1e6:8.1f} M ops/s")
+    print(f"pure-Python reference:          {t_ref * 1e3:9.2f} ms  {rate_ref / 1e6:8.3f} M ops/s")
+    print(f"ratio numba front end / reference: {rate_front / rate_ref:7.0f}x")
+    print(f"ratio numba run() / reference:     {rate_run / rate_ref:7.0f}x")
+    print(f"targets: >= 20 M ops/s numba ({'met' if rate_front >= 20e6 else 'NOT met'}), "
+          f">= 100x reference ({'met' if rate_front / rate_ref >= 100 else 'NOT met'})")

@@ -1,0 +1,74 @@
+"""Simulated alloc/free operations per second of each SLUB model (numba) and of its pure-Python
+reference, on the module microbenchmark and on the io_uring workload, and the time of a 400-point
+K × capacity sweep of the microbenchmark (chapter 4's heat map).
+
+    python -m allocsim bench slub [--scale S] [--repeat R] [--sweep-threads T]
+
+Models: the 6.19 cpu slab (kmalloc-256 / kmalloc-96), 6.19 opt-in sheaves over the cpu slab (a
+dedicated cache with sheaf_capacity 256), 7.0 sheaves (kmalloc, default capacity). Workloads: the
+microbenchmark with 4 threads, K = 128 (chapter 4), and the io_uring loop with its defaults
+(t/io_uring -d128 -s32 -c32 -p0) and 2000 cycles of other work per submission. The numba figure is
+:func:`allocsim.kernel.slub.run` end to end (state set-up included); the reference runs the same workload
+``--scale`` times smaller (it is a rate: operations per second), best of ``--repeat`` runs for numba
+and of two for the reference. Targets (issue 4): >= 10 M ops/s per model, >= 100× the reference, the
+sweep in < 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from types import SimpleNamespace
+
+from allocsim.workloads import iouring
+from allocsim.kernel import slub
+from allocsim.pages import slub as slub_views
+from allocsim.kernel import program as trace
+from allocsim.kernel.oracle import slub as ref
+from allocsim.book.benchmarks.pcpu import _best
+
+MODELS = (
+    ("6.19 cpu slab (kmalloc)", dict(kernel="6.19")),
+    ("6.19 sheaves 256 over the cpu slab", dict(kernel="6.19", kmalloc=False, sheaf_capacity=256)),
+    ("7.0 sheaves (kmalloc, default capacity)", dict(kernel="7.0")),
+)
+
+
+def _workloads(scale: int):
+    micro = lambda rounds: trace.microbench(4, 128, rounds)
+    io = lambda ios: iouring.program(iouring.IOUring(ios=ios, submit_gap=2000))
+    return (
+        ("microbench 4 threads, K=128", 256, micro(1000), micro(max(2, 1000 // scale))),
+        ("io_uring -d128 -s32 -c32 -p0", 96, io(400_000), io(max(1024, 400_000 // scale))),
+    )
+
+
+def run(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="allocsim bench slub", description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=int, default=20, help="the reference runs a workload this many times smaller")
+    ap.add_argument("--repeat", type=int, default=3, help="timed repetitions of each numba run; the best is reported")
+    ap.add_argument("--sweep-threads", type=int, default=1, help="threads of the 400-point sweep (chapter 4: 1 and 8)")
+    args = ap.parse_args(argv or [])
+    worst_rate, worst_ratio = float("inf"), float("inf")
+    for wname, size, prog, small in _workloads(args.scale):
+        print(f"{wname}: {prog.n_events} simulated alloc/free operations (reference: {small.n_events})")
+        for mname, kw in MODELS:
+            kw = dict(kw, object_size=size)
+            slub.run(prog, **kw)  # compile / load the numba cache outside the timing
+            t = _best(lambda: slub.run(prog, **kw), args.repeat)
+            tr = _best(lambda: ref.run(small, **kw), 2)
+            rate, rate_ref = prog.n_events / t, small.n_events / tr
+            worst_rate, worst_ratio = min(worst_rate, rate), min(worst_ratio, rate / rate_ref)
+            print(f"  {mname:<42} numba {rate / 1e6:7.1f} M ops/s   reference {rate_ref / 1e6:6.3f} M ops/s"
+                  f"   ratio {rate / rate_ref:6.0f}x")
+    P = SimpleNamespace(object_size=256, free_order="fifo", machine_cpus=64, cpus_per_node=0, seed=0, kernel="7.0")
+    ks, caps = slub_views.heat_grid()
+    slub_views.heat_sweep(P, threads=args.sweep_threads, ks=ks[:2], caps=caps[:2])  # warm
+    t0 = time.perf_counter()
+    df = slub_views.heat_sweep(P, threads=args.sweep_threads)
+    t_sweep = time.perf_counter() - t0
+    print(f"K x capacity sweep (chapter 4 heat map): {len(df)} points, {args.sweep_threads} thread(s), "
+          f"{t_sweep:.1f} s")
+    print(f"targets: >= 10 M ops/s per model ({'met' if worst_rate >= 10e6 else 'NOT met'}: slowest "
+          f"{worst_rate / 1e6:.1f}), >= 100x the reference ({'met' if worst_ratio >= 100 else 'NOT met'}: lowest "
+          f"{worst_ratio:.0f}x), sweep < 60 s ({'met' if t_sweep < 60 else 'NOT met'})")

@@ -1,0 +1,66 @@
+"""The book's chart theme: one look for every chapter, and one colour per allocator throughout.
+
+Use::
+
+    from allocsim.pages import charts
+    charts.enable()                                   # once per chapter (registers the theme)
+    alt.Chart(df).mark_bar().encode(
+        x=alt.X("ns_per_io:Q", title=charts.axis("time per IO", "ns")),
+        color=charts.allocator_color("allocator"),    # consistent colours + legend order
+    ).properties(title="…")
+"""
+
+from __future__ import annotations
+
+import altair as alt
+
+#: The three allocators of the thread, in the order the book always lists them, with fixed colours
+#: (Okabe–Ito, colour-blind safe). Extra series (e.g. "kmalloc-96 (7.0, sheaves)") get grey shades.
+ALLOCATORS = ("per-CPU list", "kmalloc", "sheaf-256")
+COLORS = {"per-CPU list": "#D55E00", "kmalloc": "#0072B2", "sheaf-256": "#009E73"}
+#: Kernel versions, for charts that colour by version instead.
+KERNELS = ("6.19", "7.0")
+KERNEL_COLORS = {"6.19": "#999999", "7.0": "#CC79A7"}
+ACCENT = "#E69F00"
+
+# The book's text column is about 620 px wide: a chart's plot area plus its axis labels must fit.
+WIDTH, HEIGHT = 460, 280
+
+
+def _theme():
+    return {
+        "config": {
+            "view": {"continuousWidth": WIDTH, "continuousHeight": HEIGHT, "stroke": None},
+            "font": "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif",
+            "title": {"fontSize": 15, "anchor": "start", "subtitleColor": "#555"},
+            "axis": {"labelFontSize": 12, "titleFontSize": 12, "grid": True, "gridColor": "#eee"},
+            "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "bottom"},
+            "range": {"category": [COLORS[a] for a in ALLOCATORS] + ["#56B4E9", ACCENT, "#CC79A7", "#999999"]},
+        }
+    }
+
+
+def enable() -> None:
+    """Register and enable the book theme (idempotent). Keeps Altair's default HTML renderer: the
+    book serves vega itself (``_ext/altair_offline.py``), so charts work offline."""
+    alt.theme.register("allocsim", enable=True)(_theme)
+    alt.data_transformers.disable_max_rows()
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", None)  # tables on the page show whole sentences
+
+
+def axis(quantity: str, unit: str | None = None) -> str:
+    """Axis titles always carry their unit: ``axis("time per IO", "ns")`` → ``time per IO (ns)``."""
+    return f"{quantity} ({unit})" if unit else quantity
+
+
+def allocator_color(field: str = "allocator", title: str = "allocator") -> alt.Color:
+    """Colour encoding for a field holding allocator names from :data:`ALLOCATORS`."""
+    return alt.Color(f"{field}:N", title=title,
+                     scale=alt.Scale(domain=list(ALLOCATORS), range=[COLORS[a] for a in ALLOCATORS]))
+
+
+def kernel_color(field: str = "kernel", title: str = "kernel") -> alt.Color:
+    return alt.Color(f"{field}:N", title=title,
+                     scale=alt.Scale(domain=list(KERNELS), range=[KERNEL_COLORS[k] for k in KERNELS]))

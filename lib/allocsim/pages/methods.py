@@ -1,0 +1,62 @@
+"""Tables and charts for the methods appendix: the cost table, every chapter's parameters, the environment."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib.metadata import version
+
+import altair as alt
+import pandas as pd
+
+from allocsim.pages import charts
+from allocsim.facts import costs
+from allocsim.pages import params
+
+KEY_PACKAGES = ("numba", "numpy", "pandas", "altair", "papermill", "jupytext", "jupyter-book", "myst-nb", "Sphinx",
+                "vl-convert-python", "hypothesis", "pytest", "playwright")
+
+
+def cost_frame(name: str = "default", clock_ghz: float = 4.0) -> pd.DataFrame:
+    f = costs.load(name).frame()
+    f["ns"] = f["cycles"] / clock_ghz
+    return f[["key", "cycles", "low", "high", "ns", "what", "machine", "source", "tag"]]
+
+
+def cost_rows(tbl: pd.DataFrame) -> pd.DataFrame:
+    """The cost table in three readable columns for the page (full detail stays in data/costs.csv)."""
+    return pd.DataFrame({
+        "primitive": "`" + tbl["key"] + "`: " + tbl["what"],
+        "cycles (range)": tbl["cycles"].map("{:g}".format) + " (" + tbl["low"].map("{:g}".format) + "–" + tbl["high"].map("{:g}".format) + ")",
+        "ns": tbl["ns"].map("{:.2f}".format),
+        "source [V verified / I inferred]": tbl["source"] + "; measured on " + tbl["machine"] + " [" + tbl["tag"] + "]",
+    })
+
+
+def cost_chart(name: str = "default") -> alt.Chart:
+    f = costs.load(name).frame()
+    base = alt.Chart(f).encode(y=alt.Y("key:N", title=None, sort=list(costs.KEYS), axis=alt.Axis(labelLimit=200)))
+    tooltip = [alt.Tooltip("key:N"), alt.Tooltip("cycles:Q"), alt.Tooltip("low:Q"), alt.Tooltip("high:Q"),
+               alt.Tooltip("what:N"), alt.Tooltip("machine:N"), alt.Tooltip("source:N")]
+    rng = base.mark_rule(strokeWidth=3, color="#bbb").encode(
+        x=alt.X("low:Q", title=charts.axis("cost per operation, log scale", "cycles"), scale=alt.Scale(type="symlog")),
+        x2="high:Q", tooltip=tooltip)
+    pt = base.mark_point(filled=True, size=90, color=charts.ACCENT).encode(x="cycles:Q", tooltip=tooltip)
+    return (rng + pt).properties(title=alt.Title(f"Cost table '{name}'", subtitle="point: value used; bar: cited range"),
+                                 width=380, height=320)
+
+
+def parameters_frame() -> pd.DataFrame:
+    rows = []
+    for s in params.specs().values():
+        for p in s.params:
+            rows.append({"chapter": s.slug, "parameter": p.name, "type": p.type.__name__, "default": repr(p.default),
+                         "allowed": p.allowed(), "meaning": p.help})
+    return pd.DataFrame(rows)
+
+
+def environment_frame() -> pd.DataFrame:
+    rows = [{"component": "Python", "version": sys.version.split()[0]},
+            {"component": "platform", "version": platform.platform()}]
+    rows += [{"component": name, "version": version(name)} for name in KEY_PACKAGES]
+    return pd.DataFrame(rows)

@@ -1,0 +1,342 @@
+"""Analysis and charts for chapter 2 ("The per-CPU cache patch"): the io_uring scenarios run through
+:mod:`allocsim.kernel.pcpu_list`, the point where the private list stops paying, memory, and the pictures.
+The chapter only calls these functions; everything here takes the chapter's parameter namespace ``P``
+(see ``allocsim/specs/02_pcpu.py``) or plain values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from allocsim.pages import charts
+from allocsim.workloads import iouring
+from allocsim.kernel import pcpu_list as pl
+
+LIST, KMALLOC = "per-CPU list", "kmalloc"
+
+
+def _two_colors(field: str = "allocator") -> alt.Color:
+    """The book's colours for the two allocators this chapter compares (no legend entry for sheaves)."""
+    return alt.Color(f"{field}:N", title="allocator", scale=alt.Scale(
+        domain=[LIST, KMALLOC], range=[charts.COLORS[LIST], charts.COLORS[KMALLOC]]))
+
+
+# ------------------------------------------------------------------------------------------------
+# Running the model
+
+def workload(P, **overrides) -> iouring.IOUring:
+    """The io_uring run the chapter's parameters describe (``overrides`` replace fields)."""
+    cfg = iouring.IOUring(
+        submitters=P.submitters, queue_depth=P.queue_depth, submit_batch=P.submit_batch,
+        complete_batch=P.complete_batch, ios=P.ios, task_share=P.task_share, hardirq_share=P.hardirq_share,
+        softirq_share=P.softirq_share, cross_cpu_share=P.cross_cpu_share, completion_order=P.completion_order,
+        warmup=P.warmup, seed=P.seed)
+    return replace(cfg, **overrides).validate()
+
+
+def list_model(P):
+    """``Program -> Result``: the patch with the chapter's threshold, max_nr and kmalloc backend."""
+    return lambda prog: pl.run(prog, threshold=P.threshold, max_nr=P.max_nr, kmalloc=P.kmalloc, kernel=P.kernel)
+
+
+def kmalloc_model(P):
+    """``Program -> Result``: the same workload without the patch (plain ``kmalloc(sizeof(*dio))``)."""
+    return lambda prog: pl.kmalloc_only(prog, kmalloc=P.kmalloc, kernel=P.kernel)
+
+
+def backend_note(P) -> str:
+    """A paragraph (Markdown) saying which kmalloc model this page used and what that implies."""
+    from allocsim.facts import costs as _costs
+
+    if P.kmalloc == "standin":
+        t = _costs.load()
+        c = sum(t.cycles(k) * n for k, n in pl.STANDIN_CHARGES["kmalloc"])
+        return (f"This page sends the misses and the refused frees to **the fixed-cost kmalloc stand-in**. It "
+                f"charges every `kmalloc` and every `kfree` {c:.0f} cycles: half of the SLUB fast-path "
+                "alloc+free pair Jesper Brouer measured (commit `fbd02630c6e3`). It never takes a slow path and "
+                "does not care which CPU frees an object, so it flatters `kmalloc` wherever SLUB would take its "
+                "remote-free path; with the stand-in the `kernel` parameter only changes the memory comparison "
+                "below. Re-run with `kmalloc=\"slub\"` to send the misses through the SLUB model of the kernel "
+                "`kernel` names.")
+    return (f"This page sends the misses and the refused frees to **the SLUB model of {P.kernel}** "
+            f"(`allocsim.kernel.slub`, `kmalloc-{pl.memory(P.max_nr, P.kernel)['kmalloc_class']}` for the list's "
+            f"{pl.element_size() + pl.header_size()}-byte elements, `{pl.memory(P.max_nr, P.kernel)['plain_cache']}` "
+            "for the plain `kmalloc` without the patch), with its slow paths and remote frees.")
+
+
+def thread_note(P, saved_cycles: float) -> str:
+    """A sentence (Markdown) setting the modelled saving per IO (interrupt completions) against the
+    thread's IOPS figures for the kernel this page models (6.19 with the stand-in)."""
+    from allocsim.facts import thread
+    from allocsim.pages import thread as thread_views
+
+    f = thread.iops_figures().set_index(["kernel", "allocator"])["miops"]
+    kern = {"7.0": "7.0-rc4", "6.19": "6.19"}.get(P.kernel if P.kmalloc == "slub" else "6.19")
+    if kern is None:
+        return (f"The thread has no IOPS figures for {P.kernel}, so the modelled saving of {saved_cycles:.0f} "
+                "cycles per IO has nothing to be set against here.")
+    ns = thread_views.ns_saved(f[kern, "per-CPU list"], f[kern, "kmalloc"])
+    share = 100 * saved_cycles / (ns * P.clock_ghz)
+    if P.kmalloc == "standin":
+        return (f"A `kmalloc` that always took SLUB's measured fast path — the stand-in — leaves the list "
+                f"{saved_cycles:.0f} cycles to save per IO with interrupt completions, {share:.0f}% of the "
+                f"{kern} difference. Either the {kern} `kmalloc` spent more than its fast path on this workload, "
+                "or the difference is not all allocator time; chapter 3 (SLUB's cpu slab) models the first "
+                "possibility, and the final chapter compares all six figures with the models.")
+    return (f"With the SLUB model of {P.kernel} behind both, the list saves {saved_cycles:.0f} cycles per IO with "
+            f"interrupt completions, {share:.0f}% of the {kern} difference at {P.clock_ghz:g} GHz; the final "
+            "chapter compares all six figures with the models.")
+
+
+def steady(P, **overrides) -> dict:
+    """Steady-state figures per IO for one scenario: hit rate, splices, kmalloc/kfree calls, cycles
+    per IO with the list and without it, and the objects left cached once every IO has completed."""
+    cfg = workload(P, **overrides)
+    ss = iouring.steady_state(list_model(P), cfg)
+    base = iouring.steady_state(kmalloc_model(P), cfg)
+    after = list_model(P)(iouring.program(replace(cfg, drain=True)))
+    st = ss.stats
+    io = ss.ios
+    left = after.extra["state"].cached()
+    return {
+        "hit rate": 1.0 - st["alloc_kmalloc"] / st["alloc"],
+        "splices per IO": st["alloc_splice"] / io,
+        "kmalloc per IO": st["alloc_kmalloc"] / io,
+        "kfree per IO": (st["kfree_full"] + st["kfree_softirq"]) / io,
+        "kfree (full) per IO": st["kfree_full"] / io,
+        "kfree (softirq) per IO": st["kfree_softirq"] / io,
+        "list cycles per IO": ss.cycles_per_io,
+        "kmalloc cycles per IO": base.cycles_per_io,
+        "saved cycles per IO": base.cycles_per_io - ss.cycles_per_io,
+        "cached after run": int(left.sum()),
+        "cached after run, most on one CPU": int(left.max()),
+        "cached on submitting CPUs": int(left[:cfg.submitters].sum()),
+        "cached on other CPUs": int(left[cfg.submitters:].sum()),
+        "steady IOs": io,
+        "_steady": ss,
+    }
+
+
+POLLED, IRQ = "polled (-p1)", "interrupts (-p0)"
+SOFT25, CROSS25, CROSS100, THIS = "25% softirq", "25% on another CPU", "all on another CPU", "this page"
+#: The chapter's named scenarios (completion context and CPU; everything else from the parameters).
+SCENARIOS = {
+    POLLED: dict(task_share=1.0, hardirq_share=0.0, softirq_share=0.0, cross_cpu_share=0.0),
+    IRQ: dict(task_share=0.0, hardirq_share=1.0, softirq_share=0.0, cross_cpu_share=0.0),
+    SOFT25: dict(task_share=0.0, hardirq_share=0.75, softirq_share=0.25, cross_cpu_share=0.0),
+    CROSS25: dict(task_share=0.0, hardirq_share=1.0, softirq_share=0.0, cross_cpu_share=0.25),
+    CROSS100: dict(task_share=0.0, hardirq_share=1.0, softirq_share=0.0, cross_cpu_share=1.0),
+}
+
+
+def scenarios(P) -> pd.DataFrame:
+    """The named scenarios of the chapter, plus the one the parameters describe."""
+    rows = []
+    named = dict(SCENARIOS)
+    named[THIS] = {}
+    for name, kw in named.items():
+        r = steady(P, **kw)
+        rows.append({"scenario": name, **{k: v for k, v in r.items() if not k.startswith("_")}})
+    return pd.DataFrame(rows).set_index("scenario")
+
+
+def breakdown(P, **overrides) -> pd.DataFrame:
+    """Per-path counts and cycles per IO in the steady state (the list's paths and the backend's)."""
+    ss = steady(P, **overrides)["_steady"]
+    df = ss.paths_frame()
+    df = df[df["count"] > 0].copy()
+    desc = {**pl.PATH_DOC}
+    df["what"] = [desc.get(p, "the kmalloc model behind the list") for p in df["path"]]
+    return df[["path", "what", "per_io", "cycles_per_io"]].rename(
+        columns={"per_io": "calls per IO", "cycles_per_io": "cycles per IO"}).set_index("path")
+
+
+def sweep(P, field: str, values, **fixed) -> pd.DataFrame:
+    """Steady-state figures as one share varies (the other shares as in ``fixed``)."""
+    rows = []
+    for v in values:
+        kw = dict(fixed)
+        kw[field] = float(v)
+        if field == "softirq_share":
+            kw["hardirq_share"] = 1.0 - float(v) - kw.get("task_share", 0.0)
+        r = steady(P, **kw)
+        rows.append({"share": float(v), "hit rate": r["hit rate"], LIST: r["list cycles per IO"],
+                     KMALLOC: r["kmalloc cycles per IO"], "kmalloc per IO": r["kmalloc per IO"],
+                     "kfree per IO": r["kfree per IO"], "splices per IO": r["splices per IO"],
+                     "cached on submitting CPUs": r["cached on submitting CPUs"],
+                     "cached on other CPUs": r["cached on other CPUs"]})
+    return pd.DataFrame(rows)
+
+
+def break_even(df: pd.DataFrame) -> float | None:
+    """The share at which the list's cycles per IO reach kmalloc's, by linear interpolation between
+    the sweep's points; ``None`` if the list is cheaper (or dearer) across the whole sweep."""
+    d = (df[LIST] - df[KMALLOC]).to_numpy()
+    x = df["share"].to_numpy()
+    for i in range(len(d) - 1):
+        if d[i] <= 0 < d[i + 1] or d[i] < 0 <= d[i + 1]:
+            return float(x[i] + (x[i + 1] - x[i]) * (-d[i]) / (d[i + 1] - d[i]))
+    return None
+
+
+def list_lengths(program, event_path, cpu: int = 0, events: int | None = None) -> pd.DataFrame:
+    """``nr`` and ``nr_irq`` of ``cpu`` after each of its events, replayed from the model's event
+    paths (each path changes the lists in one known way)."""
+    s, e = int(program.start[cpu]), int(program.start[cpu + 1])
+    if events is not None:
+        e = min(e, s + events)
+    nr = nr_irq = 0
+    rows = []
+    for k, i in enumerate(range(s, e)):
+        p = pl.PATHS[event_path[i]]
+        if p == "alloc_hit":
+            nr -= 1
+        elif p == "alloc_splice":
+            nr, nr_irq = nr + nr_irq - 1, 0
+        elif p == "free_task":
+            nr += 1
+        elif p == "free_irq":
+            nr_irq += 1
+        rows.append({"event": k, "path": p, "op": "alloc" if program.op[i] == 0 else "free", "nr": nr, "nr_irq": nr_irq})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# Charts
+
+def mechanism_chart(threshold: int, max_nr: int) -> alt.LayerChart:
+    """The two lists, when each is used, and the splice: boxes and labelled arrows (hover for the code)."""
+    W, H, XMAX, YMAX = charts.WIDTH + 120, 300, 100, 60  # pixels and data units
+    w, h = 12, 5  # half a box, in data units
+    boxes = pd.DataFrame([
+        {"id": "kmalloc", "x": 12, "y": 50, "label": "kmalloc(size + 8)", "sub": "the backend",
+         "code": "kmalloc(PCPU_CACHE_ELEMENT_SIZE(pcpu_cache_list), GFP_KERNEL)"},
+        {"id": "alloc", "x": 46, "y": 50, "label": "pcpu_cache_list_alloc()", "sub": "task context, at submission",
+         "code": "cache = per_cpu_ptr(pcpu_cache_list->cache, get_cpu()); ... put_cpu();"},
+        {"id": "list", "x": 80, "y": 50, "label": "free_list, nr", "sub": "per CPU, LIFO",
+         "code": "struct pcpu_cache_element *free_list; int nr;"},
+        {"id": "kfree", "x": 12, "y": 10, "label": "kfree()", "sub": "the backend", "code": "kfree(cache_element);"},
+        {"id": "free", "x": 46, "y": 10, "label": "pcpu_cache_list_free()", "sub": "at completion, any context",
+         "code": "cache = per_cpu_ptr(pcpu_cache_list->cache, get_cpu()); ... put_cpu();"},
+        {"id": "irq", "x": 80, "y": 10, "label": "free_list_irq, nr_irq", "sub": "per CPU, LIFO",
+         "code": "struct pcpu_cache_element *free_list_irq; int nr_irq;"},
+    ]).set_index("id")
+    boxes["x0"], boxes["x1"] = boxes["x"] - w, boxes["x"] + w
+    boxes["y0"], boxes["y1"] = boxes["y"] - h, boxes["y"] + h
+    # (from, to, label, label position, code)
+    edges = [
+        ("list", "alloc", "pop: a hit", (63, 57.5),
+         "cache_element = cache->free_list; cache->free_list = cache_element->next; cache->nr--;"),
+        ("alloc", "kmalloc", f"miss: free_list\nempty, nr_irq < {threshold}", (29, 39),
+         "if (!cache->free_list) { ... put_cpu(); cache_element = kmalloc(...); }"),
+        ("irq", "list", f"splice:\nfree_list empty\nand nr_irq ≥ {threshold}", (91, 30),
+         "local_irq_save(flags); cache->free_list = cache->free_list_irq; cache->free_list_irq = NULL; "
+         "cache->nr += cache->nr_irq; cache->nr_irq = 0; local_irq_restore(flags);"),
+        ("free", "list", "in_task():\npush", (54, 32),
+         "cache_element->next = cache->free_list; cache->free_list = cache_element; cache->nr++;"),
+        ("free", "irq", "in_hardirq():\npush", (63, 20),
+         "cache_element->next = cache->free_list_irq; cache->free_list_irq = cache_element; cache->nr_irq++;"),
+        ("free", "kfree", f"softirq, or\nnr + nr_irq ≥ {max_nr}:\nkfree", (29, 20),
+         "if (READ_ONCE(cache->nr_irq) + cache->nr >= pcpu_cache_list->max_nr) goto out_free; ... else goto out_free;"),
+    ]
+    rows, heads, labels = [], [], []
+    for a, b, text, (lx, ly), code in edges:
+        xa, ya, xb, yb = boxes.loc[a, "x"], boxes.loc[a, "y"], boxes.loc[b, "x"], boxes.loc[b, "y"]
+        dx, dy = xb - xa, yb - ya
+        t = min(w / abs(dx) if dx else math.inf, h / abs(dy) if dy else math.inf)  # leave/enter at the border
+        x0, y0, x1, y1 = xa + dx * t, ya + dy * t, xb - dx * t, yb - dy * t
+        plain = text.replace("\n", " ")
+        rows.append({"x": x0, "y": y0, "x2": x1, "y2": y1, "when": plain, "code": code})
+        # a triangle's angle is clockwise from "up", in screen pixels
+        ang = math.degrees(math.atan2(dx * W / XMAX, dy * H / YMAX))
+        heads.append({"x": x1, "y": y1, "angle": ang, "when": plain, "code": code})
+        labels.append({"x": lx, "y": ly, "text": text, "when": plain, "code": code})
+    xs = alt.X("x:Q", scale=alt.Scale(domain=[0, XMAX]), axis=None)
+    ys = alt.Y("y:Q", scale=alt.Scale(domain=[0, YMAX]), axis=None)
+    tip = [alt.Tooltip("when:N", title="when"), alt.Tooltip("code:N", title="code")]
+    b = boxes.reset_index()
+    rect = alt.Chart(b).mark_rect(fill="#f4f4f4", stroke="#555", cornerRadius=4).encode(
+        x=alt.X("x0:Q", scale=alt.Scale(domain=[0, XMAX]), axis=None), x2="x1:Q",
+        y=alt.Y("y0:Q", scale=alt.Scale(domain=[0, YMAX]), axis=None), y2="y1:Q",
+        tooltip=[alt.Tooltip("label:N", title="part"), alt.Tooltip("code:N", title="code")])
+    title = alt.Chart(b).mark_text(fontWeight="bold", fontSize=10.5, dy=-6).encode(
+        x=xs, y=ys, text="label:N", tooltip=[alt.Tooltip("label:N", title="part"), alt.Tooltip("code:N", title="code")])
+    sub = alt.Chart(b).mark_text(fontSize=9.5, color="#555", dy=8).encode(x=xs, y=ys, text="sub:N")
+    lines = alt.Chart(pd.DataFrame(rows)).mark_rule(strokeWidth=1.6, color="#333").encode(
+        x=xs, y=ys, x2="x2:Q", y2="y2:Q", tooltip=tip)
+    arrow = alt.Chart(pd.DataFrame(heads)).mark_point(shape="triangle", filled=True, size=60, color="#333", opacity=1).encode(
+        x=xs, y=ys, angle=alt.Angle("angle:Q", scale=None), tooltip=tip)
+    text = alt.Chart(pd.DataFrame(labels)).mark_text(fontSize=10.5, lineBreak="\n", color=charts.COLORS[LIST]).encode(
+        x=xs, y=ys, text="text:N", tooltip=tip)
+    return (rect + title + sub + lines + arrow + text).properties(
+        width=W, height=H,
+        title=alt.Title("The patch's two per-CPU lists", subtitle="hover a box or an arrow for the code it stands for"))
+
+
+def trace_chart(df: pd.DataFrame, title: str) -> alt.Chart:
+    """``nr`` and ``nr_irq`` after each event (from :func:`list_lengths`)."""
+    long = df.melt(id_vars=["event", "path", "op"], value_vars=["nr", "nr_irq"], var_name="list", value_name="objects")
+    return alt.Chart(long).mark_line(interpolate="step-after").encode(
+        x=alt.X("event:Q", title=charts.axis("event on the submitting CPU")),
+        y=alt.Y("objects:Q", title=charts.axis("objects on the list")),
+        color=alt.Color("list:N", title="list", scale=alt.Scale(domain=["nr", "nr_irq"], range=[charts.COLORS[LIST], "#56B4E9"])),
+        tooltip=["event:Q", "op:N", "path:N", "list:N", "objects:Q"],
+    ).properties(title=title, height=180)
+
+
+def sweep_chart(df: pd.DataFrame, xtitle: str, title: str, crossing: float | None) -> alt.LayerChart:
+    """Cycles per IO with and without the list as a share varies; a rule where they cross."""
+    long = df.melt(id_vars=["share", "hit rate"], value_vars=[LIST, KMALLOC], var_name="allocator", value_name="cycles")
+    base = alt.Chart(long).encode(
+        x=alt.X("share:Q", title=xtitle, axis=alt.Axis(format="%")),
+        y=alt.Y("cycles:Q", title=charts.axis("allocator cost per IO", "cycles")),
+        color=_two_colors(),
+        tooltip=[alt.Tooltip("share:Q", format=".0%"), "allocator:N", alt.Tooltip("cycles:Q", format=".1f"),
+                 alt.Tooltip("hit rate:Q", format=".1%", title="list hit rate")],
+    )
+    layers = base.mark_line() + base.mark_point(filled=True, size=30)
+    if crossing is not None:
+        rule = alt.Chart(pd.DataFrame({"share": [crossing], "label": [f"break-even {crossing:.0%}"]})).mark_rule(
+            strokeDash=[4, 3], color="#555").encode(x="share:Q", tooltip=["label:N"])
+        layers = layers + rule
+    return layers.properties(title=title)
+
+
+def cached_chart(df: pd.DataFrame, max_nr: int) -> alt.LayerChart:
+    """Objects left on the lists once every IO has completed, on the submitting CPU(s) and on the
+    others, against the cross-CPU share (from :func:`sweep`)."""
+    long = df.melt(id_vars=["share"], value_vars=["cached on submitting CPUs", "cached on other CPUs"],
+                   var_name="where", value_name="objects")
+    lines = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("share:Q", title=charts.axis("completions on another CPU"), axis=alt.Axis(format="%")),
+        y=alt.Y("objects:Q", title=charts.axis("objects left on the lists")),
+        color=alt.Color("where:N", title=None, scale=alt.Scale(
+            domain=["cached on submitting CPUs", "cached on other CPUs"], range=[charts.COLORS[LIST], "#56B4E9"])),
+        tooltip=[alt.Tooltip("share:Q", format=".0%"), "where:N", "objects:Q"],
+    )
+    rule = alt.Chart(pd.DataFrame({"objects": [max_nr], "label": [f"max_nr = {max_nr}"]})).mark_rule(
+        strokeDash=[4, 3], color="#555").encode(y="objects:Q", tooltip=["label:N"])
+    return (lines + rule).properties(title="Objects left cached when the IO stops", height=200)
+
+
+def memory_chart(df: pd.DataFrame, ncpu: int) -> alt.LayerChart:
+    """Machine-wide bytes the caches can hold, against the CPU count (log-log), with a rule at ``ncpu``."""
+    cols = [c for c in df.columns if c != "cpus"]
+    long = df.melt(id_vars=["cpus"], value_vars=cols, var_name="what", value_name="bytes")
+    long["MiB"] = long["bytes"] / 2**20
+    long["allocator"] = np.where(long["what"] == LIST, LIST, KMALLOC)
+    base = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("cpus:Q", title=charts.axis("CPUs that ran direct IO"), scale=alt.Scale(type="log", base=2),
+                axis=alt.Axis(values=[v for v in (1, 4, 16, 64, 256, 1024, 4096) if v <= df["cpus"].max()])),
+        y=alt.Y("MiB:Q", title=charts.axis("objects kept per machine, at most", "MiB"), scale=alt.Scale(type="log")),
+        color=_two_colors(),
+        tooltip=["what:N", "cpus:Q", alt.Tooltip("MiB:Q", format=".2f")],
+    )
+    rule = alt.Chart(pd.DataFrame({"cpus": [ncpu], "label": [f"this page: {ncpu} CPUs"]})).mark_rule(
+        strokeDash=[4, 3], color="#555").encode(x="cpus:Q", tooltip=["label:N"])
+    return (base + rule).properties(title="Memory the per-CPU caches can keep")

@@ -1,0 +1,13 @@
+from allocsim.pages.params import ChapterSpec, Param
+
+SPEC = ChapterSpec(
+    slug="thread",
+    source="chapters/01-thread.md",
+    title="The thread",
+    params=(
+        Param("baseline", str, "kmalloc", "the allocator the gains are measured against in the arithmetic section",
+              choices=("kmalloc", "sheaf-256", "per-CPU list")),
+        Param("clock_ghz", float, 3.0, "CPU clock used only to express ns-per-IO differences in cycles (the thread does not state one)",
+              low=0.5, high=6.0),
+    ),
+)

@@ -1,0 +1,47 @@
+from allocsim.facts import kconfig
+from allocsim.facts.errors import AllocsimError
+from allocsim.pages.params import ChapterSpec, Param
+
+
+def _check(ns):
+    total = ns.task_share + ns.hardirq_share + ns.softirq_share
+    if abs(total - 1.0) > 1e-9:
+        raise AllocsimError(f"parameters task_share + hardirq_share + softirq_share must add up to 1, not {total:g}")
+    for name in ("submit_batch", "complete_batch"):
+        if getattr(ns, name) > ns.queue_depth:
+            raise AllocsimError(f"parameter {name} ({getattr(ns, name)}) must not exceed queue_depth ({ns.queue_depth})")
+    if ns.warmup < ns.queue_depth:
+        raise AllocsimError(f"parameter warmup ({ns.warmup}) must be at least queue_depth ({ns.queue_depth})")
+    if ns.ios < ns.warmup + ns.submit_batch:
+        raise AllocsimError(f"parameter ios ({ns.ios}) must exceed warmup ({ns.warmup}) by at least submit_batch ({ns.submit_batch})")
+    if ns.threshold > ns.max_nr:
+        raise AllocsimError(f"parameter threshold ({ns.threshold}) must not exceed max_nr ({ns.max_nr})")
+
+
+SPEC = ChapterSpec(
+    slug="pcpu",
+    source="chapters/02-pcpu.md",
+    title="The per-CPU cache patch",
+    params=(
+        Param("ncpu", int, 64, "CPUs of the machine, for the machine-wide memory figures", low=1, high=8192),
+        Param("submitters", int, 1, "io_uring submitter threads, one per CPU (t/io_uring -n)", low=1, high=64),
+        Param("queue_depth", int, 128, "IOs in flight per submitter (t/io_uring -d)", low=1, high=4096),
+        Param("submit_batch", int, 32, "IOs submitted per io_uring_enter (t/io_uring -s)", low=1, high=4096),
+        Param("complete_batch", int, 32, "completions waited for per io_uring_enter (t/io_uring -c)", low=1, high=4096),
+        Param("task_share", float, 0.0, "share of completions in task context (polled IO, t/io_uring -p1)", low=0.0, high=1.0),
+        Param("hardirq_share", float, 1.0, "share of completions in hardirq context (interrupts, -p0)", low=0.0, high=1.0),
+        Param("softirq_share", float, 0.0, "share of completions in softirq context (not cached by the patch)", low=0.0, high=1.0),
+        Param("cross_cpu_share", float, 0.0, "share of completions that run on another CPU than the submitter's", low=0.0, high=1.0),
+        Param("completion_order", str, "fifo", "order in which the device completes in-flight IOs", choices=("fifo", "random")),
+        Param("threshold", int, 16, "PCPU_CACHE_IRQ_THRESHOLD: IRQ-list length that allows a splice", low=1, high=65536),
+        Param("max_nr", int, 256, "DIO_ALLOC_CACHE_MAX: objects one CPU may cache", low=1, high=65536),
+        Param("kmalloc", str, "slub", "the kmalloc model behind the list's misses: fixed-cost stand-in or the SLUB models",
+              choices=("standin", "slub")),
+        Param("kernel", str, "7.0", "kernel version for the SLUB models and the memory comparison", choices=kconfig.VERSIONS),
+        Param("ios", int, 20000, "IOs per submitter in each simulated run", low=512, high=2_000_000),
+        Param("warmup", int, 4096, "IOs per submitter left out of the steady-state figures", low=1, high=1_000_000),
+        Param("seed", int, 0, "seed of the random completion contexts, CPUs and order", low=0),
+        Param("clock_ghz", float, 3.0, "CPU clock, only to express cycles as nanoseconds", low=0.5, high=6.0),
+    ),
+    check=_check,
+)

@@ -1,0 +1,39 @@
+from allocsim.facts import kconfig
+from allocsim.facts.errors import AllocsimError
+from allocsim.pages.params import ChapterSpec, Param
+
+
+def _check(ns):
+    if ns.k_small >= ns.k_large:
+        raise AllocsimError(f"parameter k_small ({ns.k_small}) must be smaller than k_large ({ns.k_large})")
+    if ns.cpus_per_node and ns.cpus_per_node > ns.machine_cpus:
+        raise AllocsimError(f"parameter cpus_per_node ({ns.cpus_per_node}) must not exceed machine_cpus ({ns.machine_cpus})")
+    if ns.threads > ns.machine_cpus:
+        raise AllocsimError(f"parameter threads ({ns.threads}) must not exceed machine_cpus ({ns.machine_cpus})")
+
+
+SPEC = ChapterSpec(
+    slug="sheaves",
+    source="chapters/04-sheaves.md",
+    title="Sheaves and the barn",
+    params=(
+        Param("object_size", int, 256, "bytes per object of the module's dedicated cache (the thread: 256)",
+              low=8, high=4096),
+        Param("capacity", int, 256, "the explicit sheaf_capacity compared with the default (the thread: 256)",
+              low=1, high=1024),
+        Param("k_small", int, 32, "objects each thread allocates then frees per round, the small case (the thread: 32)",
+              low=1, high=4096),
+        Param("k_large", int, 128, "the large case (the thread: 128)", low=2, high=4096),
+        Param("threads", int, 8, "threads (one per CPU) of the 'multithreaded environment' (the thread does not say)",
+              low=2, high=64),
+        Param("free_order", str, "fifo", "order of each round's frees (the thread does not say)",
+              choices=("fifo", "lifo", "random")),
+        Param("kernel", str, "7.0", "kernel for the capacity sweep, the heat maps and the threads sweep",
+              choices=kconfig.VERSIONS),
+        Param("cpus_per_node", int, 0, "CPUs per NUMA node, one barn each (0: all CPUs on one node)", low=0, high=8192),
+        Param("machine_cpus", int, 64, "CPUs present, which sets the slab order and objects per slab (calculate_order)",
+              low=1, high=8192),
+        Param("seed", int, 0, "seed of the random free order", low=0),
+    ),
+    check=_check,
+)

@@ -1,0 +1,60 @@
+from allocsim.facts import costs
+from allocsim.facts.errors import AllocsimError
+from allocsim.pages.params import ChapterSpec, Param
+
+_TARGETS = ("all",) + tuple(f"{k} {a}" for k in ("6.19", "7.0") for a in ("per-CPU list", "kmalloc", "sheaf-256"))
+
+
+def _check(ns):
+    """Cross-parameter checks, one sentence each (the io_uring loop's own rules)."""
+    for name in ("submit_batch", "complete_batch"):
+        if getattr(ns, name) > ns.queue_depth:
+            raise AllocsimError(f"parameter {name} ({getattr(ns, name)}) must not exceed queue_depth ({ns.queue_depth})")
+    if ns.ios < 4096 + 2 * ns.submit_batch:
+        raise AllocsimError(f"parameter ios ({ns.ios}) must be at least {4096 + 2 * ns.submit_batch}: "
+                            f"4096 warm-up IOs plus two submit batches")
+    if ns.cross_cpu_share > 0 and ns.submitters < 1:
+        raise AllocsimError("parameter cross_cpu_share needs at least one submitter")
+
+
+SPEC = ChapterSpec(
+    slug="iops",
+    source="chapters/05-iops.md",
+    title="Reproducing the IOPS comparison",
+    params=(
+        Param("kernel", str, "7.0",
+              "the kernel whose per-CPU-list edge the breakdown, the tornado chart and the verdict examine "
+              "(7.0 stands for the thread's 7.0-rc4)", choices=("6.19", "7.0")),
+        Param("allocator", str, "sheaf-256",
+              "the allocator the per-CPU list is compared with there: the dedicated cache with sheaves "
+              "(Dave Chinner's proposal) or plain kmalloc", choices=("sheaf-256", "kmalloc")),
+        Param("queue_depth", int, 128, "t/io_uring -d: IOs in flight per submitter", low=1, high=1024),
+        Param("submit_batch", int, 32, "t/io_uring -s: IOs submitted per io_uring_enter", low=1, high=1024),
+        Param("complete_batch", int, 32, "t/io_uring -c: completions waited for per io_uring_enter", low=1, high=1024),
+        Param("completion", str, "hardirq",
+              "where iomap_dio is freed: 'hardirq' (interrupt completions, -p0, the thread's runs), 'task' "
+              "(polled, -p1) or 'softirq' (completions through BLOCK_SOFTIRQ)", choices=("hardirq", "task", "softirq")),
+        Param("cross_cpu_share", float, 0.0,
+              "share of completions that run on another CPU than the submitter's (that CPU only frees)", low=0.0, high=1.0),
+        Param("submitters", int, 1, "t/io_uring -n: submitter threads, one CPU each", low=1, high=16),
+        Param("object_size", int, 96, "bytes per iomap_dio (sizeof(struct iomap_dio) is 96 without lockdep); "
+              "the per-CPU list's kmalloc fallback asks for 8 more", low=8, high=4096),
+        Param("sheaf_capacity", int, 256, "sheaf_capacity of the dedicated iomap_dio cache", low=1, high=1024),
+        Param("slab_account", bool, False,
+              "create the dedicated cache with SLAB_ACCOUNT (as in Dave Chinner's snippet); the thread does not say "
+              "whether the tested cache had it — the page shows both"),
+        Param("cost_table", str, "default", "which cycle-cost table (data/costs.csv or data/costs-<name>.csv)",
+              choices=tuple(costs.table_names())),
+        Param("cv", float, 0.005, "run-to-run coefficient of variation of one t/io_uring IOPS figure (noise model)",
+              low=0.0005, high=0.05),
+        Param("calibrate_on", str, "all",
+              "the reported figure(s) the base cost is fitted to: all six (least squares) or one configuration",
+              choices=_TARGETS),
+        Param("clock_ghz", float, 3.0, "CPU clock that turns model cycles into ns (the thread does not state one)",
+              low=1.0, high=6.0),
+        Param("ios", int, 20_000, "IOs per submitter simulated (the first 4096 are warm-up)", low=4160, high=200_000),
+        Param("seed", int, 0, "seed of the workload's random draws (contexts, cross-CPU targets) and interrupt placement",
+              low=0, high=2**31 - 1),
+    ),
+    check=_check,
+)

@@ -1,0 +1,19 @@
+from allocsim.pages.params import ChapterSpec, Param
+
+SPEC = ChapterSpec(
+    slug="kernel",
+    source="chapters/A1-your-kernel.md",
+    title="Your kernel",
+    params=(
+        Param("source", str, "auto",
+              "which kernel reading the page shows: 'snapshot' (the reading shipped in data/snapshots/, so the "
+              "book renders the same everywhere), 'live' (this machine's /sys/kernel/slab and BTF; falls back to "
+              "the snapshot with a warning when they cannot be read) or 'auto' (this machine's kernel when readable, else "
+              "the snapshot, without a warning)",
+              choices=("auto", "snapshot", "live")),
+        Param("model_version", str, "kernel",
+              "the model version to compare with: 'kernel' (the reading's own version; the nearest known one "
+              "for other releases) or one of 6.18, 6.19, 7.0",
+              choices=("kernel", "6.18", "6.19", "7.0")),
+    ),
+)

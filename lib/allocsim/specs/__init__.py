@@ -1,1 +1,0 @@
-"""One module per chapter, ``NN_slug.py``, each defining ``SPEC`` (see :mod:`allocsim.params`)."""

@@ -1,0 +1,315 @@
+"""The io_uring direct-read workload of the thread's measurements, as an :class:`allocsim.kernel.program.Program`.
+
+One ``struct iomap_dio`` is allocated per IO at submission (``__iomap_dio_rw()``, task context on the
+submitting CPU) and freed at completion (``iomap_dio_complete()``, in whatever context the bio's
+end_io runs: kernel.md §4.3). The submitter loop mirrors ``submitter_fn()`` / ``submitter_uring_fn()``
+of fio's ``t/io_uring.c``, the tool the patch authors ran:
+
+.. code-block:: c
+
+    if (!prepped && s->inflight < depth) {
+        to_prep = min(depth - s->inflight, batch_submit);
+        prepped = prep_more_ios(s, to_prep);
+    }
+    s->inflight += prepped;
+    to_submit = prepped;
+    if (to_submit && (s->inflight + to_submit <= depth))
+        to_wait = 0;
+    else
+        to_wait = min(s->inflight + to_submit, batch_complete);
+    ret = io_uring_enter(s, to_submit, to_wait, flags);   /* submit, then wait */
+    this_reap = reap_events(s);
+
+So a submitter first fills its queue in batches of ``submit_batch`` without waiting, and from then on
+alternates "submit a batch, wait for ``complete_batch`` completions". Each pass of that loop is a
+*step*; a step's allocations (the submissions) come before its frees (the completions it waits for).
+
+Completions. With interrupt completions (``t/io_uring -p0``) the bio end_io, and with it
+``iomap_dio_complete()`` and the free, runs in **hardirq** context; with polled completions
+(``-p1``) the submitter's own ``io_uring_enter`` polls the device, so the free runs in **task**
+context; completions redirected through the block softirq (``BLOCK_SOFTIRQ``, e.g. when the
+request completes on a CPU other than the one blk-mq wants) run in **softirq** context. The shares
+of the three are parameters; each IO's context is a seeded random draw.
+
+A share ``cross_cpu_share`` of completions runs on *another* CPU (an interrupt routed to a
+different CPU, or a completion-only CPU): that CPU only frees. Its FREE events appear in its own
+program in step order; the scheduler in :mod:`allocsim.kernel.sim` makes each wait for its ALLOC. The
+target CPU is a seeded uniform draw among the other ``n_cpus - 1`` CPUs. CPUs ``submitters ..
+n_cpus-1`` (if any) submit nothing.
+
+Simplifications (each a parameter or stated here):
+
+* The device completes exactly the IOs the submitter waits for, at the moment it waits (no
+  completions arrive early and are reaped in passing). Device latency matters only through the
+  order of completions: ``completion_order='fifo'`` (oldest in-flight IO first, the default) or
+  ``'random'`` (each wait completes a seeded random choice of the in-flight IOs).
+* Non-allocator CPU work per IO is ``submit_gap`` cycles before each allocation and
+  ``complete_gap`` cycles before each free (both 0 by default: the allocator models charge only
+  their own cycles, and the IOPS chapter adds the base cost per IO).
+* With ``drain=True`` (default) the program ends by reaping every in-flight IO, so every slot is
+  freed. With ``drain=False`` it stops right after the step that submits the last IO, leaving
+  ``queue_depth`` IOs in flight; such programs are prefixes of one another, which is what
+  :func:`steady_state` uses to measure the steady state exactly.
+
+Slot ``s * ios + i`` is IO ``i`` of submitter ``s``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import pandas as pd
+
+from allocsim.facts.errors import AllocsimError
+from allocsim.kernel.program import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK, Program
+
+_ORDERS = ("fifo", "random")
+# Separate seeded streams per submitter and purpose, so that a program with more IOs extends the
+# one with fewer (prefix stability) and changing one share does not reshuffle the others.
+_RNG_CTX, _RNG_CROSS, _RNG_TARGET, _RNG_ORDER = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class IOUring:
+    """One t/io_uring run. Defaults follow the command line the patch authors used: one thread,
+    ``-d128 -s32 -c32``, interrupt completions (``-p0``)."""
+
+    submitters: int = 1  # submitter threads, one per CPU (t/io_uring -n)
+    queue_depth: int = 128  # -d
+    submit_batch: int = 32  # -s
+    complete_batch: int = 32  # -c
+    ios: int = 20_000  # IOs per submitter
+    task_share: float = 0.0  # completions in task context (polled, -p1)
+    hardirq_share: float = 1.0  # completions in hardirq context (interrupts, -p0)
+    softirq_share: float = 0.0  # completions in softirq context (BLOCK_SOFTIRQ)
+    cross_cpu_share: float = 0.0  # completions that run on another CPU
+    ncpu: int = 0  # CPUs in the program; 0 = submitters, plus one completion CPU if cross_cpu_share > 0
+    completion_order: str = "fifo"  # 'fifo' or 'random' (see module docstring)
+    submit_gap: int = 0  # non-allocator cycles before each allocation
+    complete_gap: int = 0  # non-allocator cycles before each free
+    drain: bool = True  # reap every in-flight IO at the end
+    warmup: int = 4096  # IOs per submitter that steady_state() leaves out
+    seed: int = 0
+
+    @classmethod
+    def from_t_io_uring(cls, p: int = 0, d: int = 128, s: int = 32, c: int = 32, n: int = 1, **kw) -> "IOUring":
+        """The workload of ``t/io_uring -p<p> -d<d> -s<s> -c<c> -n<n>``: ``-p1`` (polled) completes
+        in task context, ``-p0`` in hardirq context."""
+        if p not in (0, 1):
+            raise AllocsimError(f"t/io_uring -p must be 0 (interrupts) or 1 (polled), not {p!r}")
+        shares = dict(task_share=1.0, hardirq_share=0.0, softirq_share=0.0) if p == 1 else {}
+        return cls(submitters=n, queue_depth=d, submit_batch=s, complete_batch=c, **{**shares, **kw}).validate()
+
+    @property
+    def n_cpus(self) -> int:
+        if self.ncpu:
+            return self.ncpu
+        return self.submitters + (1 if self.cross_cpu_share > 0 else 0)
+
+    def validate(self) -> "IOUring":
+        """Raise :class:`AllocsimError` naming the first bad field; return ``self``."""
+        for name, lo in (("submitters", 1), ("queue_depth", 1), ("submit_batch", 1), ("complete_batch", 1),
+                         ("ios", 1), ("ncpu", 0), ("submit_gap", 0), ("complete_gap", 0), ("warmup", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise AllocsimError(f"io_uring {name} must be an integer >= {lo}, not {v!r}")
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
+            raise AllocsimError(f"io_uring seed must be an integer >= 0, not {self.seed!r}")
+        if self.submit_batch > self.queue_depth:
+            raise AllocsimError(f"io_uring submit_batch ({self.submit_batch}) must not exceed queue_depth ({self.queue_depth})")
+        if self.complete_batch > self.queue_depth:
+            raise AllocsimError(f"io_uring complete_batch ({self.complete_batch}) must not exceed queue_depth ({self.queue_depth})")
+        for name in ("task_share", "hardirq_share", "softirq_share", "cross_cpu_share"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not 0.0 <= v <= 1.0:
+                raise AllocsimError(f"io_uring {name} must be a number from 0 to 1, not {v!r}")
+        total = self.task_share + self.hardirq_share + self.softirq_share
+        if abs(total - 1.0) > 1e-9:
+            raise AllocsimError(f"io_uring completion shares task_share + hardirq_share + softirq_share must add up to 1, not {total:g}")
+        if self.ncpu and self.ncpu < self.submitters:
+            raise AllocsimError(f"io_uring ncpu ({self.ncpu}) must be 0 (automatic) or at least submitters ({self.submitters})")
+        if self.cross_cpu_share > 0 and self.n_cpus < 2:
+            raise AllocsimError("io_uring cross_cpu_share > 0 needs at least 2 CPUs (set ncpu >= 2 or leave it 0)")
+        if self.completion_order not in _ORDERS:
+            raise AllocsimError(f"io_uring completion_order must be one of {', '.join(map(repr, _ORDERS))}, not {self.completion_order!r}")
+        if not isinstance(self.drain, bool):
+            raise AllocsimError(f"io_uring drain must be true or false, not {self.drain!r}")
+        return self
+
+
+def steps(cfg: IOUring) -> list[tuple[int, int]]:
+    """The t/io_uring loop of one submitter as a list of ``(submitted, waited)`` per step: how many
+    IOs each pass of ``submitter_fn`` submits and then waits for (the same for every submitter)."""
+    cfg.validate()
+    out = []
+    inflight = submitted = 0
+    while True:
+        if submitted == cfg.ios and (not cfg.drain or inflight == 0):
+            break
+        prep = 0
+        if inflight < cfg.queue_depth and submitted < cfg.ios:
+            prep = min(cfg.queue_depth - inflight, cfg.submit_batch, cfg.ios - submitted)
+        inflight += prep
+        submitted += prep
+        if prep and inflight + prep <= cfg.queue_depth:
+            wait = 0
+        else:
+            wait = min(inflight, cfg.complete_batch)  # min(inflight + to_submit, batch_complete), capped by what is in flight
+        inflight -= wait
+        out.append((prep, wait))
+    return out
+
+
+def _rng(cfg: IOUring, submitter: int, purpose: int) -> np.random.Generator:
+    return np.random.default_rng([cfg.seed, submitter, purpose])
+
+
+def _contexts(cfg: IOUring, submitter: int) -> np.ndarray:
+    u = _rng(cfg, submitter, _RNG_CTX).random(cfg.ios)
+    ctx = np.full(cfg.ios, SOFTIRQ, np.int8)
+    ctx[u < cfg.task_share + cfg.hardirq_share] = HARDIRQ
+    ctx[u < cfg.task_share] = TASK
+    return ctx
+
+
+def _completion_cpus(cfg: IOUring, submitter: int) -> np.ndarray:
+    cpu = np.full(cfg.ios, submitter, np.int64)
+    if cfg.cross_cpu_share <= 0:
+        return cpu
+    cross = _rng(cfg, submitter, _RNG_CROSS).random(cfg.ios) < cfg.cross_cpu_share
+    others = cfg.n_cpus - 1
+    t = np.minimum((_rng(cfg, submitter, _RNG_TARGET).random(cfg.ios) * others).astype(np.int64), others - 1)
+    t = t + (t >= submitter)  # skip the submitting CPU itself
+    cpu[cross] = t[cross]
+    return cpu
+
+
+def _completion_order(cfg: IOUring, submitter: int, plan: list[tuple[int, int]]) -> list[np.ndarray]:
+    """The IO indices each step completes, oldest first (fifo) or a seeded choice (random)."""
+    out = []
+    if cfg.completion_order == "fifo":
+        done = submitted = 0
+        for prep, wait in plan:
+            submitted += prep
+            out.append(np.arange(done, done + wait, dtype=np.int64))
+            done += wait
+        return out
+    rng = _rng(cfg, submitter, _RNG_ORDER)
+    inflight: list[int] = []
+    submitted = 0
+    for prep, wait in plan:
+        inflight.extend(range(submitted, submitted + prep))
+        submitted += prep
+        pick = np.sort(rng.choice(len(inflight), size=wait, replace=False)) if wait else np.empty(0, np.int64)
+        chosen = [inflight[j] for j in pick]
+        rng.shuffle(chosen)
+        keep = np.ones(len(inflight), bool)
+        keep[pick] = False
+        inflight = [x for x, k in zip(inflight, keep) if k]
+        out.append(np.asarray(chosen, np.int64))
+    return out
+
+
+def program(cfg: IOUring = IOUring()) -> Program:
+    """The per-CPU alloc/free program of the io_uring direct-read run ``cfg`` (see module docstring).
+
+    Event order on each CPU: step by step; within a step, the submitter's own allocations first,
+    then the frees that land on this CPU, by submitter number, each submitter's in completion order.
+    """
+    cfg.validate()
+    plan = steps(cfg)
+    n_steps = len(plan)
+    prep = np.array([p for p, _ in plan], np.int64)
+    parts = {k: [] for k in ("cpu", "step", "kind", "sub", "seq", "op", "ctx", "slot", "gap")}
+
+    def add(cpu, step, kind, sub, seq, op, ctx, slot, gap):
+        n = len(slot)
+        parts["cpu"].append(np.asarray(cpu, np.int64) * np.ones(n, np.int64))
+        parts["step"].append(np.asarray(step, np.int64) * np.ones(n, np.int64))
+        parts["kind"].append(np.full(n, kind, np.int64))
+        parts["sub"].append(np.full(n, sub, np.int64))
+        parts["seq"].append(np.asarray(seq, np.int64))
+        parts["op"].append(np.full(n, op, np.int8))
+        parts["ctx"].append(np.asarray(ctx, np.int8) * np.ones(n, np.int8))
+        parts["slot"].append(np.asarray(slot, np.int64))
+        parts["gap"].append(np.full(n, gap, np.int64))
+
+    alloc_step = np.repeat(np.arange(n_steps, dtype=np.int64), prep)  # step of IO i's submission
+    for s in range(cfg.submitters):
+        base = s * cfg.ios
+        n_sub = len(alloc_step)
+        add(s, alloc_step, 0, s, np.arange(n_sub), ALLOC, TASK, base + np.arange(n_sub), cfg.submit_gap)
+        ctx = _contexts(cfg, s)
+        ccpu = _completion_cpus(cfg, s)
+        order = _completion_order(cfg, s, plan)
+        if order:
+            freed = np.concatenate(order)
+            fstep = np.repeat(np.arange(n_steps, dtype=np.int64), [len(o) for o in order])
+            add(ccpu[freed], fstep, 1, s, np.arange(len(freed)), FREE, ctx[freed], base + freed, cfg.complete_gap)
+
+    cat = {k: np.concatenate(v) if v else np.empty(0, np.int64) for k, v in parts.items()}
+    idx = np.lexsort((cat["seq"], cat["sub"], cat["kind"], cat["step"], cat["cpu"]))
+    counts = np.bincount(cat["cpu"][idx], minlength=cfg.n_cpus) if len(idx) else np.zeros(cfg.n_cpus, np.int64)
+    start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return Program(start, cat["op"][idx].astype(np.int8), cat["ctx"][idx].astype(np.int8),
+                   cat["slot"][idx].astype(np.int64), cat["gap"][idx].astype(np.int64),
+                   int(cfg.submitters * cfg.ios)).validate()
+
+
+@dataclass
+class SteadyState:
+    """Allocator cost in the steady state: the difference between two runs of prefix-stable
+    programs (``drain=False``) with ``ios`` and ``warmup`` IOs per submitter, so warm-up (the
+    cache filling, the queue filling) is left out exactly. ``ios`` here counts the IOs in the
+    window over all submitters; each is one allocation and one free."""
+
+    model: str
+    ios: int
+    cycles: float
+    paths: dict  # name -> (count, cycles) within the window
+    stats: dict  # counter -> value within the window
+
+    @property
+    def cycles_per_io(self) -> float:
+        return self.cycles / self.ios
+
+    def paths_frame(self) -> pd.DataFrame:
+        rows = [{"model": self.model, "path": k, "count": int(c), "cycles": float(cy),
+                 "per_io": float(c) / self.ios, "cycles_per_io": float(cy) / self.ios}
+                for k, (c, cy) in self.paths.items()]
+        return pd.DataFrame(rows, columns=["model", "path", "count", "cycles", "per_io", "cycles_per_io"])
+
+
+def steady_window(cfg: IOUring) -> tuple[int, int]:
+    """The IO numbers per submitter ``(first, end)`` that :func:`steady_state` measures: from the
+    warm-up to the end, both rounded down to whole submit batches."""
+    cfg.validate()
+    b = cfg.submit_batch
+    first, end = (cfg.warmup // b) * b, (cfg.ios // b) * b
+    if first < cfg.queue_depth:
+        raise AllocsimError(f"io_uring warmup ({cfg.warmup}) must be at least queue_depth ({cfg.queue_depth}) so the queue is full when measuring starts")
+    if end <= first:
+        raise AllocsimError(f"io_uring ios ({cfg.ios}) must exceed warmup ({cfg.warmup}) by at least one submit batch ({b})")
+    return first, end
+
+
+def steady_state(run, cfg: IOUring = IOUring()) -> SteadyState:
+    """Run the allocator model ``run`` (any callable ``Program -> Result``) on the programs of
+    ``cfg`` with ``ios`` and with ``warmup`` IOs per submitter (``drain=False``) and return the
+    difference: the cost of the steady-state window only."""
+    first, end = steady_window(cfg)
+    short = run(program(replace(cfg, ios=first, drain=False)))
+    long = run(program(replace(cfg, ios=end, drain=False)))
+    paths = {}
+    for k, (c, cy) in long.paths.items():
+        c0, cy0 = short.paths.get(k, (0, 0.0))
+        paths[k] = (c - c0, cy - cy0)
+    stats = {k: v - short.stats.get(k, 0) for k, v in long.stats.items()}
+    return SteadyState(model=long.model, ios=(end - first) * cfg.submitters, cycles=long.cycles - short.cycles,
+                       paths=paths, stats=stats)
+
+
+def describe(cfg: IOUring) -> dict:
+    """The configuration as a plain dict (for tables and glue)."""
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg)} | {"n_cpus": cfg.n_cpus}
