@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from allocsim.facts import versions
 from allocsim.facts import costs as _costs
 from allocsim.analysis import iops
 from allocsim.workloads import iouring
@@ -155,7 +156,7 @@ def describe_config(kernel: str, allocator: str, setup: Setup) -> dict:
     else:
         g = kconfig.cache_geometry(setup.object_size, ncpu, kernel, sheaf_capacity=setup.sheaf_capacity, kmalloc=False)
         what = f"kmem_cache 'iomap_dio' (sheaf_capacity={setup.sheaf_capacity}" + (", SLAB_ACCOUNT)" if setup.slab_account else ")")
-    if kernel == "7.0":
+    if versions.family(kernel).sheaves_by_default:
         layer = f"sheaves of {g.sheaf_capacity}, barn, node partial list"
     elif g.sheaf_capacity:
         layer = f"sheaves of {g.sheaf_capacity} on top of the cpu slab (cpu_partial_slabs {g.cpu_partial_slabs})"

@@ -35,6 +35,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from allocsim.facts import versions
 from allocsim.facts import kconfig
 from allocsim.facts import structs as layout
 from allocsim.facts.errors import AllocsimError, DataError
@@ -309,14 +310,15 @@ def model_version(release: str | None, override: str | None = None) -> tuple[str
     except AllocsimError:
         pass
     m = re.match(r"^v?(\d+)\.(\d+)", release or "")
+    newest, oldest = versions.VERSIONS[-1], versions.VERSIONS[0]
     if not m:
-        return "7.0", f"kernel release {release!r} is not a version number; compared with the 7.0 model"
+        return newest, f"kernel release {release!r} is not a version number; compared with the {newest} model"
     key = (int(m.group(1)), int(m.group(2)))
-    if key < (6, 18):
-        return "6.18", (f"kernel {release} is older than the versions the models know ({', '.join(kconfig.VERSIONS)}); "
-                        "compared with the 6.18 model (cpu partial slabs, no sheaves on kmalloc caches)")
-    return "7.0", (f"kernel {release} is newer than the versions the models know ({', '.join(kconfig.VERSIONS)}); "
-                   "compared with the 7.0 model")
+    if key < tuple(int(x) for x in oldest.split(".")):
+        return oldest, (f"kernel {release} is older than the versions the models know ({', '.join(kconfig.VERSIONS)}); "
+                        f"compared with the {oldest} model")
+    return newest, (f"kernel {release} is newer than the versions the models know ({', '.join(kconfig.VERSIONS)}); "
+                    f"compared with the {newest} model")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -376,7 +378,7 @@ def compare(r: Reading, version: str | None = None) -> tuple[list[dict], dict]:
             if quantity == "sheaf_capacity":
                 if r.caches[name].get("sheaf_capacity") is None:
                     note, verdict = "this kernel has no sheaf_capacity attribute (before 6.18: no sheaves)", NOT_COMPARED
-                elif not ksize and v in kconfig._sheaves()["opt_in_versions"]:
+                elif not ksize and versions.family(v).sheaves_opt_in:
                     model, note, verdict = None, (f"opt-in in {v}: the capacity is the creator's "
                                                   "kmem_cache_args.sheaf_capacity, taken verbatim"), NOT_COMPARED
                 elif not ksize and kernel is not None and kernel > model:

@@ -22,7 +22,7 @@ from functools import lru_cache
 from allocsim.facts.errors import AllocsimError, DataError
 from allocsim.facts.datafile import kernel_yaml
 from allocsim.facts import structs as layout
-from allocsim.facts.versions import VERSIONS, check_version  # noqa: F401  (kconfig.VERSIONS, kconfig.check_version)
+from allocsim.facts.versions import VERSIONS, check_version, family  # noqa: F401  (kconfig.VERSIONS, kconfig.check_version)
 from allocsim.facts.paths import DATA
 
 
@@ -82,7 +82,7 @@ def _slub() -> dict:
     for key in need_int:
         if not isinstance(doc.get(key), int) or isinstance(doc.get(key), bool) or doc[key] < 0:
             raise DataError(f"data/kernel/slub.yaml: field {key!r} must be a non-negative integer")
-    for key in ("versions", "cpu_partial_versions", "waste_fractions", "cpu_partial_tiers"):
+    for key in ("versions", "waste_fractions", "cpu_partial_tiers"):
         if not isinstance(doc.get(key), list) or not doc[key]:
             raise DataError(f"data/kernel/slub.yaml: field {key!r} must be a non-empty list")
     return doc
@@ -90,7 +90,7 @@ def _slub() -> dict:
 
 def _sheaves() -> dict:
     doc = _yaml("sheaves.yaml")
-    for key in ("capacity_tiers", "default_capacity_versions", "opt_in_versions"):
+    for key in ("capacity_tiers",):
         if not isinstance(doc.get(key), list) or not doc[key]:
             raise DataError(f"data/kernel/sheaves.yaml: field {key!r} must be a non-empty list")
     return doc
@@ -217,7 +217,7 @@ def set_cpu_partial(size: int, objs_per_slab: int, version: str) -> tuple[int, i
     size = _check_size(size)
     if not isinstance(objs_per_slab, int) or isinstance(objs_per_slab, bool) or objs_per_slab < 1:
         raise AllocsimError(f"objects per slab must be a positive integer, not {objs_per_slab!r}")
-    if v not in _slub()["cpu_partial_versions"]:
+    if not family(v).cpu_slab:
         return 0, 0
     nr = _tier(_slub()["cpu_partial_tiers"], size, "objects", "slub.yaml")
     return nr, math.ceil(nr * 2 / objs_per_slab)
@@ -264,7 +264,7 @@ def calculate_sheaf_capacity(size: int, requested: int = 0, version: str = "7.0"
     size = _check_size(size)
     if not isinstance(requested, int) or isinstance(requested, bool) or not 0 <= requested <= _max_request():
         raise AllocsimError(f"requested sheaf_capacity must be an integer from 0 to {_max_request()}, not {requested!r}")
-    if v not in _sheaves()["default_capacity_versions"]:
+    if not family(v).sheaves_by_default:
         return requested
     header, ptr = sheaf_header(), _pointer_size()
     cap = (kmalloc_size_roundup(header + ptr * sheaf_capacity_base(size)) - header) // ptr

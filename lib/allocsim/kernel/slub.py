@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from allocsim.facts import versions
 from allocsim.facts import costs as _costs
 from allocsim.facts import kconfig
 from allocsim.kernel import stats as _st
@@ -77,8 +78,8 @@ class SlubConfig:
     def model(self) -> str:
         g = self.geometry
         acct = ", SLAB_ACCOUNT" if self.slab_account else ""
-        if self.version == "7.0":
-            return f"7.0 sheaves ({g.name}, capacity {g.sheaf_capacity}{acct})"
+        if not versions.family(self.version).cpu_slab:
+            return f"{self.version} sheaves ({g.name}, capacity {g.sheaf_capacity}{acct})"
         if self.sheaves:
             return f"{self.version} sheaves on cpu slab ({g.name}, capacity {g.sheaf_capacity}{acct})"
         return f"{self.version} cpu slab ({g.name}{acct})"
@@ -150,7 +151,7 @@ def new_model_state(cfg: SlubConfig, program: Program, cost_vector: np.ndarray, 
     max_slabs = scale * (peak + cached + cfg.ncpu * (g.cpu_partial_slabs + 2) + cfg.nnodes * (g.min_partial + 2) + 8)
     max_sheaves = scale * (3 * cfg.ncpu + cfg.nnodes * (MAX_FULL_SHEAVES + MAX_EMPTY_SHEAVES + 4)
                            + (peak // cap if cap else 0) + 8)
-    version = V_70 if cfg.version == "7.0" else V_CPU_SLAB
+    version = V_CPU_SLAB if versions.family(cfg.version).cpu_slab else V_70
     return new_state(cfg.ncpu, cfg.nnodes, cfg.cpus_per_node, g.objs_per_slab, g.min_partial, g.cpu_partial_slabs,
                      cap, version, cfg.sheaves, max_slabs, max_sheaves if cap else 1, cost_vector,
                      max_full=MAX_FULL_SHEAVES, nowait_fails=cfg.gfp_nowait_fails,

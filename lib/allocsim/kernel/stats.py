@@ -21,6 +21,8 @@ pure-Python reference event for event (:attr:`allocsim.kernel.result.Result.even
 
 from __future__ import annotations
 
+from allocsim.facts import versions
+
 #: Counter names in index order (models index an int64 vector with the ``S_*`` constants below).
 STATS = (
     "alloc_cpu_sheaf",        # ALLOC_PCS (6.18/6.19): object taken from a sheaf
@@ -105,7 +107,7 @@ def stats_dict(vec, version: str) -> dict:
     """The counters as ``{name: int}``; for 7.0 without the items 7.0 no longer has."""
     out = {}
     for i, name in enumerate(STATS):
-        if version == "7.0" and name in STATS_NOT_IN_70:
+        if versions.family(version).drops_cpu_slab_stats and name in STATS_NOT_IN_70:
             continue
         out[name] = int(vec[i])
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from allocsim.facts import versions
 from allocsim.pages import charts
 from allocsim.facts import inspect
 from allocsim.facts import kconfig
@@ -69,14 +70,14 @@ def kmalloc_sheaves_text(facts: inspect.Facts) -> str:
 
 def sheaf_256_text(summary: dict, k256: int | None) -> str:
     """Whether a reading can settle the "26" of the thread: only a kernel with default sheaves (7.0) can."""
-    model = kconfig.calculate_sheaf_capacity(256, 0, "7.0")
+    model = kconfig.calculate_sheaf_capacity(256, 0, versions.newest())
     try:
         v = kconfig.check_version(summary["release"] or "")
     except Exception:  # noqa: BLE001 - any release the models do not know
         v = None
     if k256 is None:
         return "This reading has no `kmalloc-256` sheaf capacity, so it cannot settle the question."
-    if v == "7.0" or (v is None and k256 > 0):
+    if (v is not None and versions.family(v).sheaves_by_default) or (v is None and k256 > 0):
         verdict = "agrees with" if k256 == model else "differs from"
         return (f"This kernel has default sheaves, so its reading settles the question: {k256}, which "
                 f"{verdict} the model's {model}.")

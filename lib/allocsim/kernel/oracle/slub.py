@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from allocsim.facts import versions
 from allocsim.facts import costs as _costs
 from allocsim.kernel import slub as _slub
 from allocsim.kernel.result import Result
@@ -20,7 +21,7 @@ def new_state(cfg: _slub.SlubConfig, costs: _costs.CostTable) -> State:
     g = cfg.geometry
     cap = g.sheaf_capacity
     m = State(cfg.ncpu, cfg.nnodes, cfg.cpus_per_node, g.objs_per_slab, g.min_partial, g.cpu_partial_slabs, cap,
-              cfg.version == "7.0", cfg.sheaves, {k: costs.cycles(k) for k in _costs.KEYS},
+              not versions.family(cfg.version).cpu_slab, cfg.sheaves, {k: costs.cycles(k) for k in _costs.KEYS},
               nowait_fails=cfg.gfp_nowait_fails, sheaf_lines=_slub._sheaf_lines(cap) if cap else 1)
     m.slab_account = cfg.slab_account
     cs.attach(m)

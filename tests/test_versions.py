@@ -1,0 +1,83 @@
+"""Kernel versions: derived from data/kernel/slub.yaml, each with a model family; adding one is one data
+entry plus one family-table row (this test does exactly that and runs a model on the new version)."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+
+import pytest
+import yaml
+
+from allocsim.facts import datafile, paths, versions
+from allocsim.facts.errors import AllocsimError, DataError
+
+
+def test_versions_come_from_the_data():
+    doc = yaml.safe_load((paths.DATA / "kernel" / "slub.yaml").read_text())
+    assert versions.VERSIONS == tuple(doc["versions"])
+
+
+def test_every_version_has_a_family():
+    for v in versions.VERSIONS:
+        assert versions.family(v).name in versions.FAMILIES
+
+
+def test_families_of_the_known_versions():
+    assert versions.family("6.19").cpu_slab and versions.family("6.18.44").sheaves_opt_in
+    assert versions.family("7.0-rc4").sheaves_by_default and not versions.family("7.0").cpu_slab
+    assert versions.versions_where(cpu_slab=True) == ("6.18", "6.19")
+    assert versions.newest() == "7.0"
+
+
+def test_unknown_version_is_one_sentence():
+    with pytest.raises(AllocsimError, match=r"unknown kernel version '5.4'; the known versions are 6.18, 6.19, 7.0"):
+        versions.family("5.4")
+
+
+@pytest.fixture
+def data_with_71(tmp_path, monkeypatch):
+    """A copy of data/ where 7.1 is one more entry of slub.yaml's `versions` list."""
+    data = tmp_path / "data"
+    shutil.copytree(paths.DATA, data)
+    slub = data / "kernel" / "slub.yaml"
+    slub.write_text(slub.read_text().replace('versions: ["6.18", "6.19", "7.0"]', 'versions: ["6.18", "6.19", "7.0", "7.1"]'))
+    monkeypatch.setattr(paths, "DATA", data)
+    datafile.clear_cache()
+    mod = importlib.reload(versions)
+    yield mod
+    monkeypatch.undo()
+    datafile.clear_cache()
+    importlib.reload(versions)
+
+
+def test_a_version_without_a_family_row_is_named(data_with_71):
+    assert "7.1" in data_with_71.VERSIONS
+    with pytest.raises(DataError, match=r"kernel version 7.1 .* has no row in allocsim.facts.versions.FAMILY_OF"):
+        data_with_71.family("7.1")
+
+
+def test_a_new_version_is_one_data_entry_and_one_family_row(data_with_71, monkeypatch):
+    monkeypatch.setitem(data_with_71.FAMILY_OF, "7.1", "sheaves")
+    # the rest of the package reads versions through the module, so reload the users of it
+    from allocsim.facts import kconfig
+    from allocsim.kernel import slub
+    from allocsim.workloads import iouring
+
+    importlib.reload(kconfig)
+    importlib.reload(slub)
+    try:
+        assert kconfig.check_version("7.1-rc2") == "7.1"
+        g = kconfig.cache_geometry(256, 4, "7.1", kmalloc=True)
+        assert g.sheaf_capacity == kconfig.cache_geometry(256, 4, "7.0", kmalloc=True).sheaf_capacity
+        prog = iouring.program(iouring.IOUring(submitters=1, queue_depth=8, submit_batch=4, complete_batch=4, ios=256, warmup=0))
+        r71 = slub.run(prog, kernel="7.1", object_size=96)
+        r70 = slub.run(prog, kernel="7.0", object_size=96)
+        assert r71.cycles == r70.cycles and r71.paths == r70.paths
+        assert "7.1" in r71.model
+    finally:
+        monkeypatch.undo()
+        datafile.clear_cache()
+        importlib.reload(versions)
+        importlib.reload(kconfig)
+        importlib.reload(slub)
