@@ -82,7 +82,7 @@ def test_bypass_table_names_a_missing_source(tmp_path, monkeypatch):
     (tmp_path / "bypass.yaml").write_text(
         "source: x\nitems:\n  - {item: a, patch: p, patch_source: s, bio: b, bio_source: '', slub: c, slub_source: s}\n")
     monkeypatch.setattr("allocsim.facts.paths.DATA", tmp_path)
-    with pytest.raises(DataError, match="item 1: field 'bio_source'"):
+    with pytest.raises(DataError, match=r"^data/bypass.yaml, item 1 \(item 'a'\): field 'bio_source' is empty"):
         pl.bypass_table()
 
 

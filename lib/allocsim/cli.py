@@ -21,9 +21,17 @@ from pathlib import Path
 from allocsim.facts.errors import AllocsimError
 
 
+def _check_data() -> None:
+    """Every data file against its schema, before a kernel starts (a bad file: one sentence, exit 2)."""
+    from allocsim.facts.validate import validate_all
+
+    validate_all()
+
+
 def _cmd_build(args) -> int:
     from allocsim.book import runner as book
 
+    _check_data()
     book.build(force=args.force, log=lambda m: print(m, flush=True))
     return 0
 
@@ -32,6 +40,7 @@ def _cmd_run(args) -> int:
     from allocsim.book import runner as book
     from allocsim.facts.paths import ROOT
 
+    _check_data()
     values = book.parse_overrides(args.chapter, args.param or [])
     page = book.chapter_pages().get(args.chapter)
     if page is None:
@@ -97,7 +106,7 @@ def _cmd_inspect(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m allocsim", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m allocsim", description=__doc__.split("\n\n")[0].replace("``", ""),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

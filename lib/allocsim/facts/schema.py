@@ -13,6 +13,7 @@ loader, which raises through :func:`fail` so that every message has the same sha
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ def check_record(rec, schema: dict[str, Field], where: str, *, extra_ok: bool = 
         if v is _MISSING or (v is None and f.required and type(None) not in f.types):
             if f.required:
                 fail(where, name, "is missing")
-            rec[name] = f.default
+            rec[name] = copy.deepcopy(f.default)
             continue
         p = f.problem(v)
         if p is not None:
