@@ -211,3 +211,28 @@ def test_sheaf_capacity_properties(size, req):
     if cap > req:  # the default: the sheaf exactly fills its kmalloc bucket
         assert 32 + 8 * cap == kconfig.sheaf_alloc_size(cap)
     assert kconfig.calculate_sheaf_capacity(size, req, "6.19") == req
+
+
+def test_machine_constants_come_from_the_data(tmp_path, monkeypatch):
+    """PAGE_SIZE, sizeof(void *) and the most CPUs are read from data/ (slub.yaml, structs.yaml), once."""
+    import shutil
+
+    import yaml
+
+    from allocsim.facts import datafile, paths
+
+    assert (kconfig.page_size(), kconfig.pointer_size(), kconfig.nr_cpus_max()) == (4096, 8, 8192)
+    data = tmp_path / "data"
+    shutil.copytree(paths.DATA, data)
+    doc = yaml.safe_load((data / "kernel" / "slub.yaml").read_text())
+    doc["nr_cpus_max"] = 16
+    (data / "kernel" / "slub.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setattr(paths, "DATA", data)
+    datafile.clear_cache()
+    try:
+        assert kconfig.min_objects(16) == 4 * (5 + 1)
+        with pytest.raises(AllocsimError, match="the number of present CPUs must be an integer from 1 to 16, not 17"):
+            kconfig.min_objects(17)
+    finally:
+        monkeypatch.undo()
+        datafile.clear_cache()

@@ -142,7 +142,7 @@ def geometry_curves(version: str, sizes=CHART_SIZES, cpus=CPU_SWEEP) -> pd.DataF
         for n in cpus:
             g = kconfig.cache_geometry(size, n, version)
             rows.append({"cache": g.name, "size": size, "cpus": n, "objs_per_slab": g.objs_per_slab,
-                         "order": g.order, "slab_kib": (4096 << g.order) // 1024,
+                         "order": g.order, "slab_kib": (kconfig.page_size() << g.order) // 1024,
                          "min_objects": kconfig.min_objects(n)})
     return pd.DataFrame(rows)
 

@@ -23,7 +23,7 @@ SPEC = ChapterSpec(
     source="chapters/02-pcpu.md",
     title="The per-CPU cache patch",
     params=(
-        Param("ncpu", int, 64, "CPUs of the machine, for the machine-wide memory figures", low=1, high=8192),
+        Param("ncpu", int, 64, "CPUs of the machine, for the machine-wide memory figures", low=1, high=kconfig.nr_cpus_max()),
         Param("submitters", int, 1, "io_uring submitter threads, one per CPU (t/io_uring -n)", low=1, high=64),
         Param("queue_depth", int, 128, "IOs in flight per submitter (t/io_uring -d)", low=1, high=4096),
         Param("submit_batch", int, 32, "IOs submitted per io_uring_enter (t/io_uring -s)", low=1, high=4096),

@@ -4,6 +4,7 @@ own (:meth:`allocsim.workloads.iouring.IOUring.validate`, :func:`allocsim.worklo
 
 import importlib
 
+from allocsim.facts import kconfig
 from allocsim.workloads import iouring
 from allocsim.facts.errors import AllocsimError
 from allocsim.pages.params import ChapterSpec, Param
@@ -28,9 +29,9 @@ SPEC = ChapterSpec(
         Param("kernel", str, "6.19", "kernel with the cpu slab (sheaves appeared for every cache in 7.0)",
               choices=("6.18", "6.19")),
         Param("object_size", int, 96, "bytes requested from kmalloc (sizeof(struct iomap_dio) is 96: kmalloc-96)",
-              low=1, high=8192),
+              low=1, high=kconfig.nr_cpus_max()),
         Param("machine_cpus", int, 64, "CPUs present, which sets the slab order and objects per slab (calculate_order)",
-              low=1, high=8192),
+              low=1, high=kconfig.nr_cpus_max()),
         *(_PCPU.param(name) for name in _IO),
     ),
     check=_check,
