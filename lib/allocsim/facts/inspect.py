@@ -42,7 +42,7 @@ from allocsim.facts import kconfig
 from allocsim.facts import structs as layout
 from allocsim.facts.datafile import label
 from allocsim.facts.errors import AllocsimError, DataError
-from allocsim.facts.schema import Field, check_record, fail
+from allocsim.facts.schema import Field, check_record
 
 
 def snapshots_dir() -> Path:

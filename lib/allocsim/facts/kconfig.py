@@ -14,9 +14,7 @@ no KASAN metadata, no ``slab_min_order=`` / ``slab_max_order=`` / ``slab_min_obj
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 
 from allocsim.facts.errors import AllocsimError
