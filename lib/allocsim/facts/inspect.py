@@ -469,14 +469,15 @@ def compare(r: Reading, version: str | None = None) -> tuple[list[dict], dict]:
     dio_kernel = f.structs["iomap_dio"].size if "iomap_dio" in f.structs else None
     for item, msize, ksize_, what in (
             ("kmalloc(sizeof(struct iomap_dio))", dio_model, dio_kernel, "iomap_dio"),
-            ("patch: kmalloc(8 + sizeof(struct iomap_dio))", dio_model + header,
+            (f"patch: kmalloc({header} + sizeof(struct iomap_dio))", dio_model + header,
              None if dio_kernel is None else dio_kernel + header, "pcpu_cache_element + iomap_dio")):
         model = kconfig.kmalloc_cache_name(msize)
         kernel = next((n for size, n in buckets if size >= ksize_), None) if ksize_ is not None else None
         note = (f"{what}: model {msize} bytes" + (f", kernel {ksize_} bytes (BTF)" if ksize_ is not None else
                                                   ", kernel size unknown without BTF"))
         if item.startswith("patch"):
-            note += "; the 8-byte header is the patch's struct pcpu_cache_element (not in any released kernel)"
+            note += (f"; the {header}-byte header is the patch's struct pcpu_cache_element "
+                     "(sizeof, data/kernel/structs.yaml; not in any released kernel)")
         rows.append(_row("kmalloc class", item, "cache", model, kernel, note))
     summary["agree"] = sum(r_["verdict"] == AGREE for r_ in rows)
     summary["differ"] = sum(r_["verdict"] == DIFFER for r_ in rows)
@@ -582,7 +583,8 @@ def report(r: Reading, said: str, rows: list[dict], summary: dict, show_all: boo
                    f"NUMA nodes {summary['numa_nodes']}; BTF: {summary['btf']}"),
              _para(f"Model version {summary['model_version']}"
                    + (f" ({summary['version_note']})" if summary["version_note"] else "")
-                   + f"; min_objects = 4 * (fls({summary['cpus_present']}) + 1) = {summary['min_objects']}")]
+                   + f"; min_objects = {kconfig.min_objects_factor()} * (fls({summary['cpus_present']}) + 1) = "
+                   f"{summary['min_objects']}")]
     lines += [_para(p, "problem: ") for p in summary["problems"]]
     if show_all:
         lines += ["", "Caches as read from /sys/kernel/slab:"]

@@ -128,13 +128,18 @@ def _check_cpus(n, what: str) -> int:
     return n
 
 
+def min_objects_factor() -> int:
+    """The 4 of ``calculate_order()``'s ``min_objects = 4 * (fls(nr_cpus) + 1)`` (``data/kernel/slub.yaml``)."""
+    return _slub()["min_objects_factor"]
+
+
 def min_objects(ncpu_present: int, ncpu_possible: int | None = None) -> int:
     """``calculate_order()``'s ``min_objects = 4 * (fls(nr_cpus) + 1)``, where ``nr_cpus`` is
     ``num_present_cpus()``, or ``nr_cpu_ids`` (``ncpu_possible``) if only one CPU is present."""
     nr_cpus = _check_cpus(ncpu_present, "the number of present CPUs")
     if nr_cpus <= 1 and ncpu_possible is not None:
         nr_cpus = _check_cpus(ncpu_possible, "the number of possible CPUs")
-    return _slub()["min_objects_factor"] * (_fls(nr_cpus) + 1)
+    return min_objects_factor() * (_fls(nr_cpus) + 1)
 
 
 def _calc_slab_order(size: int, min_order: int, max_order: int, fract_leftover: int) -> int:
