@@ -21,7 +21,11 @@ The comparison (:func:`compare`) puts the models' predictions for that kernel ve
 (:func:`allocsim.facts.kconfig.cache_geometry`, :func:`allocsim.facts.structs.load`) beside the kernel's values, one row
 per quantity, each ``agree`` / ``differ`` / ``not compared`` (with the reason).
 
-CLI: :func:`main` — ``python -m allocsim inspect [--snapshot PATH | --root DIR] [--json PATH] [--version V]``.
+CLI: :func:`main` — ``python -m allocsim inspect [--snapshot PATH | --root DIR] [--json PATH] [--version V] [--all]``:
+the summary first, then the rows that differ or were not compared (:func:`report`), within 100 columns.
+
+A snapshot is checked against :data:`SNAPSHOT_SCHEMA` when it is read: a wrong JSON type stops with one
+sentence naming the file, the cache or struct, and the field.
 """
 
 from __future__ import annotations
@@ -609,7 +613,7 @@ DESCRIPTION = """\
 Read this machine's kernel slab caches (/sys/kernel/slab) and struct layouts (BTF), or a saved
 snapshot, and compare them with the models of the same kernel version.
 
-The output starts with a one-line summary (how many rows agree, differ or were not compared), then
+The output starts with a summary (how many rows agree, differ or were not compared), then
 says what was read, then lists only the rows that differ or could not be compared. --all lists every
 row and the caches as read. Lines fit in 100 columns."""
 
