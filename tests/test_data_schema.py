@@ -61,6 +61,8 @@ CASES = {
          r"kernel 7\.0-rc4 \(row id 'iops-70-pcpu'\)"),
         (lambda d: _claim(d, "iops-70-kmalloc").update(allocator="slab"), thread.claims,
          r"row 9 \(id 'iops-70-kmalloc'\): field 'allocator' is 'slab'; allowed allocators: per-CPU list, kmalloc"),
+        (lambda d: d.remove(_claim(d, "iops-70-sheaf256")), thread.claims,
+         r"^data/thread/claims\.yaml \(M IOPS figures of kernel 7\.0\): no figure for sheaf-256; each kernel's figures"),
         (lambda d: _claim(d, "iops-70-pcpu").update(value=float("nan")), thread.claims,
          r"row 8 \(id 'iops-70-pcpu'\): field 'value' is nan, which is not a finite number"),
     ],

@@ -18,7 +18,8 @@ from allocsim.facts import paths
 from allocsim.facts.datafile import label, on_clear, read_text, read_yaml
 from allocsim.facts.errors import AllocsimError
 from allocsim.facts.schema import Field, check_rows, fail, row_name
-from allocsim.facts.versions import VERSIONS, check_version
+from allocsim.facts import versions
+from allocsim.facts.versions import check_version
 
 UNITS = ("%", "x", "objects", "M IOPS")
 ALLOCATORS = ("per-CPU list", "kmalloc", "sheaf-256")
@@ -51,7 +52,7 @@ def _kernel(v):
     try:
         check_version(head)
     except AllocsimError:
-        return (f", which is not a kernel version the models know ({', '.join(VERSIONS)}; 7.0-rc4 or 6.18.44 "
+        return (f", which is not a kernel version the models know ({', '.join(versions.VERSIONS)}; 7.0-rc4 or 6.18.44 "
                 f"stand for 7.0 and 6.18) nor '{NOT_STATED}'")
     if " (" in v and not v.endswith(")"):
         return ", whose note after the version is not in parentheses"
@@ -99,16 +100,15 @@ def quote_in_thread(quote: str) -> bool:
     return _normalise(quote) in thread_text()
 
 
-def _people(path: Path) -> pd.DataFrame:
-    return pd.DataFrame(_load_rows(path, PEOPLE_SCHEMA)).set_index("id", drop=False)
-
-
 def people(path: Path | None = None) -> pd.DataFrame:
     """``data/thread/people.yaml``: who took part, validated."""
-    return _people(path or thread_dir() / "people.yaml")
+    rows = _load_rows(path or thread_dir() / "people.yaml", PEOPLE_SCHEMA)
+    return pd.DataFrame(rows).set_index("id", drop=False)
 
 
-def _timeline(path: Path) -> pd.DataFrame:
+def timeline(path: Path | None = None) -> pd.DataFrame:
+    """``data/thread/timeline.yaml``: the messages and events, validated, oldest first."""
+    path = path or thread_dir() / "timeline.yaml"
     rows = _load_rows(path, TIMELINE_SCHEMA)
     ppl = people()
     for i, r in enumerate(rows, start=1):
@@ -120,12 +120,11 @@ def _timeline(path: Path) -> pd.DataFrame:
     return df.sort_values("date", kind="stable").reset_index(drop=True)
 
 
-def timeline(path: Path | None = None) -> pd.DataFrame:
-    """``data/thread/timeline.yaml``: the messages and events, validated, oldest first."""
-    return _timeline(path or thread_dir() / "timeline.yaml")
-
-
-def _claims(path: Path) -> pd.DataFrame:
+def claims(path: Path | None = None) -> pd.DataFrame:
+    """Every quantitative claim, validated: unit allowed, low <= value <= high, quote verbatim, the
+    message and author known, the kernel one the models know (or ``not stated``), and for the reported
+    throughputs one figure per allocator on each kernel."""
+    path = path or thread_dir() / "claims.yaml"
     rows = _load_rows(path, CLAIM_SCHEMA)
     name = label(path)
     msgs = set(timeline()["id"])
@@ -141,7 +140,7 @@ def _claims(path: Path) -> pd.DataFrame:
         if (lo is None) != (hi is None) or (lo is not None and not lo <= r["value"] <= hi):
             fail(where, None, f"fields 'low' and 'high' must both be empty or bracket 'value' ({r['value']})")
         if r["unit"] == "M IOPS":
-            # a reported throughput: the chapters compare allocators on the same kernel, so each needs both
+            # a reported throughput: the chapters compare allocators on one kernel, so each names both
             if not r["allocator"]:
                 fail(where, "allocator", f"is missing; an M IOPS figure needs one of {', '.join(ALLOCATORS)}")
             if r["kernel"] == NOT_STATED:
@@ -162,13 +161,6 @@ def _claims(path: Path) -> pd.DataFrame:
     return df
 
 
-def claims(path: Path | None = None) -> pd.DataFrame:
-    """Every quantitative claim, validated: unit allowed, low <= value <= high, quote verbatim, the
-    message and author known, the kernel one the models know (or ``not stated``), and for the reported
-    throughputs one figure per allocator on each kernel."""
-    return _claims(path or thread_dir() / "claims.yaml")
-
-
 @on_clear
 def _forget() -> None:
     thread_text.cache_clear()
@@ -177,7 +169,7 @@ def _forget() -> None:
 def iops_figures() -> pd.DataFrame:
     """The six IOPS figures as a tidy table: kernel, allocator, M IOPS, and the time per IO they imply."""
     c = claims()
-    c = c[c["unit"] == "M IOPS"]
+    c = c[c["unit"] == "M IOPS"].copy()
     out = pd.DataFrame({
         "claim": c["id"].values,
         "kernel": c["kernel"].values,
