@@ -76,7 +76,10 @@ CASES = {
         (lambda d: d[0].update(date="soon"), thread.timeline,
          r"^data/thread/timeline\.yaml, row 1 \(id 'sheaves-commit'\): field 'date' is 'soon', which is not a date"),
         (lambda d: d[1].update(link="ftp://example.org/x"), thread.timeline,
-         r"^data/thread/timeline\.yaml, row 2 \(id 'v1'\): field 'link' is 'ftp://example\.org/x', which is not an https://"),
+         r"^data/thread/timeline\.yaml, row 2 \(id 'v1'\): field 'link' is 'ftp://example\.org/x', which is neither an https://"),
+        (lambda d: d[-1].update(link="data/thread/thread.txt lines 1-5, 990-999"), thread.timeline,
+         r"^data/thread/timeline\.yaml, row \d+ \(id 'fengnan-numbers'\): field 'link' cites lines \[1, 5, 990, 999\], but "
+         r"data/thread/thread\.txt has 4\d\d"),
         (lambda d: d[2].update(author="torvalds"), thread.timeline,
          r"^data/thread/timeline\.yaml, row 3 \(id 'hch-v1'\): field 'author' is 'torvalds'; known people"),
     ],

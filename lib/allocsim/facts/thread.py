@@ -40,7 +40,10 @@ def __getattr__(name):  # THREAD_DIR follows paths.DATA
 
 
 def _link(v):
-    return None if v == "" or v.startswith("https://") else ", which is not an https:// address (or empty)"
+    """A message's address: a public archive (``https://``), or where ``data/thread/thread.txt`` quotes it."""
+    if v == "" or v.startswith("https://") or re.fullmatch(r"data/thread/thread\.txt,? lines? \d.*", v):
+        return None
+    return ", which is neither an https:// address nor 'data/thread/thread.txt lines N-M' (nor empty)"
 
 
 def _kernel(v):
@@ -111,9 +114,14 @@ def timeline(path: Path | None = None) -> pd.DataFrame:
     path = path or thread_dir() / "timeline.yaml"
     rows = _load_rows(path, TIMELINE_SCHEMA)
     ppl = people()
+    nlines = len(read_text(thread_dir() / "thread.txt").splitlines())
     for i, r in enumerate(rows, start=1):
         if r["author"] not in ppl.index:
             fail(row_name(label(path), i, r), "author", f"is {r['author']!r}; known people: {', '.join(ppl.index)}")
+        if r["link"].startswith("data/thread/thread.txt"):
+            cited = [int(n) for n in re.findall(r"\d+", r["link"].split("(")[0])]
+            if not all(1 <= n <= nlines for n in cited):
+                fail(row_name(label(path), i, r), "link", f"cites lines {cited}, but data/thread/thread.txt has {nlines}")
     df = pd.DataFrame(rows)
     df["date"] = pd.to_datetime(df["date"])
     df = df.join(ppl[["name", "affiliation", "role"]], on="author")
