@@ -120,6 +120,8 @@ CASES = {
     "bypass.yaml": [
         (lambda d: d["items"][2].update(slub_source=""), bypass.load,
          r"^data/bypass\.yaml, item 3 \(item 'Tear-down'\): field 'slub_source' is empty"),
+        (lambda d: d["items"][3].update(patch_source="patch v3, data/thread/thread.txt lines 327-351, 500 (CODE)"), bypass.load,
+         r"^data/bypass\.yaml, item 4 \(item 'memcg accounting'\): field 'patch_source' cites lines \[327, 351, 500\], but"),
         (lambda d: d["items"][0].pop("bio"), bypass.load,
          r"^data/bypass\.yaml, item 1 \(item 'CPU hotplug'\): field 'bio' is missing"),
     ],

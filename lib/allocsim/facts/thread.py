@@ -103,6 +103,19 @@ def quote_in_thread(quote: str) -> bool:
     return _normalise(quote) in thread_text()
 
 
+_CITE_RE = re.compile(r"data/thread/thread\.txt,?\s+lines?\s+(\d+(?:\s*-\s*\d+)?(?:\s*,\s*\d+(?:\s*-\s*\d+)?)*)")
+
+
+def check_cited_lines(text: str, where: str, field: str) -> None:
+    """Every ``data/thread/thread.txt line(s) N[-M], ...`` that ``text`` cites must exist in the thread file."""
+    nlines = None
+    for m in _CITE_RE.finditer(text):
+        nlines = nlines or len(read_text(thread_dir() / "thread.txt").splitlines())
+        cited = [int(n) for n in re.findall(r"\d+", m.group(1))]
+        if not all(1 <= n <= nlines for n in cited):
+            fail(where, field, f"cites lines {cited}, but data/thread/thread.txt has {nlines}")
+
+
 def people(path: Path | None = None) -> pd.DataFrame:
     """``data/thread/people.yaml``: who took part, validated."""
     rows = _load_rows(path or thread_dir() / "people.yaml", PEOPLE_SCHEMA)
@@ -114,14 +127,10 @@ def timeline(path: Path | None = None) -> pd.DataFrame:
     path = path or thread_dir() / "timeline.yaml"
     rows = _load_rows(path, TIMELINE_SCHEMA)
     ppl = people()
-    nlines = len(read_text(thread_dir() / "thread.txt").splitlines())
     for i, r in enumerate(rows, start=1):
         if r["author"] not in ppl.index:
             fail(row_name(label(path), i, r), "author", f"is {r['author']!r}; known people: {', '.join(ppl.index)}")
-        if r["link"].startswith("data/thread/thread.txt"):
-            cited = [int(n) for n in re.findall(r"\d+", r["link"].split("(")[0])]
-            if not all(1 <= n <= nlines for n in cited):
-                fail(row_name(label(path), i, r), "link", f"cites lines {cited}, but data/thread/thread.txt has {nlines}")
+        check_cited_lines(r["link"], row_name(label(path), i, r), "link")
     df = pd.DataFrame(rows)
     df["date"] = pd.to_datetime(df["date"])
     df = df.join(ppl[["name", "affiliation", "role"]], on="author")
