@@ -118,7 +118,10 @@ def check_cited_lines(text: str, where: str, field: str) -> None:
 
 def people(path: Path | None = None) -> pd.DataFrame:
     """``data/thread/people.yaml``: who took part, validated."""
-    rows = _load_rows(path or thread_dir() / "people.yaml", PEOPLE_SCHEMA)
+    path = path or thread_dir() / "people.yaml"
+    rows = _load_rows(path, PEOPLE_SCHEMA)
+    for i, r in enumerate(rows, start=1):
+        check_cited_lines(r["source"], row_name(label(path), i, r), "source")
     return pd.DataFrame(rows).set_index("id", drop=False)
 
 
