@@ -5,6 +5,7 @@
   params [SLUG]      list every chapter's parameters: name, type, default, allowed values, meaning
   bench NAME         run a benchmark that prints figures (see `bench --list`)
   inspect …          read this machine's kernel slab caches and BTF and hold the models against them
+  numbers [--diff F] every glued value of the built book as CSV (chapter, name, value), or what changed
 
 Bad input (an unknown chapter or parameter, a value of the wrong type or out of range) stops with one
 sentence and exit status 2, before any kernel is started.
@@ -105,6 +106,23 @@ def _cmd_inspect(args) -> int:
     return mod.main(args.rest) or 0
 
 
+def _cmd_numbers(args) -> int:
+    from allocsim.book import numbers
+
+    rows = numbers.collect(Path(args.executed) if args.executed else None)
+    if args.diff:
+        old = numbers.read_csv(Path(args.diff))
+        print(numbers.diff_text(numbers.diff(old, rows), len(old), len(rows)))
+        return 0
+    text = numbers.to_csv(rows)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {len(rows)} values to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m allocsim", description=__doc__.split("\n\n")[0].replace("``", ""),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,6 +150,12 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--all", action="store_true", help="run every benchmark")
     be.add_argument("rest", nargs=argparse.REMAINDER)
     be.set_defaults(func=_cmd_bench)
+
+    nu = sub.add_parser("numbers", help="every glued value of the built book as CSV, or its difference from an export")
+    nu.add_argument("--executed", metavar="DIR", help="folder of executed notebooks (default _build/executed)")
+    nu.add_argument("-o", "--output", metavar="FILE", help="write the CSV here instead of to standard output")
+    nu.add_argument("--diff", metavar="OTHER.csv", help="show what changed from an earlier export instead")
+    nu.set_defaults(func=_cmd_numbers)
 
     ins = sub.add_parser("inspect", help="compare the running kernel's slab caches with the models", add_help=False)
     ins.add_argument("rest", nargs=argparse.REMAINDER)
