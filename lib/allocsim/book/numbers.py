@@ -8,8 +8,8 @@ executed notebooks (:data:`allocsim.book.runner.EXECUTED`, or another folder of 
 
 * a number or a string is its ``text/plain`` form (``24.25``, ``'7.0'``);
 * a Markdown value (``glue(key, Markdown(...))``) is its Markdown text, whitespace collapsed;
-* a chart or any other rich value is ``<mime type sha256:…>`` of its content, so a changed figure shows
-  as a changed row without its kilobytes of JSON.
+* a chart or any other rich value is ``<mime type sha256:…>`` of its content (Altair's random element
+  ids left out), so a changed figure shows as a changed row without its kilobytes of JSON.
 
 The CSV has the header ``chapter,name,value``; rows are in the book's reading order and, within a
 chapter, in the order the notebook glues them (a name glued twice keeps its last value, as the page does).
@@ -21,6 +21,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,9 @@ PREFIX = "application/papermill.record/"
 #: Mime types read as the value itself, in order of preference.
 TEXT_TYPES = ("text/markdown", "text/plain")
 FIELDS = ("chapter", "name", "value")
+#: Parts of a rich output that change on every execution without the figure changing (Altair's random
+#: element ids), left out of its hash.
+_VOLATILE = re.compile(r"altair-viz-[0-9a-f]+")
 
 
 def _value(data: dict) -> str:
@@ -39,7 +43,8 @@ def _value(data: dict) -> str:
     if rich:
         kind = sorted(rich)[0]
         content = plain[kind]
-        blob = json.dumps(content, sort_keys=True) if not isinstance(content, str) else content
+        blob = json.dumps(content, sort_keys=True) if not isinstance(content, (str, list)) else "".join(content)
+        blob = _VOLATILE.sub("altair-viz", blob)
         return f"<{kind} sha256:{hashlib.sha256(blob.encode()).hexdigest()[:16]}>"
     for kind in TEXT_TYPES:
         if kind in plain:

@@ -27,6 +27,34 @@ def _two_colors(field: str = "allocator") -> alt.Color:
 
 
 # ------------------------------------------------------------------------------------------------
+# The workload in words (chapters 2 and 3 describe the run their parameters set up)
+
+
+def _share_pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def completion_words(cfg: iouring.IOUring) -> str:
+    """Where the frees of ``cfg`` run, in words: one context when a single share is 1, else each share."""
+    kinds = [(cfg.hardirq_share, "in the completion interrupt (hardirq context, as with `t/io_uring -p0`)"),
+             (cfg.task_share, "in the submitting task, which polls for its completions (`-p1`)"),
+             (cfg.softirq_share, "in the block softirq, where blk-mq redirects a completion")]
+    used = [(s, w) for s, w in kinds if s > 0]
+    text = used[0][1] if len(used) == 1 else "; ".join(f"{_share_pct(s)} {w}" for s, w in used)
+    if cfg.cross_cpu_share > 0:
+        text += f" — and {_share_pct(cfg.cross_cpu_share)} of them on another CPU than the submitter's"
+    return text
+
+
+def workload_words(cfg: iouring.IOUring) -> str:
+    """The run ``cfg`` sets up, as a clause: submitters, depth, batches and completion order."""
+    who = "one submitter thread" if cfg.submitters == 1 else f"{cfg.submitters} submitter threads, one per CPU,"
+    order = "in submission order" if cfg.completion_order == "fifo" else "in random order"
+    return (f"{who} with {cfg.queue_depth} IOs in flight, submitted in batches of {cfg.submit_batch} and reaped "
+            f"in batches of {cfg.complete_batch}, completed {order}")
+
+
+# ------------------------------------------------------------------------------------------------
 # Running the model
 
 def workload(P, **overrides) -> iouring.IOUring:
