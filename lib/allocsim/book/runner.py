@@ -163,11 +163,11 @@ def stage(executed: dict[str, Path]) -> Path:
             _sync(ROOT / page.path, dst)
         wanted.add(dst)
     # generated includes: the landing page's claims table, computed from data/thread/claims.yaml
-    from allocsim.pages.thread import claims_markdown
+    from allocsim.pages.thread import landing_claims_markdown
 
     gen = STAGE / "_generated" / "claims.md"
     gen.parent.mkdir(parents=True, exist_ok=True)
-    text = claims_markdown(base="chapters/") + "\n"
+    text = landing_claims_markdown() + "\n"
     if not gen.exists() or gen.read_text() != text:
         gen.write_text(text)
     wanted.add(gen)

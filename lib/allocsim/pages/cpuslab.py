@@ -296,6 +296,7 @@ class Thread619:
     m_sheaf: float
     sheaf_cap: int
     m_ns_diff: float
+    m_kmalloc_70: float
 
 
 def thread_619(P, cmp: pd.DataFrame) -> Thread619:
@@ -303,7 +304,7 @@ def thread_619(P, cmp: pd.DataFrame) -> Thread619:
     f = thread.iops_figures().set_index(["kernel", "allocator"])["ns_per_io"]
     k, s = cmp.loc[KMALLOC_619, "cycles per IO"], cmp.loc[SHEAF_619, "cycles per IO"]
     return Thread619(f[("6.19", "kmalloc")] - f[("6.19", "sheaf-256")], io_workload(P).submit_gap, k, s,
-                     THREAD_SHEAF_CAPACITY, (k - s) / P.clock_ghz)
+                     THREAD_SHEAF_CAPACITY, (k - s) / P.clock_ghz, cmp.loc[KMALLOC_70, "cycles per IO"])
 
 
 # ------------------------------------------------------------------------------------------------

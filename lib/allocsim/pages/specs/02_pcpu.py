@@ -1,6 +1,7 @@
 from allocsim.facts import kconfig
 from allocsim.facts.errors import AllocsimError
 from allocsim.pages.params import ChapterSpec, Param
+from allocsim.pages.specs import CLOCK_GHZ
 
 
 def _check(ns):
@@ -41,7 +42,7 @@ SPEC = ChapterSpec(
         Param("ios", int, 20000, "IOs per submitter in each simulated run", low=512, high=2_000_000),
         Param("warmup", int, 4096, "IOs per submitter left out of the steady-state figures", low=1, high=1_000_000),
         Param("seed", int, 0, "seed of the random completion contexts, CPUs and order", low=0),
-        Param("clock_ghz", float, 3.0, "CPU clock, only to express cycles as nanoseconds", low=0.5, high=6.0),
+        Param("clock_ghz", float, CLOCK_GHZ, "CPU clock: expresses cycles as nanoseconds and sets the base work per IO (the thread's time per IO in cycles)", low=0.5, high=6.0),
     ),
     check=_check,
 )
