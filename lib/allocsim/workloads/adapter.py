@@ -1,9 +1,9 @@
 """From a chapter's parameters to the io_uring workload: the one mapping every page uses.
 
 A chapter's parameter namespace ``P`` (``allocsim.pages.params.validate`` returns one) carries some of
-the fields of :class:`allocsim.workloads.iouring.IOUring` under the same names — ``submitters``,
-``queue_depth``, ``submit_batch``, ``complete_batch``, ``ios``, ``warmup``, the completion shares,
-``completion_order``, ``seed``. :func:`io_uring` passes those through, leaves every field the chapter does
+the fields of :class:`allocsim.workloads.iouring.IOUring` under the same names (:data:`PARAMETERS`:
+``submitters``, ``queue_depth``, ``submit_batch``, ``complete_batch``, ``ios``, ``warmup``, the completion
+shares, ``completion_order``, ``seed``). :func:`io_uring` passes those through, leaves every field the chapter does
 not declare at ``IOUring``'s default (the one place the t/io_uring defaults live), applies the caller's
 overrides, and validates the result: a combination the workload cannot run (``submit_batch`` above
 ``queue_depth``, a warm-up shorter than the queue, shares that do not add up to one) stops with one
@@ -31,8 +31,13 @@ from allocsim.facts import thread
 from allocsim.facts.errors import AllocsimError
 from allocsim.workloads.iouring import IOUring, steady_window
 
-#: The IOUring fields, in declaration order; a chapter parameter of one of these names is passed through.
+#: The IOUring fields, in declaration order (what an override may set).
 FIELDS = tuple(f.name for f in fields(IOUring))
+#: The fields a chapter parameter of the same name sets. Not ``ncpu`` (a chapter's ``ncpu`` is the
+#: machine's CPU count, not the CPUs the workload runs on), nor the gaps and ``drain`` (set here or by
+#: overrides).
+PARAMETERS = ("submitters", "queue_depth", "submit_batch", "complete_batch", "ios", "warmup", "task_share",
+              "hardirq_share", "softirq_share", "cross_cpu_share", "completion_order", "seed")
 #: The thread's figure whose time per IO stands for the non-allocator work of one IO.
 BASE_WORK_FIGURE = ("6.19", "kmalloc")
 
@@ -65,7 +70,7 @@ def io_uring(P, *, base_work: bool = True, **overrides) -> IOUring:
     unknown = sorted(set(overrides) - set(FIELDS))
     if unknown:
         raise AllocsimError(f"the io_uring workload has no field {unknown[0]!r}; its fields are {', '.join(FIELDS)}")
-    given = {name: getattr(P, name) for name in FIELDS if hasattr(P, name)}
+    given = {name: getattr(P, name) for name in PARAMETERS if hasattr(P, name)}
     if base_work and "submit_gap" not in overrides:
         if not hasattr(P, "clock_ghz"):
             raise AllocsimError("the io_uring base work per IO needs the page's clock_ghz parameter")
