@@ -91,3 +91,22 @@ def test_timeline_labels_are_names_and_never_cut():
 
 def test_iops_chart_builds():
     assert views.iops_chart().to_dict()["hconcat"]
+
+
+def test_short_quote_is_a_verbatim_prefix():
+    q = "I wrote a simple kernel modules to test the performance difference by creating a normal memcache"
+    s = views.short_quote(q, 40)
+    assert s.endswith(" …") and q.startswith(s[:-2]) and len(s) <= 42
+    assert views.short_quote("short", 40) == "short"
+
+
+def test_compact_table_for_the_landing_page():
+    c = thread.claims()
+    st = {cid: "partly" for cid in c["id"]}
+    md = views.compact_claims_markdown(c, base="chapters/", statuses=st)
+    rows = _rows(md)
+    assert len(rows) == len(c) and all(cells[2] == "partly" for cells in rows)
+    assert all(cells[3].startswith("{doc}") and "chapters/" in cells[3] for cells in rows)
+    repeats = int((c["quote"] == c["quote"].shift()).sum())
+    assert md.count("same message") == repeats
+    assert max(len(line) for line in md.splitlines()) < 400  # compact: no full quotes

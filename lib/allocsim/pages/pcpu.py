@@ -555,7 +555,7 @@ def cached_chart(df: pd.DataFrame, max_nr: int) -> alt.LayerChart:
     lines = alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("share:Q", title=charts.axis("completions on another CPU"), axis=alt.Axis(format="%")),
         y=alt.Y("objects:Q", title=charts.axis("objects left on the lists")),
-        color=alt.Color("where:N", title=None, scale=alt.Scale(
+        color=alt.Color("where:N", title=None, legend=alt.Legend(labelLimit=0), scale=alt.Scale(
             domain=["cached on submitting CPUs", "cached on other CPUs"], range=[charts.COLORS[LIST], "#56B4E9"])),
         tooltip=[alt.Tooltip("share:Q", format=".0%"), "where:N", "objects:Q"],
     )

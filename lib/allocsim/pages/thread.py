@@ -55,12 +55,40 @@ def claims_markdown(claims: pd.DataFrame | None = None, base: str = "", statuses
     return "\n".join(rows)
 
 
+def short_quote(quote: str, limit: int = 80) -> str:
+    """The quote's first words, cut at a word boundary before ``limit`` characters (with "…")."""
+    q = " ".join(quote.split())
+    if len(q) <= limit:
+        return q
+    cut = q[:limit].rsplit(" ", 1)[0].rstrip(",;:.")
+    return cut + " …"
+
+
+def compact_claims_markdown(claims: pd.DataFrame | None = None, base: str = "", statuses: dict | None = None) -> str:
+    """The claims in four columns for the landing page: the claim with who said it, a short quote (each
+    message's words once; the full quotes are in chapter 1), the value, the status and the chapter."""
+    c = thread.claims() if claims is None else claims
+    ppl = thread.people()
+    links = chapter_links(base)
+    statuses = statuses or {}
+    rows = ["| claim | value | status | tested in |", "|---|---|---|---|"]
+    last_quote = None
+    for r in c.itertuples():
+        quantity = f"{r.quantity}, {r.allocator}" if r.allocator else r.quantity
+        said = "same message" if r.quote == last_quote else f"“{short_quote(r.quote)}”"
+        last_quote = r.quote
+        who = f"{ppl.loc[r.author, 'name']}, {r.date:%Y-%m-%d}, {r.kernel}"
+        rows.append(f"| **{quantity}** — {said} ({who}) | {_value(r)} | {statuses.get(r.id, '')} | "
+                    f"{links.get(r.tested_in, 'pending')} |")
+    return "\n".join(rows)
+
+
 def landing_claims_markdown() -> str:
     """The landing page's claims table: every claim with its one status (the book's default setup) and
     a link to the chapter that tests it."""
     from allocsim.analysis import claims as _claims
 
-    return claims_markdown(base="chapters/", statuses=_claims.statuses())
+    return compact_claims_markdown(base="chapters/", statuses=_claims.statuses())
 
 
 def pending_sentence(n_claims: int, n_pending: int) -> str:
