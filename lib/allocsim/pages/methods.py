@@ -47,12 +47,13 @@ def log_ticks(high: float) -> list[float]:
 def cost_chart(name: str = "default") -> alt.Chart:
     """Each primitive's cost (point) and cited range (bar), on a symmetric log axis with ticks at 1-2-5."""
     f = costs.load(name).frame()
+    ticks = log_ticks(float(f["high"].max()))
     base = alt.Chart(f).encode(y=alt.Y("key:N", title=None, sort=list(costs.KEYS), axis=alt.Axis(labelLimit=200)))
     tooltip = [alt.Tooltip("key:N"), alt.Tooltip("cycles:Q"), alt.Tooltip("low:Q"), alt.Tooltip("high:Q"),
                alt.Tooltip("what:N"), alt.Tooltip("machine:N"), alt.Tooltip("source:N")]
     rng = base.mark_rule(strokeWidth=3, color="#bbb").encode(
-        x=alt.X("low:Q", title=charts.axis("cost per operation, log scale", "cycles"), scale=alt.Scale(type="symlog"),
-                axis=alt.Axis(values=log_ticks(float(f["high"].max())), format="~g")),
+        x=alt.X("low:Q", title=charts.axis("cost per operation, log scale", "cycles"),
+                scale=alt.Scale(type="symlog", domain=[0, ticks[-1]]), axis=alt.Axis(values=ticks, format="d")),
         x2="high:Q", tooltip=tooltip)
     pt = base.mark_point(filled=True, size=90, color=charts.ACCENT).encode(x="cycles:Q", tooltip=tooltip)
     return (rng + pt).properties(title=alt.Title(f"Cost table '{name}'", subtitle="point: value used; bar: cited range"),
