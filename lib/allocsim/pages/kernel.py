@@ -227,3 +227,24 @@ def dio_section(facts: inspect.Facts, version: str) -> Dio:
     bucket = kconfig.kmalloc_size(m + hdr)
     return Dio(m, Md(f"{k} bytes" if k is not None else "unknown (no BTF in this reading)"), hdr, m + hdr, bucket,
                bucket - (m + hdr), Md(f"`{kconfig.kmalloc_cache_name(m)}`"), Md(f"`{kconfig.kmalloc_cache_name(m + hdr)}`"))
+
+
+@dataclass(frozen=True)
+class ReadingSummary:
+    """Which kernel the page shows and how the comparison came out, for the prose."""
+
+    said: Md
+    release: Md
+    model_v: Md
+    ncpu: int
+    min_objects: int
+    n_rows: int
+    n_agree: int
+    n_differ: int
+    n_not: int
+
+
+def reading_summary(said: str, summary: dict, rows: list[dict]) -> ReadingSummary:
+    """From :func:`allocsim.facts.inspect.load` and :func:`allocsim.facts.inspect.compare`."""
+    return ReadingSummary(Md(said), Md(f"`{summary['release']}`"), Md(summary["model_version"]), summary["cpus_present"],
+                          summary["min_objects"], len(rows), summary["agree"], summary["differ"], summary["not_compared"])
