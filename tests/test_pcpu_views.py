@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from allocsim.workloads import iouring
+from allocsim.workloads import adapter, iouring
 from allocsim.pages import params
 from allocsim.kernel import pcpu_list as pl
 from allocsim.pages import pcpu as views
@@ -168,8 +168,8 @@ def test_base_work_moves_7_0_kmalloc_to_the_iops_chapters_value(P):
     """With the book's base work the page's 7.0 kmalloc cost per IO is the one chapter 5 reports; without
     it, completions that interrupt the allocating task find the sheaves' trylock taken."""
     irq = views.SCENARIOS[views.IRQ]
-    with_base = iouring.steady_state(views.kmalloc_model(P), views.workload(P, **irq))
-    without = iouring.steady_state(views.kmalloc_model(P), views.workload(P, submit_gap=0, **irq))
+    with_base = iouring.steady_state(views.kmalloc_model(P), adapter.io_uring(P, **irq))
+    without = iouring.steady_state(views.kmalloc_model(P), adapter.io_uring(P, submit_gap=0, **irq))
     assert "free_bypass_trylock" not in {k for k, (n, _) in with_base.paths.items() if n}
     assert without.paths["free_bypass_trylock"][0] > 0
     assert with_base.cycles_per_io < without.cycles_per_io

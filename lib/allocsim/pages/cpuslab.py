@@ -65,14 +65,9 @@ def io_model(P, kernel=None, **kw):
                                  **kw)
 
 
-def io_workload(P, **over) -> iouring.IOUring:
-    """The chapter's io_uring run (:func:`allocsim.workloads.adapter.io_uring`, base work included)."""
-    return adapter.io_uring(P, **over)
-
-
 def io_steady(P, kernel=None, **over) -> iouring.SteadyState:
     """The steady state of the page's workload (``over`` replaces workload fields) on ``kernel``."""
-    return iouring.steady_state(io_model(P, kernel), io_workload(P, **over))
+    return iouring.steady_state(io_model(P, kernel), adapter.io_uring(P, **over))
 
 
 def path_table(st: iouring.SteadyState, described=CPU_SLAB_PATHS) -> pd.DataFrame:
@@ -139,7 +134,7 @@ def compare_caches(P, caches=None) -> pd.DataFrame:
     """The page's io_uring workload (base work included) through each cache: allocator cycles per IO
     (steady state), the share of frees served on a fast path (the cpu slab's, or a sheaf with room) and
     the rest."""
-    cfg = io_workload(P)
+    cfg = adapter.io_uring(P)
     rows = []
     for label, kw in (caches or IO_CACHES).items():
         st = iouring.steady_state(lambda p, kw=kw: slub.run(p, object_size=P.object_size, ncpu_present=P.machine_cpus,
@@ -236,7 +231,7 @@ class Loop:
 
 
 def loop(P, st: iouring.SteadyState, pt: pd.DataFrame) -> Loop:
-    cfg = io_workload(P)
+    cfg = adapter.io_uring(P)
     first, end = iouring.steady_window(cfg)
     sp = split(st)
     ideal = 2 * _costs.load().cycles("percpu_cmpxchg16b")
@@ -303,7 +298,7 @@ def thread_619(P, cmp: pd.DataFrame) -> Thread619:
     """From :func:`compare_caches` of the page."""
     f = thread.iops_figures().set_index(["kernel", "allocator"])["ns_per_io"]
     k, s = cmp.loc[KMALLOC_619, "cycles per IO"], cmp.loc[SHEAF_619, "cycles per IO"]
-    return Thread619(f[("6.19", "kmalloc")] - f[("6.19", "sheaf-256")], io_workload(P).submit_gap, k, s,
+    return Thread619(f[("6.19", "kmalloc")] - f[("6.19", "sheaf-256")], adapter.io_uring(P).submit_gap, k, s,
                      THREAD_SHEAF_CAPACITY, (k - s) / P.clock_ghz, cmp.loc[KMALLOC_70, "cycles per IO"])
 
 

@@ -67,12 +67,6 @@ def workload_words(cfg: iouring.IOUring) -> str:
 # ------------------------------------------------------------------------------------------------
 # Running the model
 
-def workload(P, **overrides) -> iouring.IOUring:
-    """The io_uring run the chapter's parameters describe (``overrides`` replace fields):
-    :func:`allocsim.workloads.adapter.io_uring`, base work per IO included."""
-    return adapter.io_uring(P, **overrides)
-
-
 def list_model(P):
     """``Program -> Result``: the patch with the chapter's threshold, max_nr and kmalloc backend."""
     return lambda prog: pl.run(prog, threshold=P.threshold, max_nr=P.max_nr, kmalloc=P.kmalloc, kernel=P.kernel)
@@ -142,7 +136,7 @@ def thread_kernel(version: str) -> str | None:
 def steady(P, **overrides) -> dict:
     """Steady-state figures per IO for one scenario: hit rate, splices, kmalloc/kfree calls, cycles
     per IO with the list and without it, and the objects left cached once every IO has completed."""
-    cfg = workload(P, **overrides)
+    cfg = adapter.io_uring(P, **overrides)
     ss = iouring.steady_state(list_model(P), cfg)
     base = iouring.steady_state(kmalloc_model(P), cfg)
     after = list_model(P)(iouring.program(replace(cfg, drain=True)))
@@ -296,13 +290,13 @@ class Workload:
 
 def workload_section(P, events: int = 480) -> Workload:
     d0 = adapter.defaults()
-    cfg = workload(P)
+    cfg = adapter.io_uring(P)
     prog = iouring.program(cfg)
     run = list_model(P)(prog)
     first, end = iouring.steady_window(cfg)
     traces = {}
     for name in (IRQ, POLLED):
-        p = iouring.program(workload(P, **SCENARIOS[name]))
+        p = iouring.program(adapter.io_uring(P, **SCENARIOS[name]))
         traces[name] = list_lengths(p, list_model(P)(p).event_path, events=events)
     irq = traces[IRQ]
     splices = irq.index[irq["path"] == "alloc_splice"]
