@@ -448,7 +448,7 @@ def mechanism_chart(threshold: int, max_nr: int) -> alt.LayerChart:
     W, H, XMAX, YMAX = charts.WIDTH + 120, 300, 100, 60  # pixels and data units
     w, h = 12, 5  # half a box, in data units
     boxes = pd.DataFrame([
-        {"id": "kmalloc", "x": 12, "y": 50, "label": "kmalloc(size + 8)", "sub": "the backend",
+        {"id": "kmalloc", "x": 12, "y": 50, "label": f"kmalloc(size + {pl.header_size()})", "sub": "the backend",
          "code": "kmalloc(PCPU_CACHE_ELEMENT_SIZE(pcpu_cache_list), GFP_KERNEL)"},
         {"id": "alloc", "x": 46, "y": 50, "label": "pcpu_cache_list_alloc()", "sub": "task context, at submission",
          "code": "cache = per_cpu_ptr(pcpu_cache_list->cache, get_cpu()); ... put_cpu();"},
