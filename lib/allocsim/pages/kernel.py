@@ -200,7 +200,7 @@ def sheaf_sizes(dio_size: int, big: int = THREAD_OBJECT_SIZE, version: str | Non
     """``dio_size``: the model's ``sizeof(struct iomap_dio)``; ``big``: the thread's benchmark object."""
     v = version or versions.newest()
     base = kconfig.sheaf_capacity_base(big)
-    ptr = structs.load("slab_sheaf").field("cache").size  # one pointer per object, as the sheaf's own pointers
+    ptr = kconfig.pointer_size()
     return SheafSizes(kconfig.sheaf_header(), ptr, Md(f"`{kconfig.kmalloc_cache_name(dio_size)}`"),
                       kconfig.calculate_sheaf_capacity(dio_size, 0, v), big, Md(f"`{kconfig.kmalloc_cache_name(big)}`"),
                       kconfig.calculate_sheaf_capacity(big, 0, v), base, kconfig.sheaf_header() + ptr * base,
