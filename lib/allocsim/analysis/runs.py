@@ -1,27 +1,31 @@
 """The six configurations of the thread's IOPS measurements, run through the allocator models.
 
 Each configuration is a (kernel, allocator) pair of :data:`allocsim.analysis.iops.CONFIGS`; this module says which
-model runs it and on which cache (reference/kernel.md; the thread, ``seed/thread.txt``):
+model runs it and on which cache (kernel sources: v6.19 and v7.0 ``mm/slub.c``, ``fs/iomap/direct-io.c``;
+the thread: ``data/thread/thread.txt``):
 
 =================  =======================================================================================
-kmalloc            ``kmalloc(sizeof(struct iomap_dio), GFP_KERNEL)`` (``__iomap_dio_rw()``, kernel.md §4.2):
-                   the kmalloc-96 cache — on 6.19 the cpu slab (kernel.md §3), on 7.0 sheaves with the default
-                   capacity of ``calculate_sheaf_capacity()`` (kernel.md §2.2); :func:`allocsim.kernel.slub.run` with
-                   ``kmalloc=True``.
+kmalloc            ``kmalloc(sizeof(struct iomap_dio), GFP_KERNEL)`` (``__iomap_dio_rw()`` in
+                   ``fs/iomap/direct-io.c``): the kmalloc cache of that size — on 6.19 the cpu slab
+                   (``slab_alloc_node()``/``do_slab_free()`` of v6.19 ``mm/slub.c``), on 7.0 sheaves with the
+                   default capacity of ``calculate_sheaf_capacity()`` (v7.0 ``mm/slub.c``);
+                   :func:`allocsim.kernel.slub.run` with ``kmalloc=True``.
 sheaf-256          Dave Chinner's proposal: a dedicated ``kmem_cache_create("iomap_dio", ...)`` with
-                   ``.sheaf_capacity = 256`` — on 6.19 opt-in sheaves on top of the cpu slab (kernel.md
-                   §1.3–§1.5), on 7.0 ``max(default, 256)`` (kernel.md §2.3); ``slub.run`` with
-                   ``kmalloc=False, sheaf_capacity=256``. ``SLAB_ACCOUNT`` (in Dave's snippet; the thread does
-                   not say whether the tested cache had it) is :attr:`Setup.slab_account`, see below.
+                   ``.sheaf_capacity = 256`` — on 6.19 opt-in sheaves on top of the cpu slab
+                   (``do_kmem_cache_create()``, ``alloc_from_pcs()``, ``free_to_pcs()`` of v6.19
+                   ``mm/slub.c``), on 7.0 ``max(default, 256)`` (``calculate_sheaf_capacity()``); ``slub.run``
+                   with ``kmalloc=False, sheaf_capacity=256``. ``SLAB_ACCOUNT`` (in Dave's snippet; the thread
+                   does not say whether the tested cache had it) is :attr:`Setup.slab_account`, see below.
 per-CPU list       the patch (v3): :func:`allocsim.kernel.pcpu_list.run`, whose misses fall back to
-                   ``kmalloc(sizeof(struct iomap_dio) + 8)`` — kmalloc-128 of the same kernel's SLUB model.
+                   ``kmalloc(sizeof(struct iomap_dio) + 8)`` — the next kmalloc cache of the same kernel's
+                   SLUB model.
 =================  =======================================================================================
 
 The workload is the io_uring direct-read loop of :mod:`allocsim.workloads.iouring` (t/io_uring defaults), measured
 in the steady state by :func:`allocsim.workloads.iouring.steady_state`.
 
 **The base cost is part of the workload.** One CPU-bound submitter spends ``base`` ns per IO outside the
-allocator (DESIGN §4). The models need that time too: whether an interrupt-context ``kfree`` finds the
+allocator (:mod:`allocsim.analysis.iops`). The models need that time too: whether an interrupt-context ``kfree`` finds the
 sheaves' ``local_trylock`` held depends on the share of the task's time spent holding it
 (:mod:`allocsim.kernel.sheaves`), so the program carries ``base`` as ``submit_gap`` cycles before each
 allocation (task context). ``base`` is the one calibrated parameter (:mod:`allocsim.analysis.iops`), so
@@ -55,7 +59,8 @@ from allocsim.facts.errors import AllocsimError
 
 COMPLETIONS = ("hardirq", "task", "softirq")
 #: t/io_uring's completion modes: -p0 interrupts complete in hardirq context, -p1 polling in task context;
-#: "softirq" is a completion redirected through BLOCK_SOFTIRQ (kernel.md §4.3).
+#: "softirq" is a completion redirected through BLOCK_SOFTIRQ (``iomap_dio_done()`` completes inline from
+#: the bio's end_io, in whatever context that runs: v6.19 ``fs/iomap/direct-io.c``).
 _SHARES = {"hardirq": (0.0, 1.0, 0.0), "task": (1.0, 0.0, 0.0), "softirq": (0.0, 0.0, 1.0)}
 
 
@@ -77,6 +82,15 @@ class Setup:
     cost_table: str = "default"
     irq_work_share: float = 0.0  # share of the base cost spent in the completion handler (see workload())
     seed: int = 0
+
+    #: The fields chapter 5's parameters set (same names); the rest keep their defaults.
+    PARAMS = ("queue_depth", "submit_batch", "complete_batch", "completion", "cross_cpu_share", "submitters", "ios",
+              "object_size", "sheaf_capacity", "slab_account", "cost_table", "seed")
+
+    @classmethod
+    def from_params(cls, P) -> "Setup":
+        """The setup of chapter 5's validated parameters ``P`` (a namespace with the :data:`PARAMS` names)."""
+        return cls(**{k: getattr(P, k) for k in cls.PARAMS}).validate()
 
     def validate(self) -> "Setup":
         if self.completion not in COMPLETIONS:
@@ -215,9 +229,6 @@ class Reproduction:
     def row(self, kernel: str, allocator: str) -> dict:
         t = self.table
         return t[(t.kernel == kernel) & (t.allocator == allocator)].iloc[0].to_dict()
-
-    def predicted_ns(self, kernel: str, allocator: str) -> float:
-        return float(self.row(kernel, allocator)["predicted ns/IO"])
 
     def predicted_miops(self, kernel: str, allocator: str) -> float:
         return float(self.row(kernel, allocator)["predicted M IOPS"])
