@@ -83,3 +83,51 @@ def test_charts_build(rep):
     for ch in charts:
         assert ch.to_dict()["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
     assert views.label("7.0", "kmalloc") == "7.0-rc4 kmalloc" and views.label("6.19") == "6.19"
+
+
+def _collect(monkeypatch):
+    """Replace myst-nb's glue by a dict, for the page module and for glue_fields."""
+    import allocsim.pages.glue as G
+
+    got = {}
+    fake = lambda key, value, display=False: got.__setitem__(key, value)  # noqa: E731
+    monkeypatch.setattr(G, "glue", fake)
+    monkeypatch.setattr(views, "glue", fake)
+    return got
+
+
+def _keys_used(chapter: str) -> set:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "chapters" / chapter).read_text()
+    keys = set(re.findall(r"\{glue:(?:text|md)\}`([^`:]+)", text)) | set(re.findall(r"```\{glue:figure\} (\S+)", text))
+    return {k for k in keys if "::" not in k}
+
+
+def test_every_key_chapter_5_pastes_is_glued_by_the_page_module(rep, monkeypatch):
+    """The glue_* functions, run as the chapter runs them, glue every key the chapter's prose pastes."""
+    from allocsim.analysis import claims as C
+
+    got = _collect(monkeypatch)
+    s = views.glue_setting(rep.setup)
+    views.glue_costs(rep, s)
+    got["fig_cycles"] = None
+    views.glue_fit(rep)
+    got["fig_prediction"] = None
+    views.glue_clock(rep)
+    views.glue_loo(rep)
+    checks = C.evaluate(rep, micro=C.MicroSetup(rounds=(5, 10)))
+    gains = views.glue_gains(rep, dict(zip(checks["id"], checks["status"])))
+    gap = views.glue_gap(rep, "7.0", "sheaf-256")
+    noise = views.glue_noise(rep, "7.0", "sheaf-256", 0.005, 0)
+    sens = views.glue_sensitivity(rep, "7.0", "sheaf-256")
+    sc = views.glue_scenarios(rep, "7.0")
+    views.glue_slab_account(rep, "all")
+    views.glue_verdict(rep, "7.0", "sheaf-256", sc, gains, noise, sens, gap)
+    views.glue_experiment(rep, noise)
+    views.glue_claims(checks)
+    missing = _keys_used("05-iops.md") - set(got)
+    assert not missing, f"chapter 5 pastes keys nothing glues: {sorted(missing)}"
+    assert got["loo_rerun"].data.startswith("changes no configuration")
+    assert got["patch_status"].data in C.STATUSES

@@ -115,3 +115,29 @@ def test_charts_build_and_the_heat_map_marks_are_visible():
         assert d["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
     assert "K = 64" in str(sv.threads_chart(ts, 64).to_dict()["title"])
     assert isinstance(sv.lineage_table(), pd.DataFrame)
+
+
+def test_every_key_chapter_4_pastes_is_glued_by_the_page_module(monkeypatch):
+    import re
+    from pathlib import Path
+
+    import allocsim.pages.glue as G
+
+    got = {}
+    fake = lambda key, value, display=False: got.__setitem__(key, value)  # noqa: E731
+    monkeypatch.setattr(G, "glue", fake)
+    monkeypatch.setattr(sv, "glue", fake)
+    sv.glue_design(P4)
+    sv.glue_capacity(P4)
+    ts = mb.threads_sweep("7.0", 128, 256, threads=(1, 2, 16))
+    cl = sv.claims_table(P4, micro=FAST)
+    sv.glue_claims(P4, cl, ts)
+    heat = sv.heat_sweep(P4, ks=[20, 64, 128], caps=[28, 64])
+    sv.glue_heat(heat, heat)
+    sv.glue_contention(P4, ts)
+    sv.glue_619(P4)
+    got.update({k: None for k in ("fig_design", "fig_heat1", "fig_heatn", "fig_threads")})  # glued by the cells
+    text = (Path(__file__).resolve().parents[1] / "chapters" / "04-sheaves.md").read_text()
+    keys = set(re.findall(r"\{glue:(?:text|md)\}`([^`:]+)", text)) | set(re.findall(r"```\{glue:figure\} (\S+)", text))
+    assert not keys - set(got), sorted(keys - set(got))
+    assert got["v_k128_n"].data.startswith(cl.loc["k128-multithread", "status"])
