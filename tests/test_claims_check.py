@@ -152,3 +152,9 @@ def test_micro_setup_memoises_and_validates():
     assert FAST.speedup(32, 2) == pytest.approx(FAST.cycles("7.0", 32, 2, None) / FAST.cycles("7.0", 32, 2, 256))
     with pytest.raises(AllocsimError, match="multi_threads must be thread counts >= 2"):
         C.MicroSetup(threads=(1, 4)).validate()
+
+
+def test_status_phrase():
+    assert [C.status_phrase(s) for s in C.STATUSES] == ["reproduced", "partly reproduced", "not reproduced"]
+    with pytest.raises(AllocsimError, match="status must be one of"):
+        C.status_phrase("maybe")

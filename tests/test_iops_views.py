@@ -130,4 +130,4 @@ def test_every_key_chapter_5_pastes_is_glued_by_the_page_module(rep, monkeypatch
     missing = _keys_used("05-iops.md") - set(got)
     assert not missing, f"chapter 5 pastes keys nothing glues: {sorted(missing)}"
     assert got["loo_rerun"].data.startswith("changes no configuration")
-    assert got["patch_status"].data in C.STATUSES
+    assert got["patch_status"].data in ("reproduced", "partly reproduced", "not reproduced")

@@ -84,7 +84,7 @@ def test_claims_table_is_the_evaluator_with_labels():
     same = C.micro_claims(FAST).set_index("id")
     assert (cl["status"] == same["status"]).all()
     mt = cl.loc["k128-multithread"]
-    assert mt["verdict"].startswith(mt["status"]) and len(mt["values"]) == len(C.MULTI_THREADS)
+    assert mt["verdict"].startswith(C.status_phrase(mt["status"])) and len(mt["values"]) == len(C.MULTI_THREADS)
     assert "k128-multithread" not in " ".join(sv.results_table(cl)["claim"])
     assert list(sv.quotes_table(cl).columns) == ["claim", "quote", "claimed"]
 
@@ -92,7 +92,8 @@ def test_claims_table_is_the_evaluator_with_labels():
 def test_status_words():
     assert sv.status_words({"status": "reproduced", "note": ""}) == "reproduced"
     assert sv.status_words({"status": "partly", "note": "in the interval at 16 threads"}) == \
-        "partly (in the interval at 16 threads)"
+        "partly reproduced (in the interval at 16 threads)"
+    assert sv.status_words({"status": "not reproduced", "note": ""}) == "not reproduced"
 
 
 def test_micro_setup_follows_the_page():
@@ -140,4 +141,4 @@ def test_every_key_chapter_4_pastes_is_glued_by_the_page_module(monkeypatch):
     text = (Path(__file__).resolve().parents[1] / "chapters" / "04-sheaves.md").read_text()
     keys = set(re.findall(r"\{glue:(?:text|md)\}`([^`:]+)", text)) | set(re.findall(r"```\{glue:figure\} (\S+)", text))
     assert not keys - set(got), sorted(keys - set(got))
-    assert got["v_k128_n"].data.startswith(cl.loc["k128-multithread", "status"])
+    assert got["v_k128_n"].data.startswith(C.status_phrase(cl.loc["k128-multithread", "status"]))

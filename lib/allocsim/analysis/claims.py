@@ -328,6 +328,13 @@ def evaluate(rep, multi_threads=None, rounds: tuple[int, int] | None = None, cos
     return pd.DataFrame(rows)
 
 
+def status_phrase(status: str) -> str:
+    """A status as prose says it: ``reproduced``, ``partly reproduced``, ``not reproduced``."""
+    if status not in STATUSES:
+        raise AllocsimError(f"status must be one of {STATUSES}, not {status!r}")
+    return "partly reproduced" if status == "partly" else status
+
+
 @dataclass(frozen=True)
 class ClaimStatus:
     """One claim's status with what it rests on (see :func:`status_details`)."""

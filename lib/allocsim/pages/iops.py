@@ -473,7 +473,7 @@ def glue_gains(rep: Reproduction, statuses: dict) -> pd.DataFrame:
     t = comparison.gains_table(rep, statuses)
     g = comparison.gains(rep, t)
     glue_fields(g)
-    glue("patch_status", _md(statuses["patch-gain"]))
+    glue("patch_status", _md(claims.status_phrase(statuses["patch-gain"])))
     return t
 
 

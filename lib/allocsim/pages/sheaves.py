@@ -78,8 +78,8 @@ STATUS_KEYS = {"k32-no-difference": "v_k32", "k128-single": "v_k128_1", "k128-mu
 
 def status_words(row: dict) -> str:
     """A claim's status as the page says it: the status, and for a claim evaluated over a range of
-    thread counts where it holds (``partly (in the interval at 16 threads)``)."""
-    return row["status"] + (f" ({row['note']})" if row.get("note") else "")
+    thread counts where it holds (``partly reproduced (in the interval at 16 threads)``)."""
+    return claims.status_phrase(row["status"]) + (f" ({row['note']})" if row.get("note") else "")
 
 
 def claims_table(P, micro=None) -> pd.DataFrame:
