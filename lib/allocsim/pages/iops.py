@@ -628,4 +628,6 @@ def glue_claims(checks: pd.DataFrame) -> None:
     glue("n_partly", summ["partly"])
     glue("n_not", summ["not reproduced"])
     glue("multi_threads", _md(", ".join(map(str, claims.MULTI_THREADS))))
+    for cid, status in zip(checks["id"], checks["status"]):
+        glue(f"status_{cid}", status)  # chapter 4 glues its claims under the same keys
     glue("claim26", float(thread.claims().set_index("id").loc["default-capacity-26", "value"]))

@@ -97,6 +97,7 @@ def glue_claims(P, cl: pd.DataFrame, sweep: pd.DataFrame) -> None:
 
     for cid, key in STATUS_KEYS.items():
         glue(key, Markdown(cl.loc[cid, "verdict"]))
+        glue(f"status_{cid}", cl.loc[cid, "status"])  # the same key in chapter 5 (tests/test_consistency.py)
     v = cl["value"]
     mt = _claim("k128-multithread")
     inside = mb.threads_in_range(sweep, mt["low"], mt["high"])
