@@ -151,8 +151,10 @@ def test_edge_words_three_cases():
     assert "*behind* (-0.5 ns)" in behind
     assert "smaller than one step" in below and "not evidence of a 0.8 % advantage" in below
     assert "larger than one step" in above
-    assert "7.0 ns" in cmp.missing_words(8.1, st.step_ns) and "8 cycles" in cmp.missing_words(8.1, st.step_ns)
-    assert cmp.missing_words(-1.0, st.step_ns).startswith("the model's edge already reaches")
+    m = cmp.missing_words(8.1, st.step_ns, "sheaf-256")
+    assert "reported 7.0 ns" in m and "8 cycles per sheaf-256 operation" in m
+    assert "reported 21.4 ns" in cmp.missing_words(37.0, 21.37, "kmalloc")
+    assert cmp.missing_words(-1.0, st.step_ns, "kmalloc").startswith("the model's edge already reaches the reported 7.0")
 
 
 def _sa(sheaf, km, rs, rk):

@@ -48,6 +48,7 @@ def test_mechanism_and_barn_words(rep):
     assert "local_trylock()" in views.mechanism_words("6.19", "sheaf-256")
     assert "cmpxchg16b" in views.mechanism_words("6.19", "kmalloc")
     assert views.barn_sentence(rep, "7.0", "per-CPU list") == ""  # the list has no sheaf paths
+    assert views.barn_sentence(rep, "6.19", "kmalloc") == ""  # neither has 6.19's kmalloc
     s = views.barn_sentence(rep, "7.0", "sheaf-256")
     assert s.startswith("In the steady state") or s.startswith("Beyond the fast path")
     uses = R.primitive_uses("7.0", "sheaf-256", rep.setup, rep.base_cycles)

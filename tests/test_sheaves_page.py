@@ -142,3 +142,12 @@ def test_every_key_chapter_4_pastes_is_glued_by_the_page_module(monkeypatch):
     keys = set(re.findall(r"\{glue:(?:text|md)\}`([^`:]+)", text)) | set(re.findall(r"```\{glue:figure\} (\S+)", text))
     assert not keys - set(got), sorted(keys - set(got))
     assert got["v_k128_n"].data.startswith(C.status_phrase(cl.loc["k128-multithread", "status"]))
+
+
+def test_node_words_follow_the_parameters():
+    assert sv.nodes_words(0) == "on one node" and "nodes of 4 CPUs" in sv.nodes_words(4)
+    assert sv.barn_words(8, 0) == "sharing one barn" and sv.barn_words(4, 8) == "sharing one barn"
+    assert sv.barn_words(16, 4) == "spread over 4 barns (4 CPUs per node)"
+    ts = mb.threads_sweep("7.0", 16, 256, threads=(1, 2))
+    title = sv.threads_chart(ts, 16, 4).to_dict()["vconcat"][0]["encoding"]["x"]["title"]
+    assert "nodes of 4 CPUs" in title and "one node" in sv.threads_chart(ts, 16).to_dict()["vconcat"][0]["encoding"]["x"]["title"]

@@ -563,12 +563,14 @@ def edge_words(v: Verdict, focus: str, st: Step, gap_max: float, p_order: float)
             f"{st.lo_fig:.2f}M and {st.hi_fig:.2f}M), so the model leaves the list an edge the reported figures could resolve.")
 
 
-def missing_words(need_per_op: float, step_ns: float) -> str:
-    """What the models do not charge, and whether it would have to matter for the reported gap."""
+def missing_words(need_per_op: float, rep_gap_ns: float, allocator: str) -> str:
+    """What the models do not charge, and whether it would have to matter for the reported gap between
+    the list and ``allocator`` (``rep_gap_ns``, :attr:`Gap.rep_gap_ns`)."""
     if need_per_op > 0:
         return (f"the slab hooks the list skips (along with memcg accounting, KASAN and freelist hardening) would have to "
-                f"cost about {need_per_op:.0f} cycles per sheaf operation to produce the reported {step_ns:.1f} ns")
-    return f"the model's edge already reaches the reported {step_ns:.1f} ns without them"
+                f"cost about {need_per_op:.0f} cycles per {allocator} operation to produce the reported "
+                f"{rep_gap_ns:.1f} ns")
+    return f"the model's edge already reaches the reported {rep_gap_ns:.1f} ns without them"
 
 
 def closing_words(below_step: bool) -> str:

@@ -181,7 +181,7 @@ def describe_config(kernel: str, allocator: str, setup: Setup) -> dict:
 
 
 def run_config(kernel: str, allocator: str, setup: Setup, base_cycles: float,
-               costs: _costs.CostTable | None = None) -> SteadyState:
+               costs: _costs.CostTable | None = None) -> iouring.SteadyState:
     """Steady-state allocator cost of configuration ``(kernel, allocator)`` with ``base_cycles`` of other
     work per IO."""
     table = setup.costs() if costs is None else costs

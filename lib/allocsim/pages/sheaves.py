@@ -44,9 +44,29 @@ def heat_sweep(P, threads: int = 1, ks=None, caps=None) -> pd.DataFrame:
     return mb.heat_sweep(P.kernel, threads, ks, caps, **_kw(P))
 
 
+def nodes_words(cpus_per_node: int) -> str:
+    """How the page's CPUs are grouped into NUMA nodes (each node has its own barn and partial list)."""
+    return "on one node" if not cpus_per_node else f"on nodes of {cpus_per_node} CPUs, each with its own barn"
+
+
+def barn_words(threads: int, cpus_per_node: int) -> str:
+    """``sharing one barn`` or how many barns ``threads`` threads (one per CPU) are spread over."""
+    n = 1 if not cpus_per_node else -(-threads // cpus_per_node)
+    return "sharing one barn" if n == 1 else f"spread over {n} barns ({cpus_per_node} CPUs per node)"
+
+
+def glue_setting(P) -> None:
+    """The sentences that describe the page's machine, from its parameters."""
+    from IPython.display import Markdown
+
+    glue("nodes_words", Markdown(nodes_words(P.cpus_per_node)))
+    glue("barn_words", Markdown(barn_words(P.threads, P.cpus_per_node)))
+
+
 def glue_design(P):
     """The design section's constants; returns the 7.0 geometry of the page's cache."""
     geo = kconfig.cache_geometry(P.object_size, P.machine_cpus, "7.0", kmalloc=False)
+    glue_setting(P)
     for key, v in (("cap_default", geo.sheaf_capacity), ("max_full", barn.MAX_FULL_SHEAVES),
                    ("max_empty", barn.MAX_EMPTY_SHEAVES), ("batch_max", sheaves.PCS_BATCH_MAX), ("obj_size", P.object_size)):
         glue(key, v)
@@ -243,10 +263,10 @@ def heat_chart(df: pd.DataFrame, title: str) -> alt.LayerChart:
                                     width=charts.WIDTH, height=360)
 
 
-def threads_chart(df: pd.DataFrame, k: int) -> alt.VConcatChart:
+def threads_chart(df: pd.DataFrame, k: int, cpus_per_node: int = 0) -> alt.VConcatChart:
     caches = list(dict.fromkeys(df["cache"]))  # default first, then the explicit capacity
     base = alt.Chart(df).encode(
-        x=alt.X("threads:Q", title=charts.axis("threads (one per CPU, one node)")),
+        x=alt.X("threads:Q", title=charts.axis(f"threads (one per CPU, {nodes_words(cpus_per_node).split(',')[0].removeprefix('on ')})")),
         color=alt.Color("cache:N", title="cache", scale=alt.Scale(
             domain=caches, range=[charts.COLORS["kmalloc"], charts.COLORS["sheaf-256"]])),
         tooltip=[alt.Tooltip("threads:Q"), alt.Tooltip("cache:N"), alt.Tooltip("cycles:Q", format=".1f"),
