@@ -153,7 +153,7 @@ class DefaultCapacity:
 
     cap_size: int  # s->size
     cap_base: int  # the base tier
-    cap_bytes: int  # header + 8 × base
+    cap_bytes: int  # header + one pointer per object of the base
     cap_bucket: int  # the kmalloc bucket those bytes round up to
     cap_final: int  # the capacity that fills the bucket
     cap_header: int
@@ -167,7 +167,7 @@ def default_capacity(object_size: int, machine_cpus: int, k_small: int, k_large:
     geo = kconfig.cache_geometry(object_size, machine_cpus, "7.0", kmalloc=False)
     size, header = geo.size, kconfig.sheaf_header()
     base = kconfig.sheaf_capacity_base(size)
-    raw = header + 8 * base
+    raw = header + kconfig.pointer_size() * base
     final = kconfig.calculate_sheaf_capacity(size, 0, "7.0")
     same = all((k <= 2 * base) == (k <= 2 * final) for k in (k_small, k_large))
     return DefaultCapacity(size, base, raw, kconfig.kmalloc_size_roundup(raw), final, header, 2 * base, 2 * final, same)
