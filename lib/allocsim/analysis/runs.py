@@ -51,6 +51,7 @@ import pandas as pd
 from allocsim.facts import versions
 from allocsim.facts import costs as _costs
 from allocsim.analysis import iops
+from allocsim.workloads import adapter
 from allocsim.workloads import iouring
 from allocsim.facts import kconfig
 from allocsim.kernel import pcpu_list
@@ -115,21 +116,21 @@ class Setup:
 
     def workload(self, base_cycles: float) -> iouring.IOUring:
         """The io_uring run with ``base_cycles`` of non-allocator work per IO: ``(1 − irq_work_share)`` of
-        it before each submission (task context), the rest before each completion's free."""
+        it before each submission (task context), the rest before each completion's free. Built by the
+        book's one adapter (:func:`allocsim.workloads.adapter.io_uring`) from this setup's workload fields,
+        with the completion shares of :attr:`completion` and the base cost as the gaps (the calibrated base
+        replaces the adapter's base work)."""
         if not base_cycles >= 0:
             raise AllocsimError(f"the base cost per IO must be >= 0 cycles, not {base_cycles!r}")
         task, hard, soft = _SHARES[self.completion]
         sub = int(round(base_cycles * (1.0 - self.irq_work_share)))
         comp = int(round(base_cycles * self.irq_work_share))
-        return iouring.IOUring(submitters=self.submitters, queue_depth=self.queue_depth, submit_batch=self.submit_batch,
-                               complete_batch=self.complete_batch, ios=self.ios, task_share=task, hardirq_share=hard,
-                               softirq_share=soft, cross_cpu_share=self.cross_cpu_share, submit_gap=sub,
-                               complete_gap=comp, seed=self.seed).validate()
+        return adapter.io_uring(self, base_work=False, task_share=task, hardirq_share=hard, softirq_share=soft,
+                                submit_gap=sub, complete_gap=comp)
 
     def t_io_uring(self) -> str:
         """The t/io_uring options this setup models (the rest of the command line is the device)."""
-        p = 1 if self.completion == "task" else 0
-        return f"-p{p} -d{self.queue_depth} -s{self.submit_batch} -c{self.complete_batch} -n{self.submitters}"
+        return adapter.t_io_uring(self.workload(0))
 
 
 def _check_config(kernel: str, allocator: str):
