@@ -185,7 +185,7 @@ def event_loop(I, F, start, op, ctx, slot, gap, u, event_path, clock, pos, slot_
     reference counting (it allocates nothing), which halves its cost."""
     total = 0.0
     while True:
-        cpu = next_cpu(clock, pos, start, op, slot, slot_time)
+        cpu = next_cpu(clock, pos, start, op, slot, slot_time, gap)
         if cpu < 0:
             return cpu, total
         i = pos[cpu]
