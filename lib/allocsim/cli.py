@@ -161,6 +161,8 @@ def _add_workload_commands(sub) -> None:
     rp.add_argument("--timing", choices=("recorded", "none"), default="recorded",
                     help="recorded: the time between a CPU's events becomes non-allocator cycles; none: back to back")
     rp.add_argument("--no-replay", action="store_true", help="print the measurement only")
+    rp.add_argument("--alloc-site", default="__iomap_dio_rw",
+                    help="the allocation call site the trace must be of (default __iomap_dio_rw; 'any' accepts all)")
     rp.set_defaults(func=_cmd_replay)
     ca = sub.add_parser("calibrate", help="fit the IOPS model on your own figures (CSV: kernel,allocator,miops)")
     ca.add_argument("figures", help="CSV with columns kernel, allocator, miops (or iops)")

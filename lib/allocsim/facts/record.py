@@ -172,8 +172,8 @@ def machine() -> dict:
 # ---------------------------------------------------------------------------------------------------
 # Recording
 
-class _Terminated(Exception):
-    pass
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM while recording: handled like Ctrl-C (tracing off, no output, exit 130)."""
 
 
 @contextlib.contextmanager
@@ -269,9 +269,13 @@ def record(output: Path, seconds: float = 3.0, load: str = "fio", fio: FioLoad =
         raise AllocsimError(f"the load must be 'fio', 'command' or 'none', not {load!r}")
     if load == "command" and not command:
         raise AllocsimError("record -- CMD needs a command after the --")
-    if not output.parent.is_dir():
-        raise AllocsimError(f"the output directory {output.parent} does not exist")
     tracefs.require_root()
+    try:
+        ok = output.parent.is_dir()
+    except OSError as exc:
+        raise AllocsimError(f"the output directory {output.parent} cannot be used: {exc.strerror or exc}") from None
+    if not ok:
+        raise AllocsimError(f"the output directory {output.parent} does not exist")
     fio_path = find_fio() if load == "fio" else None
     if load == "fio":
         fio.validate()
@@ -404,6 +408,7 @@ def add_arguments(ap) -> None:
     ap.add_argument("--free-site", action="append", default=None, help="record kfree from this function (repeatable)")
     ap.add_argument("--bytes", type=int, default=None, help="only kmalloc of this many bytes (default: BTF's iomap_dio)")
     ap.add_argument("--cache", default=None, help="record kmem_cache_alloc/free of this cache instead")
+    ap.add_argument("--tracefs", default=str(tracefs.TRACEFS), help="where tracefs is or gets mounted")
     ap.add_argument("command", nargs="*", help="after --: a command to record while it runs")
 
 
@@ -420,7 +425,7 @@ def main(args) -> int:
     fio = FioLoad(depth=args.depth, submit_batch=args.submit_batch, complete_batch=args.complete_batch,
                   polled=bool(args.polled), threads=args.threads, size_mb=args.size_mb, directory=args.data_dir)
     meta = record(Path(args.output), seconds=args.seconds, load=load, fio=fio, command=args.command or None,
-                  target=target, log=lambda m: print(m, flush=True))
+                  target=target, root=Path(args.tracefs), log=lambda m: print(m, flush=True))
     print(f"wrote {args.output} and {meta_path(Path(args.output)).name}: {meta['events']} events "
           f"({meta['allocs']} allocations, {meta['frees']} frees) in {meta['seconds']} s on CPUs "
           f"{', '.join(map(str, meta['cpus_seen']))}; events lost: {meta['tracefs']['events_lost']}")
