@@ -267,3 +267,19 @@ def test_fill_file_writes_real_blocks(tmp_path):
     st = f.stat()
     assert st.st_size == 2 << 20 and st.st_blocks * 512 >= st.st_size
     assert np.frombuffer(f.read_bytes()[:4096], np.uint8).any()
+
+
+def test_parse_text_in_pieces_equals_whole(monkeypatch):
+    from allocsim.book.benchmarks.record import tracefs_text
+
+    text = tracefs_text(recorded.load(), 20_000)
+    whole = tracefs.parse_text(text)
+    monkeypatch.setattr(tracefs, "CHUNK", 100_000)
+    pieces = tracefs.parse_text(text)
+    assert len(whole) == len(pieces) == 20_000
+    for f in ("t_ns", "cpu", "ctx", "op", "ptr", "pid", "comm", "site", "bytes_req"):
+        assert (getattr(whole, f) == getattr(pieces, f)).all(), f
+    # and the rebuilt text parses back to the trace it came from
+    ev = recorded.load().events.iloc[:20_000]
+    assert (pieces.cpu == ev["cpu"].to_numpy()).all() and (pieces.ctx == ev["ctx"].to_numpy()).all()
+    assert (pieces.op == ev["op"].to_numpy()).all()

@@ -364,13 +364,6 @@ def events_enabled(root: Path = TRACEFS) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------
 # The text the kernel prints: one event per line, parsed in bulk
 
-# "  comm-pid  [cpu] flags  secs.usecs: event: call_site=func+0x1/0x2 ptr=ffff... ..."
-_LINE_RE = re.compile(
-    rb"^ *(.+?)-(\d+) +(?:\(.{1,7}\) +)?\[(\d+)\] ([^ ]{4,6}) +(\d+)\.(\d+): (kmalloc|kfree|kmem_cache_alloc|kmem_cache_free):"
-    rb" call_site=([^ +]+)\S* ptr=([0-9a-fx]+)(?: name=(\S+))?(?: bytes_req=(\d+))?",
-    re.M)
-
-
 @dataclass
 class Parsed:
     """The events of a tracefs text dump, one array entry per event, in the order the kernel printed them."""
@@ -392,32 +385,76 @@ class Parsed:
 
 
 def parse_text(data: bytes) -> Parsed:
-    """Parse tracefs ``trace``/``trace_pipe`` text (with ``irq-info``) into arrays. One compiled regular
-    expression runs over the whole buffer in C; the columns are then converted with NumPy, so the cost
-    per line is a few hundred nanoseconds (see ``python -m allocsim bench record``)."""
+    """Parse tracefs ``trace``/``trace_pipe`` text (with ``irq-info``) into arrays, without a Python loop
+    per line: the buffer is one NumPy byte array; per line the positions of its anchors (the ``[`` of the
+    CPU, the ``:`` after the timestamp and after the event name, ``call_site=``, ``ptr=``, ``bytes_req=``)
+    come from ``searchsorted`` over the positions of those bytes, and each field is decoded from a
+    fixed-width window (see ``python -m allocsim bench record`` for the rate).
+
+    A line is ``COMM-PID [CPU] FLAGS SECONDS.MICROS: EVENT: call_site=FUNC+OFF/LEN ptr=HEX ...`` (the
+    kernel's ``trace_print_context()`` / ``trace_print_lat_fmt()`` and the event's print format). Lines
+    starting with ``#`` are comments; other lines that are not kmem alloc/free events are counted in
+    ``skipped``. Large buffers are parsed in pieces of about :data:`CHUNK` bytes (cut at line ends), which
+    keeps the per-line temporaries in cache."""
     if isinstance(data, str):
         data = data.encode()
-    rows = _LINE_RE.findall(data)
-    n = len(rows)
-    comment = data.count(b"\n#") + (1 if data.startswith(b"#") else 0)
-    total = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
-    skipped = max(0, total - comment - n - data.count(b"\n\n"))
+    if len(data) > CHUNK:
+        parts, pos = [], 0
+        while pos < len(data):
+            cut = data.find(b"\n", min(pos + CHUNK, len(data)))
+            cut = len(data) if cut < 0 else cut + 1
+            parts.append(_parse_chunk(data[pos:cut]))
+            pos = cut
+        return _concat(parts)
+    return _parse_chunk(data)
+
+
+CHUNK = 4 << 20
+
+
+def _concat(parts: list) -> Parsed:
+    arrays = {f: np.concatenate([getattr(p, f) for p in parts]) for f in
+              ("t_ns", "cpu", "ctx", "op", "ptr", "pid", "comm", "site", "bytes_req")}
+    return Parsed(**arrays, lines=sum(p.lines for p in parts), skipped=sum(p.skipped for p in parts))
+
+
+def _parse_chunk(data: bytes) -> Parsed:
+    pad = 32  # NUL bytes before and after, so fixed windows never leave the buffer
+    raw = b"\0" * pad + data + b"\n" + b"\0" * 128
+    buf = np.frombuffer(raw, np.uint8)
+    size = pad + len(data) + 1
+    head = buf[:size]
+    nl = np.flatnonzero(head == 10)
+    starts = np.concatenate([[pad], nl[:-1] + 1]).astype(np.int64)
+    ends = nl.astype(np.int64)
+    first = _first_non_space(buf, starts, ends)
+    real = (first < ends) & (buf[first] != ord("#"))
+    starts, ends = first[real], ends[real]
+    total = len(starts)
+    if total == 0:
+        return _empty(0)
+    lb = _next(np.flatnonzero(head == ord("[")), starts)
+    lb = np.minimum(lb, ends)
+    cpu, cpu_len = _uint(buf, lb + 1, 6, with_len=True)
+    rb = lb + 1 + cpu_len  # the ']'
+    c1 = _next(np.flatnonzero(head == ord(":")), rb)  # end of the timestamp
+    c1 = np.minimum(c1, ends)
+    ok = (lb < ends) & (cpu_len > 0) & (buf[rb] == ord("]")) & (c1 < ends)
+    kind = np.full(total, -1, np.int8)
+    ev_len = np.zeros(total, np.int64)
+    for code, name in enumerate((b"kmalloc:", b"kfree:", b"kmem_cache_alloc:", b"kmem_cache_free:")):
+        hit = ok & (kind < 0) & _equals(buf, c1 + 2, name + b" call_site=")
+        kind[hit] = code
+        ev_len[hit] = len(name)
+    keep = kind >= 0
+    starts, ends, lb, rb, c1, kind, cpu, ev_len = (a[keep] for a in (starts, ends, lb, rb, c1, kind, cpu, ev_len))
+    n = len(starts)
+    skipped = total - n
     if n == 0:
-        empty = np.empty(0)
-        return Parsed(empty.astype(np.int64), empty.astype(np.int16), empty.astype(np.int8), empty.astype(np.int8),
-                      empty.astype(np.uint64), empty.astype(np.int32), empty.astype(object), empty.astype(object),
-                      empty.astype(np.int64), 0, skipped)
-    cols = list(zip(*rows))
-    comm = np.array(cols[0], dtype=object)
-    pid = np.array(cols[1], dtype="S12").astype(np.int32)
-    cpu = np.array(cols[2], dtype="S8").astype(np.int16)
-    flags = np.array(cols[3], dtype="S6")
-    secs = np.array(cols[4], dtype="S20").astype(np.int64)
-    frac = np.array(cols[5], dtype="S12")
-    digits = np.char.str_len(frac.astype(str)) if len(frac) else np.zeros(0, np.int64)
-    frac_v = frac.astype(np.int64)
-    t_ns = secs * 1_000_000_000 + frac_v * (10 ** (9 - np.minimum(digits, 9))).astype(np.int64)
-    irq = flags.view(np.uint8).reshape(n, -1)[:, 2] if n else np.zeros(0, np.uint8)
+        return _empty(skipped)
+    cs = c1 + 2 + ev_len + len(b" call_site=")  # first byte of the call-site function
+    pid, dash = _pid_before(buf, lb)
+    irq = buf[rb + 2 + 2]  # "] " then irqs-off, need-resched, hardirq/softirq
     ctx = np.full(n, -1, np.int8)
     for letter, code in CTX_LETTERS.items():
         ctx[irq == ord(letter)] = code
@@ -425,28 +462,171 @@ def parse_text(data: bytes) -> Parsed:
         bad = bytes([irq[np.argmax(ctx < 0)]]).decode(errors="replace")
         raise TraceError(f"an event's irq-info flags have {bad!r} in the hardirq/softirq column; expected one of "
                          f"{''.join(CTX_LETTERS)} (is options/irq-info on?)")
-    kind = np.array(cols[6], dtype="S16")
-    op = np.where((kind == b"kfree") | (kind == b"kmem_cache_free"), OP_FREE, OP_ALLOC).astype(np.int8)
-    site = np.array(cols[7], dtype=object)
-    ptr_s = np.array(cols[8], dtype="S18")
-    ptr = np.array([int(p, 16) for p in ptr_s.tolist()], dtype=np.uint64) if n < 64 else _hex64(ptr_s)
-    breq = np.array([int(b) if b else -1 for b in cols[10]], dtype=np.int64) if n < 64 else _ints_or_neg(cols[10])
-    return Parsed(t_ns, cpu, ctx, op, ptr, pid, comm.astype(str).astype(object), site.astype(str).astype(object),
-                  breq, n, skipped)
+    back = _window(buf, c1 - 12, 12)
+    dot = c1 - 12 + (11 - np.argmax(back[:, ::-1] == ord("."), axis=1))
+    secs = _uint_backwards(buf, dot, 11)
+    frac, digits = _uint(buf, dot + 1, 9, with_len=True)
+    t_ns = secs * 1_000_000_000 + frac * (10 ** (9 - digits)).astype(np.int64)
+    op = np.where((kind == 1) | (kind == 3), OP_FREE, OP_ALLOC).astype(np.int8)
+    # the call-site token runs to the next blank; the function name to its '+'
+    win = _window(buf, cs, 64)
+    blank = win == ord(" ")
+    tok_len = np.argmax(blank, axis=1)
+    plus = win == ord("+")
+    s_len = np.where(plus.any(axis=1), np.argmax(plus, axis=1), tok_len)
+    if not blank.any(axis=1).all():
+        raise TraceError("an event line has a call site longer than 64 characters; this reader does not expect that")
+    pt = cs + tok_len + 1  # " ptr=" follows
+    ptr_ok = _equals(buf, pt, b"ptr=")
+    if not ptr_ok.all():
+        raise TraceError("an event line has no 'ptr=' after its call site; the event format is not what this reader "
+                         "expects")
+    ptr, ptr_len = _hex(buf, pt + 4, 16)
+    bytes_req = np.full(n, -1, np.int64)
+    km = kind == 0
+    br = pt + 4 + ptr_len + len(b" bytes_req=")
+    if km.any():
+        good = km & _equals(buf, br - len(b"bytes_req="), b"bytes_req=")
+        bytes_req[good] = _uint(buf, br[good], 20)
+    for i in np.flatnonzero(kind == 2):  # kmem_cache_alloc: "ptr=... name=NAME bytes_req=N ..."
+        j = raw.find(b" bytes_req=", int(pt[i]), int(ends[i]))
+        if j >= 0:
+            bytes_req[i] = int(raw[j + 11:int(ends[i])].split(b" ", 1)[0])
+    head8 = _window(buf, cs, 8).copy()
+    head8[np.arange(8) >= s_len[:, None]] = 0
+    tail8 = _window(buf, cs + np.maximum(s_len - 8, 0), 8).copy()
+    tail8[np.arange(8) >= s_len[:, None]] = 0
+    key = np.stack([s_len.astype(np.uint64), head8.view("<u8").ravel(), tail8.view("<u8").ravel()], axis=1)
+    h = (key[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ key[:, 1] ^ ((key[:, 2] << np.uint64(1)) | (key[:, 2] >> np.uint64(63)))
+    site_id, first_i = _factorize(h)
+    names = np.array([raw[cs[i]:cs[i] + s_len[i]].decode(errors="replace") for i in first_i], dtype=object)
+    site = names[site_id]
+    pid_id, first_idx = _factorize(pid)
+    names_by_pid = np.array([raw[starts[i]:dash[i]].decode(errors="replace").strip() for i in first_idx],
+                            dtype=object)
+    comm = names_by_pid[pid_id]
+    return Parsed(t_ns.astype(np.int64), cpu.astype(np.int16), ctx, op, ptr, pid.astype(np.int32), comm, site,
+                  bytes_req, n, skipped)
 
 
-def _hex64(ptr_s: np.ndarray) -> np.ndarray:
-    """Hex strings (no 0x, up to 16 digits) to uint64, vectorised."""
-    s = np.char.rjust(np.char.replace(ptr_s, b"0x", b""), 16, b"0")
-    b = s.view(np.uint8).reshape(len(s), 16).astype(np.uint64)
-    v = np.where(b >= ord("a"), b - ord("a") + 10, np.where(b >= ord("A"), b - ord("A") + 10, b - ord("0")))
-    shifts = np.arange(60, -4, -4, dtype=np.uint64)
-    return (v << shifts).sum(axis=1, dtype=np.uint64)
+def _pid_before(buf, lb):
+    """``COMM-PID`` ends before the blanks in front of ``[``: the PID's digits and the position of its '-'."""
+    width = 16
+    w = _window(buf, lb - width, width)  # w[:, width - 1] is the byte just before '['
+    n = len(w)
+    pid = np.zeros(n, np.int64)
+    scale = np.ones(n, np.int64)
+    in_blanks = np.ones(n, bool)  # still walking over the blanks after the PID
+    in_pid = np.zeros(n, bool)
+    digits = np.zeros(n, np.int64)
+    blanks = np.zeros(n, np.int64)
+    for k in range(width - 1, -1, -1):
+        c = w[:, k]
+        blank = c == 32
+        in_blanks &= blank
+        blanks += in_blanks
+        isd = (c >= 48) & (c <= 57)
+        in_pid = (in_pid | ~in_blanks) & isd & (in_pid | (digits == 0))
+        if not (in_blanks | in_pid).any():
+            break
+        pid += np.where(in_pid, (c.astype(np.int64) - 48) * scale, 0)
+        scale = np.where(in_pid, scale * 10, scale)
+        digits += in_pid
+    return pid, lb - 1 - blanks - digits
 
 
-def _ints_or_neg(col) -> np.ndarray:
-    a = np.array(col, dtype="S20")
-    out = np.full(len(a), -1, np.int64)
-    has = a != b""
-    out[has] = a[has].astype(np.int64)
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of ``values`` (hash-based, O(n)) and the index of each code's first occurrence."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values)
+    first = np.full(len(uniques), -1, np.int64)
+    # the first occurrence of each code: scatter in reverse so the smallest index wins
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return codes.astype(np.int64), first
+
+
+def _empty(skipped: int) -> Parsed:
+    e = np.empty(0)
+    return Parsed(e.astype(np.int64), e.astype(np.int16), e.astype(np.int8), e.astype(np.int8), e.astype(np.uint64),
+                  e.astype(np.int32), e.astype(object), e.astype(object), e.astype(np.int64), 0, skipped)
+
+
+def _next(positions: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The first of ``positions`` (sorted) at or after each ``at``; a huge value where there is none."""
+    i = np.searchsorted(positions, at, side="left")
+    out = np.full(len(at), np.iinfo(np.int64).max // 2, np.int64)
+    has = i < len(positions)
+    out[has] = positions[i[has]]
     return out
+
+
+def _first_non_space(buf, starts, ends):
+    """Index of the first non-blank byte of each line (lines are right-aligned to the comm)."""
+    w = _window(buf, starts, 32) != ord(" ")
+    off = np.where(w.any(axis=1), np.argmax(w, axis=1), 32)
+    return np.minimum(starts + off, ends)
+
+
+def _window(buf, at, width):
+    """``width`` bytes from each position ``at`` (an n × width copy; one gather over a strided view)."""
+    return np.lib.stride_tricks.sliding_window_view(buf, width)[np.asarray(at, np.int64)]
+
+
+def _equals(buf, at, word: bytes):
+    w = _window(buf, at, len(word))
+    return np.all(w == np.frombuffer(word, np.uint8), axis=1)
+
+
+def _uint(buf, at, width, with_len=False):
+    """The unsigned decimal starting at each ``at`` (up to ``width`` digits): Horner, column by column."""
+    w = _window(buf, at, width)
+    val = np.zeros(len(w), np.int64)
+    length = np.zeros(len(w), np.int64)
+    active = np.ones(len(w), bool)
+    for j in range(width):
+        d = w[:, j].astype(np.int64) - 48
+        active &= (d >= 0) & (d <= 9)
+        if not active.any():
+            break
+        val = np.where(active, val * 10 + d, val)
+        length += active
+    return (val, length) if with_len else val
+
+
+def _uint_backwards(buf, end, width):
+    """The unsigned decimal ending just before each ``end``."""
+    w = _window(buf, np.asarray(end) - width, width)
+    val = np.zeros(len(w), np.int64)
+    scale = np.ones(len(w), np.int64)
+    active = np.ones(len(w), bool)
+    for j in range(width - 1, -1, -1):
+        d = w[:, j].astype(np.int64) - 48
+        active &= (d >= 0) & (d <= 9)
+        if not active.any():
+            break
+        val = np.where(active, val + d * scale, val)
+        scale = np.where(active, scale * 10, scale)
+    return val
+
+
+_HEX = np.full(256, -1, np.int64)
+_HEX[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
+_HEX[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
+_HEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
+
+
+def _hex(buf, at, width):
+    """The hex number (no 0x) starting at each ``at``, up to ``width`` digits, as uint64."""
+    w = _window(buf, at, width)
+    val = np.zeros(len(w), np.uint64)
+    length = np.zeros(len(w), np.int64)
+    active = np.ones(len(w), bool)
+    for j in range(width):
+        d = _HEX[w[:, j]]
+        active &= d >= 0
+        if not active.any():
+            break
+        val = np.where(active, (val << np.uint64(4)) | d.astype(np.uint64), val)
+        length += active
+    return val, length
