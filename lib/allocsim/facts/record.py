@@ -414,9 +414,13 @@ def add_arguments(ap) -> None:
 
 def main(args) -> int:
     custom = args.alloc_site or args.free_site or args.bytes is not None or args.cache
-    if custom:
-        target = tracefs.Target(alloc_sites=tuple(args.alloc_site or ()),
-                                free_sites=tuple(args.free_site or ()), bytes_req=args.bytes, cache=args.cache)
+    if args.cache:  # every call site of that cache unless sites are given
+        target = tracefs.Target(alloc_sites=tuple(args.alloc_site or ()), free_sites=tuple(args.free_site or ()),
+                                bytes_req=args.bytes, cache=args.cache)
+    elif custom:  # the iomap_dio sites stand for whatever is not given
+        d = tracefs.Target()
+        target = tracefs.Target(alloc_sites=tuple(args.alloc_site or d.alloc_sites),
+                                free_sites=tuple(args.free_site or d.free_sites), bytes_req=args.bytes)
     else:
         target = None
     load = "command" if args.command else (args.load or "fio")
@@ -429,4 +433,7 @@ def main(args) -> int:
     print(f"wrote {args.output} and {meta_path(Path(args.output)).name}: {meta['events']} events "
           f"({meta['allocs']} allocations, {meta['frees']} frees) in {meta['seconds']} s on CPUs "
           f"{', '.join(map(str, meta['cpus_seen']))}; events lost: {meta['tracefs']['events_lost']}")
+    if meta["tracefs"]["events_lost"]:
+        print("warning: the ring buffer dropped events; replay may find frees without allocations — record a "
+              "shorter time or with fewer CPUs busy", flush=True)
     return 0
