@@ -15,8 +15,11 @@ What the kernel provides (Documentation/trace/events.rst and Documentation/trace
   lists its fields; :func:`check_format` insists on the ones used here and :func:`format_hash` fingerprints
   them for the metadata;
 * an event filter may compare ``call_site.function`` with a function name (the ``.function`` field
-  modifier, Documentation/trace/events.rst §5.1), so the kernel itself keeps only the calls of
-  ``__iomap_dio_rw()`` / ``iomap_dio_complete()``;
+  modifier: Documentation/trace/events.rst, "Expression syntax"; exercised by the kernel selftest
+  ``tools/testing/selftests/ftrace/test.d/filter/event-filter-function.tc``), so the kernel itself keeps
+  only the calls of ``__iomap_dio_rw()`` / ``iomap_dio_complete()``. The filter parser wants blanks around
+  the parentheses of such a predicate (found on Linux 6.18: ``(call_site.function == f)`` is refused,
+  ``( call_site.function == f )`` accepted);
 * with ``options/irq-info`` each line of ``trace`` / ``trace_pipe`` carries the latency-format flags:
   ``irqs-off``, ``need-resched``, ``hardirq/softirq``, ``preempt-depth``, ``migrate-disable``. The third
   character is ``h`` (hard IRQ), ``s`` (serving a softirq), ``H`` (hard IRQ that interrupted a softirq),
@@ -278,8 +281,8 @@ class Instance:
                     _write(d / "filter", flt)
                 except TraceError:
                     raise TraceError(f"the kernel rejected the kmem:{ev} filter {flt!r} (every call site must be a "
-                                     f"function this kernel has, and .function filters need Linux 6.2 or "
-                                     f"newer)") from None
+                                     f"function this kernel has, and its event filters must know the "
+                                     f".function modifier)") from None
             self._events_on = True
             for ev in self.target.events:
                 _write(self.path / "events" / "kmem" / ev / "enable", "1")
