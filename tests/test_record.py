@@ -283,3 +283,16 @@ def test_parse_text_in_pieces_equals_whole(monkeypatch):
     ev = recorded.load().events.iloc[:20_000]
     assert (pieces.cpu == ev["cpu"].to_numpy()).all() and (pieces.ctx == ev["ctx"].to_numpy()).all()
     assert (pieces.op == ev["op"].to_numpy()).all()
+
+
+def test_parse_text_kmem_cache_events_and_other_lines():
+    text = (b"        kworker/0:1-12      [000] ..s1.   10.000001: kmem_cache_alloc: call_site=bio_alloc_bioset+0x1/0x2 "
+            b"ptr=ffff888100000040 name=bio-248 bytes_req=248 bytes_alloc=256 gfp_flags=GFP_NOIO node=-1 accounted=false\n"
+            b"        kworker/0:1-12      [000] d.h1.   10.000002: kmem_cache_free: call_site=bio_free+0x1/0x2 "
+            b"ptr=ffff888100000040 name=bio-248\n"
+            b"        kworker/0:1-12      [000] ..... 10.000003: sched_switch: prev_comm=x prev_pid=1\n")
+    p = tracefs.parse_text(text)
+    assert len(p) == 2 and p.skipped == 1
+    assert p.op.tolist() == [tracefs.OP_ALLOC, tracefs.OP_FREE]
+    assert p.bytes_req.tolist() == [248, -1] and p.site.tolist() == ["bio_alloc_bioset", "bio_free"]
+    assert p.ctx.tolist() == [tracefs.CTX_SOFTIRQ, tracefs.CTX_HARDIRQ] and p.t_ns.tolist() == [10_000_001_000, 10_000_002_000]

@@ -65,6 +65,9 @@ CTX_TASK, CTX_HARDIRQ, CTX_SOFTIRQ = 0, 1, 2
 CTX_LETTERS = {".": CTX_TASK, "h": CTX_HARDIRQ, "H": CTX_HARDIRQ, "z": CTX_HARDIRQ, "Z": CTX_HARDIRQ,
                "s": CTX_SOFTIRQ}
 OP_ALLOC, OP_FREE = 0, 1
+_CTX_LUT = np.full(256, -1, np.int8)
+for _letter, _code in CTX_LETTERS.items():
+    _CTX_LUT[ord(_letter)] = _code
 
 
 class TraceError(AllocsimError):
@@ -445,8 +448,16 @@ def _parse_chunk(data: bytes) -> Parsed:
     ok = (lb < ends) & (cpu_len > 0) & (buf[rb] == ord("]")) & (c1 < ends)
     kind = np.full(total, -1, np.int8)
     ev_len = np.zeros(total, np.int64)
-    for code, name in enumerate((b"kmalloc:", b"kfree:", b"kmem_cache_alloc:", b"kmem_cache_free:")):
-        hit = ok & (kind < 0) & _equals(buf, c1 + 2, name + b" call_site=")
+    # bytes 2, 3 and 12 of the event name tell the four apart ("kma…", "kf…", "kmem_cache_a…/f…"); then
+    # the candidates are checked whole
+    b1, b2, b11 = buf[c1 + 3], buf[c1 + 4], buf[c1 + 13]
+    for code, name, pick in ((0, b"kmalloc:", b2 == ord("a")), (1, b"kfree:", b1 == ord("f")),
+                             (2, b"kmem_cache_alloc:", (b2 == ord("e")) & (b11 == ord("a"))),
+                             (3, b"kmem_cache_free:", (b2 == ord("e")) & (b11 == ord("f")))):
+        cand = np.flatnonzero(ok & pick)
+        if len(cand) == 0:
+            continue
+        hit = cand[_equals(buf, c1[cand] + 2, name + b" call_site=")]
         kind[hit] = code
         ev_len[hit] = len(name)
     keep = kind >= 0
@@ -458,9 +469,7 @@ def _parse_chunk(data: bytes) -> Parsed:
     cs = c1 + 2 + ev_len + len(b" call_site=")  # first byte of the call-site function
     pid, dash = _pid_before(buf, lb)
     irq = buf[rb + 2 + 2]  # "] " then irqs-off, need-resched, hardirq/softirq
-    ctx = np.full(n, -1, np.int8)
-    for letter, code in CTX_LETTERS.items():
-        ctx[irq == ord(letter)] = code
+    ctx = _CTX_LUT[irq]
     if np.any(ctx < 0):
         bad = bytes([irq[np.argmax(ctx < 0)]]).decode(errors="replace")
         raise TraceError(f"an event's irq-info flags have {bad!r} in the hardirq/softirq column; expected one of "
@@ -577,8 +586,15 @@ def _window(buf, at, width):
 
 
 def _equals(buf, at, word: bytes):
-    w = _window(buf, at, len(word))
-    return np.all(w == np.frombuffer(word, np.uint8), axis=1)
+    """Whether ``word`` starts at each ``at``: compared eight bytes at a time."""
+    k = len(word)
+    m = -(-k // 8) * 8
+    w = np.ascontiguousarray(_window(buf, at, m))
+    if m > k:
+        w[:, k:] = 0
+    target = np.frombuffer(word + b"\0" * (m - k), "<u8")
+    eq = w.view("<u8") == target
+    return eq[:, 0] if m == 8 else np.logical_and.reduce(eq, axis=1)
 
 
 def _uint(buf, at, width, with_len=False):
