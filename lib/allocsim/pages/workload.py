@@ -48,7 +48,8 @@ def machine_table(tr: recorded.Trace, m: wl.Measurement) -> pd.DataFrame:
         ("CPUs (present) / NUMA nodes", f"{mach.get('cpus_present')} / {mach.get('numa_nodes')}"),
         ("block device, I/O scheduler", f"{blk.get('device')}, {blk.get('scheduler')} "
                                         f"({blk.get('nr_hw_queues')} hardware queue(s))"),
-        ("load", f"`{load.get('t_io_uring')}` (fio {load.get('fio_version')}, io_uring, O_DIRECT 4 KiB random reads)"
+        ("load", f"`{load.get('t_io_uring')}` (fio {load.get('fio_version')}, io_uring, O_DIRECT random reads of "
+                 f"{(load.get('fio') or {}).get('block_size', 0) // 1024} KiB)"
          if load.get("kind") == "fio" else f"`{load.get('command') or 'none (fixed time)'}`"),
         ("events recorded", f"{meta.get('events')} in {m.seconds:.2f} s ({m.allocs_per_second:,.0f} allocations/s)"),
         ("filters", f"`{target.get('alloc_filter')}`; `{target.get('free_filter')}`"),
