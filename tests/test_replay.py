@@ -232,3 +232,19 @@ def test_unmatched_frees_cli(tmp_path):
     tr = recorded.load(u)
     ev, e = recorded.match(tr)
     assert 0 < e.freed_before_start <= 128 and e.events_out == len(body) - cut - e.freed_before_start
+
+
+def test_chapter_views_and_spec(trace):
+    from allocsim.pages import params
+    from allocsim.pages import workload as views
+
+    tr, which = views.load_trace("data/traces/iomap_dio-fio-randread-qd128.csv.gz")
+    assert which == "the trace shipped with the book" and len(tr.events) == 241664
+    m = workload.measure(tr)
+    c = views.counts_table(m)
+    assert c["all"].sum() == 241664 and c["all"].dtype.kind == "i"
+    t = views.machine_table(tr, m).set_index("")
+    assert "-p0 -d128 -s32 -c32 -n1" in t.loc["load", "value"] and "4 KiB" in t.loc["load", "value"]
+    with pytest.raises(AllocsimError, match="parameter trace must be 'live' or a trace"):
+        params.spec("workload").validate({"trace": "no/such/trace.csv.gz"})
+    assert params.spec("workload").validate({"trace": "live"}).trace == "live"
