@@ -296,3 +296,17 @@ def test_parse_text_kmem_cache_events_and_other_lines():
     assert p.op.tolist() == [tracefs.OP_ALLOC, tracefs.OP_FREE]
     assert p.bytes_req.tolist() == [248, -1] and p.site.tolist() == ["bio_alloc_bioset", "bio_free"]
     assert p.ctx.tolist() == [tracefs.CTX_SOFTIRQ, tracefs.CTX_HARDIRQ] and p.t_ns.tolist() == [10_000_001_000, 10_000_002_000]
+
+
+def test_polled_load_records_or_fails_in_one_sentence(live, tmp_path):
+    """-p1 needs a device with poll queues; without them fio's reads fail (EOPNOTSUPP) and record says so."""
+    out = tmp_path / "p.csv.gz"
+    proc = run_cli("record", "--seconds", "1", "--size-mb", "16", "-p", "1", "-d", "16", "-s", "4", "-c", "4",
+                   "--output", str(out))
+    if proc.returncode == 0:
+        assert recorded.load(out).meta["load"]["t_io_uring"].startswith("-p1")
+    else:
+        assert proc.returncode == 2 and "fio failed (exit" in _one_line_error(proc)
+        assert not out.exists()
+    assert not (tmp_path / "allocsim-record.data").exists()
+    _all_off()

@@ -297,55 +297,57 @@ def record(output: Path, seconds: float = 3.0, load: str = "fio", fio: FioLoad =
         cmd = list(command)
     else:
         cmd = None
-    started = _dt.datetime.now(_dt.timezone.utc)
-    inst = tracefs.Instance(target, root)
-    status, err, lost, raw = None, "", 0, b""
-    with _sigterm_as_exception():
-        reader = None
-        try:
-            inst.open()
-            reader = _PipeReader(inst.pipe())
-            reader.start()
-            inst.start()
-            log(f"recording {', '.join('kmem:' + e for e in target.events)} for "
-                + (f"{seconds:g} s" if load != "command" else "the command") + " …")
-            t0 = time.monotonic()
-            status, err = _run_load(cmd, seconds if load != "command" else None)
-            elapsed = time.monotonic() - t0
-            inst.stop()
-            lost = inst.lost()
-            raw = reader.finish()
+    try:
+        started = _dt.datetime.now(_dt.timezone.utc)
+        inst = tracefs.Instance(target, root)
+        status, err, lost, raw = None, "", 0, b""
+        with _sigterm_as_exception():
             reader = None
-        finally:
-            if reader is not None:
-                with contextlib.suppress(Exception):
-                    reader.finish()
-            inst.close()
-    if load == "fio" and status:
-        last = [ln for ln in err.strip().splitlines() if ln.strip()]
-        raise AllocsimError(f"fio failed (exit {status}): {last[-1] if last else 'no message'}")
-    parsed = tracefs.parse_text(raw)
-    if len(parsed) == 0:
-        what = "fio" if load == "fio" else "the load"
-        raise AllocsimError(f"no {target.events[0]} or {target.events[1]} event matched the filter while {what} ran "
-                            f"(is the file on a filesystem that uses iomap direct IO, e.g. ext4 or xfs?)")
-    meta = write_trace(output, parsed, {
-        "trace_version": TRACE_VERSION,
-        "recorded": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "seconds": round(elapsed, 3),
-        "machine": machine(),
-        "block": block_device(data_file if data_file else output.parent),
-        "load": {"kind": load, "command": shlex.join(cmd) if cmd else None,
-                 "t_io_uring": fio.t_io_uring() if load == "fio" else None,
-                 "fio": asdict(fio) if load == "fio" else None,
-                 "fio_version": _fio_version(fio_path) if fio_path else None, "exit_status": status},
-        "target": target.describe(),
-        "tracefs": {"formats_sha256": tracefs.format_hash(formats), "events_lost": lost,
-                    "lines": int(parsed.lines), "other_lines": int(parsed.skipped)},
-    })
-    if data_file is not None:
-        with contextlib.suppress(OSError):
-            data_file.unlink()
+            try:
+                inst.open()
+                reader = _PipeReader(inst.pipe())
+                reader.start()
+                inst.start()
+                log(f"recording {', '.join('kmem:' + e for e in target.events)} for "
+                    + (f"{seconds:g} s" if load != "command" else "the command") + " …")
+                t0 = time.monotonic()
+                status, err = _run_load(cmd, seconds if load != "command" else None)
+                elapsed = time.monotonic() - t0
+                inst.stop()
+                lost = inst.lost()
+                raw = reader.finish()
+                reader = None
+            finally:
+                if reader is not None:
+                    with contextlib.suppress(Exception):
+                        reader.finish()
+                inst.close()
+        if load == "fio" and status:
+            last = [ln for ln in err.strip().splitlines() if ln.strip()]
+            raise AllocsimError(f"fio failed (exit {status}): {last[-1] if last else 'no message'}")
+        parsed = tracefs.parse_text(raw)
+        if len(parsed) == 0:
+            what = "fio" if load == "fio" else "the load"
+            raise AllocsimError(f"no {target.events[0]} or {target.events[1]} event matched the filter while {what} ran "
+                                f"(is the file on a filesystem that uses iomap direct IO, e.g. ext4 or xfs?)")
+        meta = write_trace(output, parsed, {
+            "trace_version": TRACE_VERSION,
+            "recorded": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "seconds": round(elapsed, 3),
+            "machine": machine(),
+            "block": block_device(data_file if data_file else output.parent),
+            "load": {"kind": load, "command": shlex.join(cmd) if cmd else None,
+                     "t_io_uring": fio.t_io_uring() if load == "fio" else None,
+                     "fio": asdict(fio) if load == "fio" else None,
+                     "fio_version": _fio_version(fio_path) if fio_path else None, "exit_status": status},
+            "target": target.describe(),
+            "tracefs": {"formats_sha256": tracefs.format_hash(formats), "events_lost": lost,
+                        "lines": int(parsed.lines), "other_lines": int(parsed.skipped)},
+        })
+    finally:
+        if data_file is not None:  # the data file is scratch: removed on success and on every error
+            with contextlib.suppress(OSError):
+                data_file.unlink()
     return meta
 
 
