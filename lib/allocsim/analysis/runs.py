@@ -133,16 +133,24 @@ class Setup:
         return adapter.t_io_uring(self.workload(0))
 
 
-def _check_config(kernel: str, allocator: str):
-    if kernel not in iops.KERNELS:
-        raise AllocsimError(f"kernel must be one of {', '.join(map(repr, iops.KERNELS))}, not {kernel!r}")
-    if allocator not in iops.ALLOCATORS:
-        raise AllocsimError(f"allocator must be one of {', '.join(map(repr, iops.ALLOCATORS))}, not {allocator!r}")
+def _check_config(kernel: str, allocator: str, kernels=iops.KERNELS, allocators=iops.ALLOCATORS):
+    if kernel not in kernels:
+        raise AllocsimError(f"kernel must be one of {', '.join(map(repr, kernels))}, not {kernel!r}")
+    if allocator not in allocators:
+        raise AllocsimError(f"allocator must be one of {', '.join(map(repr, allocators))}, not {allocator!r}")
+
+
+#: Every (kernel, allocator) :func:`model_fn` runs: the thread's six plus 6.18 and ``dedicated`` — a
+#: ``kmem_cache_create("iomap_dio", ...)`` cache *without* ``sheaf_capacity`` (6.18/6.19: the cpu slab of
+#: its own cache; 7.0: the default sheaves every cache gets).
+MODEL_KERNELS = ("6.18", "6.19", "7.0")
+MODEL_ALLOCATORS = iops.ALLOCATORS + ("dedicated",)
 
 
 def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable | None = None):
-    """The callable ``Program -> Result`` that runs configuration ``(kernel, allocator)``."""
-    _check_config(kernel, allocator)
+    """The callable ``Program -> Result`` that runs configuration ``(kernel, allocator)`` (any of
+    :data:`MODEL_KERNELS` × :data:`MODEL_ALLOCATORS`)."""
+    _check_config(kernel, allocator, MODEL_KERNELS, MODEL_ALLOCATORS)
     table = setup.costs() if costs is None else costs
     size, seed = setup.object_size, setup.seed
     if allocator == "kmalloc":
@@ -150,6 +158,9 @@ def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable 
     if allocator == "sheaf-256":
         return lambda p: slub.run(p, kernel=kernel, object_size=size, kmalloc=False, sheaf_capacity=setup.sheaf_capacity,
                                   slab_account=setup.slab_account, costs=table, seed=seed)
+    if allocator == "dedicated":
+        return lambda p: slub.run(p, kernel=kernel, object_size=size, kmalloc=False, slab_account=setup.slab_account,
+                                  costs=table, seed=seed)
     element = size + pcpu_list.header_size()  # kmalloc(sizeof(struct pcpu_cache_element) + element_size)
 
     def backend(fb):
