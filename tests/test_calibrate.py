@@ -90,7 +90,7 @@ def test_calibrate_cli(tmp_path):
 
 
 def test_runs_model_fn_takes_the_new_configurations():
-    from allocsim.kernel.program import microbench
+    from allocsim.workloads.microbench import microbench
 
     prog = microbench(1, 32, 8)
     r = runs.model_fn("6.18", "dedicated", runs.Setup())(prog)

@@ -7,6 +7,7 @@ import pytest
 from allocsim.workloads import adapter, iouring
 from allocsim.pages import params
 from allocsim.kernel import pcpu_list as pl
+from allocsim.analysis import memory as mem
 from allocsim.pages import pcpu as views
 from allocsim.facts.errors import AllocsimError, DataError
 
@@ -54,30 +55,30 @@ def test_sweep_hit_rate_falls_with_softirq_share(P):
 
 
 def test_memory_from_layout_and_size_classes():
-    m = pl.memory()
+    m = mem.memory()
     assert (m["element_size"], m["header"], m["request"]) == (96, 8, 104)
     assert (m["kmalloc_cache"], m["plain_cache"]) == ("kmalloc-128", "kmalloc-96")
     assert m["per_cpu_bytes"] == 256 * 128 + 24
-    assert pl.memory(max_nr=16)["per_cpu_bytes"] == 16 * 128 + 24
+    assert mem.memory(max_nr=16)["per_cpu_bytes"] == 16 * 128 + 24
     assert m["slub_per_cpu_objects"] == 120  # 7.0: main + spare of kmalloc-96 (capacity 60)
-    assert pl.memory(kernel="6.19")["slub_per_cpu_objects"] == 120  # 6.19: cpu_partial of kmalloc-96
-    t = pl.memory_table(cpus=(1, 8))
+    assert mem.memory(kernel="6.19")["slub_per_cpu_objects"] == 120  # 6.19: cpu_partial of kmalloc-96
+    t = mem.memory_table(cpus=(1, 8))
     assert t["per-CPU list"].tolist() == [m["per_cpu_bytes"], 8 * m["per_cpu_bytes"]]
     with pytest.raises(AllocsimError, match="max_nr"):
-        pl.memory(max_nr=0)
+        mem.memory(max_nr=0)
     with pytest.raises(AllocsimError, match="CPU counts"):
-        pl.memory_table(cpus=(0,))
+        mem.memory_table(cpus=(0,))
 
 
 def test_bypass_table_every_cell_has_a_source():
-    t = pl.bypass_table()
+    t = mem.bypass_table()
     assert len(t) >= 8
     assert {"CPU hotplug", "memcg accounting", "KASAN", "KFENCE", "Freelist hardening"} <= set(t.index)
     for col in t.columns:
         assert t[col].str.contains(r"\[.+\]$").all()
-    assert list(pl.bypass_table(("slub",)).columns) == ["SLUB (kmalloc / sheaves)"]
+    assert list(mem.bypass_table(("slub",)).columns) == ["SLUB (kmalloc / sheaves)"]
     with pytest.raises(AllocsimError, match="column"):
-        pl.bypass_table(("slab",))
+        mem.bypass_table(("slab",))
 
 
 def test_bypass_table_names_a_missing_source(tmp_path, monkeypatch):
@@ -85,7 +86,7 @@ def test_bypass_table_names_a_missing_source(tmp_path, monkeypatch):
         "source: x\nitems:\n  - {item: a, patch: p, patch_source: s, bio: b, bio_source: '', slub: c, slub_source: s}\n")
     monkeypatch.setattr("allocsim.facts.paths.DATA", tmp_path)
     with pytest.raises(DataError, match=r"^data/bypass.yaml, item 1 \(item 'a'\): field 'bio_source' is empty"):
-        pl.bypass_table()
+        mem.bypass_table()
 
 
 def test_chapter_spec_rejects_inconsistent_parameters():
@@ -103,7 +104,7 @@ def test_charts_build(P):
     assert views.mechanism_chart(16, 256).to_dict()["layer"]
     df = views.sweep(P, "cross_cpu_share", [0.0, 1.0])
     assert views.cached_chart(df, 256).to_dict()
-    assert views.memory_chart(pl.memory_table(cpus=(1, 4)), 2).to_dict()
+    assert views.memory_chart(mem.memory_table(cpus=(1, 4)), 2).to_dict()
     assert views.sweep_chart(df, "x", "t", views.break_even(df)).to_dict()
     assert np.isfinite(df[views.LIST]).all()
 

@@ -11,7 +11,7 @@ from allocsim.kernel import barn
 from allocsim.facts import costs
 from allocsim.facts import kconfig
 from allocsim.kernel import sheaves
-from allocsim.kernel import slab_pages as sp
+from allocsim.kernel import state as ks
 from allocsim.kernel import slub
 from allocsim.kernel.program import ALLOC as A, FREE as F, HARDIRQ as H, SOFTIRQ as S, TASK as T, from_lists
 from slub_programs import both, path_names, random_program
@@ -162,7 +162,7 @@ def test_619_sheaves_refill_through_the_cpu_slab_double_caching():
     assert s["alloc_slowpath"] == 1 and s["alloc_slab"] == 1 and s["alloc_fastpath"] == 3
     assert s["alloc_cpu_sheaf"] == 1 and s["sheaf_refill"] == 4
     I, F_ = r.extra["state"]
-    v = sp.view(I, F_)
+    v = ks.view(I, F_)
     freelist, o = [], v["cc"][0, 0]
     while o >= 0:
         freelist.append(int(o))

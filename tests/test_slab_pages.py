@@ -7,9 +7,11 @@ from hypothesis import given, settings, strategies as st
 
 from allocsim.facts import costs
 from allocsim.kernel import slab_pages as sp
+from allocsim.kernel import state as ks
 from allocsim.kernel import slub
 from allocsim.kernel import stats as ss
 from allocsim.kernel import program as trace
+from allocsim.workloads.microbench import microbench
 from allocsim.kernel.oracle import slab_pages as rsp
 from allocsim.kernel.oracle import slub as rslub
 
@@ -17,15 +19,15 @@ COST = costs.load()
 C = {k: COST.cycles(k) for k in costs.KEYS}
 
 
-def state(objs=4, min_partial=2, nnodes=1, ncpu=2, max_slabs=16, version=sp.V_70):
-    return sp.new_state(ncpu=ncpu, nnodes=nnodes, cpus_per_node=max(1, ncpu // nnodes), objs_per_slab=objs,
+def state(objs=4, min_partial=2, nnodes=1, ncpu=2, max_slabs=16, version=ks.V_70):
+    return ks.new_state(ncpu=ncpu, nnodes=nnodes, cpus_per_node=max(1, ncpu // nnodes), objs_per_slab=objs,
                         min_partial=min_partial, cpu_partial_slabs=0, capacity=0, version=version, sheaves=False,
                         max_slabs=max_slabs, max_sheaves=1, cost=COST.vector)
 
 
 def freelist(I, F, slab):
-    v = sp.view(I, F)
-    out, o = [], v["sl"][slab, sp.SL_FREELIST]
+    v = ks.view(I, F)
+    out, o = [], v["sl"][slab, ks.SL_FREELIST]
     while o >= 0:
         out.append(int(o))
         o = v["onext"][o]
@@ -33,21 +35,21 @@ def freelist(I, F, slab):
 
 
 def partial(I, F, node=0):
-    v = sp.view(I, F)
-    out, s = [], v["nd"][node, sp.ND_HEAD]
+    v = ks.view(I, F)
+    out, s = [], v["nd"][node, ks.ND_HEAD]
     while s >= 0:
         out.append(int(s))
-        s = v["sl"][s, sp.SL_NEXT]
+        s = v["sl"][s, ks.SL_NEXT]
     return out
 
 
 def test_new_slab_builds_an_address_ordered_freelist_and_charges_half_a_page():
     I, F = state(objs=4)
     slab, t = sp.new_slab(I, F, 0, 0.0)
-    v = sp.view(I, F)
+    v = ks.view(I, F)
     assert slab == 0 and freelist(I, F, 0) == [0, 1, 2, 3]
-    assert v["sl"][0, sp.SL_INUSE] == 0 and v["sl"][0, sp.SL_WHERE] == sp.W_NONE
-    assert v["nd"][0, sp.ND_NR_SLABS] == 1
+    assert v["sl"][0, ks.SL_INUSE] == 0 and v["sl"][0, ks.SL_WHERE] == ks.W_NONE
+    assert v["nd"][0, ks.ND_NR_SLABS] == 1
     assert t == 0.5 * C["page_alloc_free"] + 4 * C["l1_hit"]
     slab2, _ = sp.new_slab(I, F, 0, 0.0)
     assert slab2 == 1 and freelist(I, F, 1) == [4, 5, 6, 7]
@@ -60,8 +62,8 @@ def test_discarded_slab_numbers_are_reused_most_recent_first():
     t = sp.discard_slab(I, F, 0, 0.0)
     sp.discard_slab(I, F, 2, 0.0)
     assert t == 0.5 * C["page_alloc_free"]
-    v = sp.view(I, F)
-    assert v["nd"][0, sp.ND_NR_SLABS] == 1 and v["stats"][ss.S_FREE_SLAB] == 2
+    v = ks.view(I, F)
+    assert v["nd"][0, ks.ND_NR_SLABS] == 1 and v["stats"][ss.S_FREE_SLAB] == 2
     assert sp.new_slab(I, F, 0, 0.0)[0] == 2
     assert sp.new_slab(I, F, 0, 0.0)[0] == 0
     assert sp.new_slab(I, F, 0, 0.0)[0] == 3
@@ -80,9 +82,9 @@ def test_partial_list_head_tail_and_remove():
     sp.remove_partial(I, 2)
     sp.add_partial(I, 3, True)
     assert partial(I, F) == [1, 3]
-    v = sp.view(I, F)
-    assert v["nd"][0, sp.ND_NR_PARTIAL] == 2 and v["nd"][0, sp.ND_TAIL] == 3
-    assert v["sl"][0, sp.SL_WHERE] == sp.W_NONE and v["sl"][3, sp.SL_WHERE] == sp.W_NODE_PARTIAL
+    v = ks.view(I, F)
+    assert v["nd"][0, ks.ND_NR_PARTIAL] == 2 and v["nd"][0, ks.ND_TAIL] == 3
+    assert v["sl"][0, ks.SL_WHERE] == ks.W_NONE and v["sl"][3, ks.SL_WHERE] == ks.W_NODE_PARTIAL
 
 
 def test_list_lock_waits_for_the_holder_and_pays_a_transfer_from_another_cpu():
@@ -95,8 +97,8 @@ def test_list_lock_waits_for_the_holder_and_pays_a_transfer_from_another_cpu():
     sp.list_unlock(I, F, 0, 1, t1)
     t2 = sp.list_lock(I, F, 0, 1, t1 + 10)  # same CPU again, lock free: no wait, no transfer
     assert t2 == t1 + 10 + C["spin_lock_pair"] + C["irq_save_restore"]
-    acc = sp.view(I, F)["acc"]
-    assert acc[sp.AC_WAIT_LIST] == 300.0 - C["irq_save_restore"] and acc[sp.AC_XFER_LIST] == 1 and acc[sp.AC_TAKEN_LIST] == 3
+    acc = ks.view(I, F)["acc"]
+    assert acc[ks.AC_WAIT_LIST] == 300.0 - C["irq_save_restore"] and acc[ks.AC_XFER_LIST] == 1 and acc[ks.AC_TAKEN_LIST] == 3
 
 
 def _bdf_expected(p, objs):
@@ -129,11 +131,11 @@ def _bdf_expected(p, objs):
 ])
 def test_build_detached_freelist_matches_the_kernel_walk(p):
     I, F = state(objs=4, max_slabs=8)
-    base = I[sp.H_SCRATCH]
+    base = I[ks.H_SCRATCH]
     I[base:base + len(p)] = p
     same, slab, head, tail, cnt = sp.build_detached_freelist(I, base, len(p))
     e_same, e_slab, e_chain, e_rest = _bdf_expected(p, 4)
-    onext = sp.view(I, F)["onext"]
+    onext = ks.view(I, F)["onext"]
     got, o = [], head
     for _ in range(cnt):
         got.append(int(o))
@@ -153,8 +155,8 @@ def _take_all(I, F, slab):
     """Allocate every object of a slab directly (as get_freelist_nofreeze would)."""
     b = sp.slb(I, slab)
     objs = freelist(I, F, slab)
-    I[b + sp.SL_FREELIST] = -1
-    I[b + sp.SL_INUSE] = len(objs) + I[b + sp.SL_INUSE]
+    I[b + ks.SL_FREELIST] = -1
+    I[b + ks.SL_INUSE] = len(objs) + I[b + ks.SL_INUSE]
     return objs
 
 
@@ -170,8 +172,8 @@ def test_slab_free_70_paths():
     sp.slab_free_70(I, F, s0, objs[2], objs[2], 1, 0, 0.0)
     # the last object: empty slab, but nr_partial (1) >= min_partial (1): discarded
     t, path = sp.slab_free_70(I, F, s0, objs[3], objs[3], 1, 0, 0.0)
-    v = sp.view(I, F)
-    assert path == ss.P_FREE_LIST_LOCK and partial(I, F) == [] and v["sl"][s0, sp.SL_WHERE] == sp.W_POOL
+    v = ks.view(I, F)
+    assert path == ss.P_FREE_LIST_LOCK and partial(I, F) == [] and v["sl"][s0, ks.SL_WHERE] == ks.W_POOL
     st_ = v["stats"]
     assert st_[ss.S_FREE_ADD_PARTIAL] == 1 and st_[ss.S_FREE_REMOVE_PARTIAL] == 1 and st_[ss.S_FREE_SLAB] == 1
     assert st_[ss.S_FREE_SLOWPATH] == 4
@@ -191,12 +193,12 @@ def test_refill_objects_node_detaches_whole_slabs_and_returns_the_surplus():
     for _ in range(3):
         s, _ = sp.new_slab(I, F, 0, 0.0)
         sp.add_partial(I, s, True)           # three slabs with 4 free objects each: 0, 1, 2
-    dst = I[sp.H_SCRATCH]
+    dst = I[ks.H_SCRATCH]
     got, t = sp.refill_objects_node(I, F, 0, dst, 6, 6, 0, 0.0)
     # slabs 0 and 1 detached (4 + 4 >= 6), emptied last-detached first: all of slab 1, then 2 of slab 0
     assert got == 6 and I[dst:dst + 6].tolist() == [4, 5, 6, 7, 0, 1]
     assert partial(I, F) == [2, 0]           # slab 0 had a surplus: back on the list at the tail
-    assert freelist(I, F, 0) == [2, 3] and sp.view(I, F)["sl"][1, sp.SL_INUSE] == 4
+    assert freelist(I, F, 0) == [2, 3] and ks.view(I, F)["sl"][1, ks.SL_INUSE] == 4
 
 
 def test_refill_objects_node_puts_back_slabs_it_did_not_need():
@@ -208,7 +210,7 @@ def test_refill_objects_node_puts_back_slabs_it_did_not_need():
     objs0 = _take_all(I, F, s0)
     sp.slab_free_70(I, F, s0, objs0[0], objs0[0], 1, 0, 0.0)   # slab 0 on the list with 1 free
     sp.add_partial(I, s1, True)
-    dst = I[sp.H_SCRATCH]
+    dst = I[ks.H_SCRATCH]
     got, _ = sp.refill_objects_node(I, F, 0, dst, 3, 3, 0, 0.0)
     assert got == 3 and all(o // 4 == s1 for o in I[dst:dst + 3])
     # slab 1's surplus object went back with __slab_free (to the tail), slab 0 to the head untouched
@@ -218,9 +220,9 @@ def test_refill_objects_node_puts_back_slabs_it_did_not_need():
 
 def test_refill_objects_falls_back_to_new_slabs():
     I, F = state(objs=4, min_partial=1, max_slabs=8)
-    dst = I[sp.H_SCRATCH]
+    dst = I[ks.H_SCRATCH]
     got, _ = sp.refill_objects(I, F, dst, 6, 6, 0, 0.0)
-    v = sp.view(I, F)
+    v = ks.view(I, F)
     assert got == 6 and v["stats"][ss.S_ALLOC_SLAB] == 2
     assert partial(I, F) == [1] and freelist(I, F, 1) == [6, 7]   # the second slab's rest, at the head
 
@@ -231,18 +233,18 @@ def test_alloc_single_70_from_partial_then_new():
     assert (obj, path) == (0, ss.P_ALLOC_SLAB_NEW) and partial(I, F) == [0]
     obj, _, path = sp.alloc_single_70(I, F, 0, 0.0)
     assert (obj, path) == (1, ss.P_ALLOC_SLAB_PARTIAL) and partial(I, F) == []  # slab full: off the list
-    assert sp.view(I, F)["stats"][ss.S_ALLOC_SLOWPATH] == 2
+    assert ks.view(I, F)["stats"][ss.S_ALLOC_SLOWPATH] == 2
 
 
 def test_tables_that_overflow_are_flagged_and_run_retries_with_larger_ones():
-    prog = trace.microbench(2, 64, 2)
+    prog = microbench(2, 64, 2)
     cfg = slub.configure(prog, "7.0")
-    I, F = sp.new_state(2, 1, 2, cfg.geometry.objs_per_slab, cfg.geometry.min_partial, 0, cfg.geometry.sheaf_capacity,
-                        sp.V_70, True, max_slabs=2, max_sheaves=2, cost=COST.vector)
+    I, F = ks.new_state(2, 1, 2, cfg.geometry.objs_per_slab, cfg.geometry.min_partial, 0, cfg.geometry.sheaf_capacity,
+                        ks.V_70, True, max_slabs=2, max_sheaves=2, cost=COST.vector)
     start, op, ctx, slot, gap, n_slots = prog.arrays()
     status, *_ = slub.simulate(I, F, start, op, ctx, slot, gap, n_slots, slub.irq_draws(prog, 0),
                                np.zeros(prog.n_events, np.int64))
-    assert status == 1 and sp.view(I, F)["g"][sp.G_ERR] != 0
+    assert status == 1 and ks.view(I, F)["g"][ks.G_ERR] != 0
     r = slub.run(prog, kernel="7.0")
     assert slub.audit(r)["slabs"] > 2
 

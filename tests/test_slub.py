@@ -8,11 +8,11 @@ from hypothesis import given, settings, strategies as st
 from allocsim.facts import costs
 from allocsim.workloads import iouring
 from allocsim.kernel import slub
-from allocsim.kernel import program as trace
+from allocsim.workloads.microbench import microbench
 from allocsim.facts.errors import AllocsimError
 from slub_programs import both, random_program
 
-PROG = trace.microbench(2, 40, 3)
+PROG = microbench(2, 40, 3)
 
 
 @pytest.mark.parametrize("kw, model, cap", [
@@ -60,7 +60,7 @@ def test_program_must_be_a_program():
 
 @pytest.mark.parametrize("kernel", ["6.19", "7.0"])
 def test_results_add_up(kernel):
-    r = slub.run(trace.microbench(3, 100, 4, "random", seed=1), kernel=kernel)
+    r = slub.run(microbench(3, 100, 4, "random", seed=1), kernel=kernel)
     assert r.n_alloc == r.n_free == 1200
     assert sum(c for c, _ in r.paths.values()) == 2400
     assert sum(cy for _, cy in r.paths.values()) == pytest.approx(r.cycles)
@@ -78,18 +78,18 @@ def test_same_parameters_same_numbers_and_the_seed_matters_only_for_interrupts()
     assert a.cycles == b.cycles and a.event_path.tolist() == b.event_path.tolist() and a.stats == b.stats
     draws = {slub.run(prog, kernel="7.0", object_size=96, seed=s).cycles for s in range(4)}
     assert len(draws) > 1  # the interrupt placement depends on the seed
-    task = trace.microbench(1, 64, 5)
+    task = microbench(1, 64, 5)
     assert len({slub.run(task, kernel="7.0", seed=s).cycles for s in range(3)}) == 1  # no interrupts: no effect
 
 
 def test_slab_account_adds_memcg_charge_per_allocation():
-    prog = trace.microbench(1, 32, 5)
+    prog = microbench(1, 32, 5)
     plain, acct = slub.run(prog, kernel="7.0"), slub.run(prog, kernel="7.0", slab_account=True)
     assert acct.cycles - plain.cycles == pytest.approx(prog.n_events / 2 * costs.load().cycles("memcg_charge"))
 
 
 def test_costs_table_is_used():
-    prog = trace.microbench(1, 32, 5)
+    prog = microbench(1, 32, 5)
     base = slub.run(prog, kernel="6.19")
     dear = slub.run(prog, kernel="6.19", costs=costs.load().with_overrides(percpu_cmpxchg16b=100))
     n_fast = base.paths["alloc_fastpath"][0] + base.paths.get("free_fastpath", (0, 0))[0]
@@ -97,9 +97,9 @@ def test_costs_table_is_used():
 
 
 def test_lock_contention_grows_with_threads_on_one_barn():
-    waits = [slub.run(trace.microbench(n, 128, 20), kernel="7.0").extra["barn_lock_taken"] for n in (1, 4)]
+    waits = [slub.run(microbench(n, 128, 20), kernel="7.0").extra["barn_lock_taken"] for n in (1, 4)]
     assert waits[1] > 4 * waits[0] * 0.9
-    r = slub.run(trace.microbench(4, 128, 20), kernel="7.0")
+    r = slub.run(microbench(4, 128, 20), kernel="7.0")
     assert r.extra["barn_lock_transfers"] > 0 and r.extra["barn_lock_wait"] > 0
 
 

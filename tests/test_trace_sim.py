@@ -6,13 +6,14 @@ from hypothesis import given, settings, strategies as st
 
 from allocsim.kernel import sim
 from allocsim.kernel import program as trace
+from allocsim.workloads.microbench import microbench
 from allocsim.facts.errors import AllocsimError
 from allocsim.kernel.program import ALLOC, FREE, HARDIRQ, TASK
 
 
 @pytest.mark.parametrize("order", ["fifo", "lifo", "random"])
 def test_microbench_shape(order):
-    p = trace.microbench(threads=3, k=5, rounds=4, free_order=order, seed=1)
+    p = microbench(threads=3, k=5, rounds=4, free_order=order, seed=1)
     assert p.ncpu == 3 and p.n_events == 3 * 2 * 5 * 4 and p.n_slots == 3 * 5 * 4
     for c in range(3):
         ops = p.op[p.start[c]:p.start[c + 1]]
@@ -26,8 +27,8 @@ def test_microbench_shape(order):
 
 
 def test_microbench_is_deterministic():
-    a = trace.microbench(2, 8, 3, "random", seed=7)
-    b = trace.microbench(2, 8, 3, "random", seed=7)
+    a = microbench(2, 8, 3, "random", seed=7)
+    b = microbench(2, 8, 3, "random", seed=7)
     assert np.array_equal(a.slot, b.slot)
 
 
@@ -38,7 +39,7 @@ def test_microbench_is_deterministic():
 ])
 def test_microbench_rejects_bad_input(kwargs, msg):
     with pytest.raises(AllocsimError, match=msg):
-        trace.microbench(**kwargs)
+        microbench(**kwargs)
 
 
 @pytest.mark.parametrize("lists, msg", [

@@ -14,7 +14,7 @@ import pandas as pd
 
 from allocsim.facts import kconfig
 from allocsim.facts.errors import AllocsimError
-from allocsim.kernel import program as trace
+from allocsim.workloads.microbench import microbench as microbench_program
 from allocsim.kernel import slub
 
 #: Free paths that put the object straight back without touching a slab list.
@@ -41,7 +41,7 @@ def microbench(kernel: str, k: int, threads: int, capacity: int | None, *, objec
         raise AllocsimError(f"microbench rounds must be two increasing positive counts, not {rounds!r}")
     res = []
     for r in (r0, r1):
-        prog = trace.microbench(threads, k, r, free_order, seed=seed)
+        prog = microbench_program(threads, k, r, free_order, seed=seed)
         res.append(slub.run(prog, kernel=kernel, object_size=object_size, sheaf_capacity=capacity, kmalloc=False,
                             ncpu_present=max(threads, machine_cpus or threads), cpus_per_node=cpus_per_node,
                             seed=seed, costs=costs))

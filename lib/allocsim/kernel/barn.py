@@ -24,9 +24,8 @@ from __future__ import annotations
 from numba import njit
 
 from allocsim.facts import costs as _costs
-from allocsim.kernel.slab_pages import (
-    CF_MAX_FULL, CF_NNODES, CFG, H_BARN, H_SH, LOCK_BARN, NB, NSH, spin_lock_irqsave, spin_unlock_irqrestore,
-)
+from allocsim.kernel.slab_pages import spin_lock_irqsave, spin_unlock_irqrestore
+from allocsim.kernel.state import CFG, CF_MAX_FULL, CF_NNODES, H_BARN, H_SH, LOCK_BARN, NB, NSH
 
 #: ``#define MAX_FULL_SHEAVES 10`` and ``#define MAX_EMPTY_SHEAVES 10`` (v6.19 ``mm/slub.c`` lines 458–459,
 #: same in v6.18.2 and v7.0; kernel.md §1.2).

@@ -40,11 +40,13 @@ from numba import njit
 from allocsim.facts import costs as _costs
 from allocsim.kernel import stats as _st
 from allocsim.kernel.slab_pages import (
-    C_BULK, C_CALL, C_IRQSAVE, C_L1, C_LOCKED_CX, CF_CPU_PARTIAL_SLABS, CF_DEFRAG_RATIO, CF_MIN_PARTIAL, CF_NNODES,
-    CF_OBJS, CFG, H_CC, H_ONEXT, NCC, ND_HEAD, ND_NR_PARTIAL, SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT,
-    SL_NODE, SL_WHERE, ST, W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_NONE, add_partial, build_detached_freelist,
-    discard_empty_slab, discard_slab, list_lock, list_unlock, ndb, new_slab, node_of_cpu, onext_at, remove_partial,
-    slb,
+    add_partial, build_detached_freelist, discard_empty_slab, discard_slab, list_lock, list_unlock, ndb, new_slab,
+    node_of_cpu, onext_at, remove_partial, slb
+)
+from allocsim.kernel.state import (
+    CFG, CF_CPU_PARTIAL_SLABS, CF_DEFRAG_RATIO, CF_MIN_PARTIAL, CF_NNODES, CF_OBJS, C_BULK, C_CALL, C_IRQSAVE, C_L1,
+    C_LOCKED_CX, H_CC, H_ONEXT, NCC, ND_HEAD, ND_NR_PARTIAL, SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT,
+    SL_NODE, SL_WHERE, ST, W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_NONE
 )
 
 C_PCPU_CX = _costs.C_PERCPU_CMPXCHG16B

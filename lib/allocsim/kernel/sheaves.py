@@ -54,9 +54,12 @@ from allocsim.kernel.barn import (
     barn_replace_empty_sheaf, barn_replace_full_sheaf, shb,
 )
 from allocsim.kernel.slab_pages import (
-    CF_ACCOUNT, CF_CAP, CF_MAX_SHEAVES, CF_NNODES, CF_NOWAIT_FAILS, CF_SHEAF_LINES, CF_SHEAVES, CF_VERSION, CFG,
-    ERR_SHEAVES, G_SHEAF_FREE_HEAD, G_SHEAF_NEXT_NEW, H_IRQ, H_PCS, H_SCRATCH, H_SH, H_SHOBJ, NIQ, NPCS, NSH, SL_NODE,
-    ST, V_70, alloc_single_70, free_bulk_70, node_of_cpu, refill_objects, slab_free_70, slab_of, slb, take_number,
+    alloc_single_70, free_bulk_70, node_of_cpu, refill_objects, slab_free_70, slab_of, slb, take_number
+)
+from allocsim.kernel.state import (
+    CFG, CF_ACCOUNT, CF_CAP, CF_MAX_SHEAVES, CF_NNODES, CF_NOWAIT_FAILS, CF_SHEAF_LINES, CF_SHEAVES, CF_VERSION,
+    ERR_SHEAVES, G_SHEAF_FREE_HEAD, G_SHEAF_NEXT_NEW, H_IRQ, H_PCS, H_SCRATCH, H_SH, H_SHOBJ, NIQ, NPCS, NSH,
+    SL_NODE, ST, V_70
 )
 from allocsim.kernel.program import TASK
 

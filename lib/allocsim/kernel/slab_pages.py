@@ -4,31 +4,8 @@ from the page allocator and the discard of empty ones beyond ``min_partial``; pl
 that no longer have a cpu slab above them (kernel.md §2.5: ``___slab_alloc()``, ``refill_objects()``,
 ``get_partial_node_bulk()``, ``__slab_free()``).
 
-State. A model's whole state lives in two flat NumPy arrays, ``I`` (int64) and ``F`` (float64), so
-the jitted functions pass two arrays around (a tuple of many arrays costs numba an atomic reference
-count per array per call). :func:`new_state` builds them; :func:`view` returns named views for tests
-and charts. ``I`` holds, each at the offset recorded in its header:
-
-* ``cfg`` (fixed offset :data:`CFG`) — the cache geometry and model switches (``CF_*``);
-* ``g`` (fixed offset :data:`G`) — bookkeeping of slab and sheaf numbers (not kernel state);
-* ``stats`` (fixed offset :data:`ST`) — SLUB_STATS counters (:mod:`allocsim.kernel.stats`);
-* ``sl`` — one row of ``NSL`` per slab: ``freelist`` (first free object, -1 = NULL), ``inuse``,
-  ``frozen``, where it is (``W_*``), owning CPU, node, and the ``prev``/``next`` links of the list it
-  is on (node partial list, cpu partial list, pool of unused slab numbers);
-* ``onext`` — the free pointer stored in each free object (``get_freepointer()``). Object ``o``
-  belongs to slab ``o // objs_per_slab``; a slab's freelist, the cpu freelist (6.19) and a detached
-  freelist are all linked through it, as in the kernel;
-* ``nd`` — per node: partial list head/tail, ``nr_partial``, ``nr_slabs``;
-* ``cc`` — ``struct kmem_cache_cpu`` per CPU (6.19, :mod:`allocsim.kernel.cpu_slab`); ``sh``/``shobj``/``pcs``/
-  ``barn`` — sheaves (size, next), their object arrays, ``struct slub_percpu_sheaves`` and
-  ``struct node_barn`` (:mod:`allocsim.kernel.sheaves`, :mod:`allocsim.kernel.barn`);
-* ``lo`` — the last holder of each shared lock (``list_lock`` of node ``n`` is lock ``n``, the barn
-  lock of node ``n`` is lock ``nnodes + n``);
-* ``scratch`` — the on-stack array of ``sheaf_flush_main()``.
-
-``F`` holds the cost vector of :mod:`allocsim.facts.costs` at offset 0 (so ``F[C_L1]`` is ``l1_hit``), the
-accumulators ``AC_*`` (lock waiting, transfers), the locks' free-at clocks and the per-CPU interrupt
-placement bookkeeping of :mod:`allocsim.kernel.sheaves`.
+State. The arrays ``I`` / ``F`` and their layout (offset constants, :func:`~allocsim.kernel.state.new_state`,
+:func:`~allocsim.kernel.state.view`) are in :mod:`allocsim.kernel.state`, with the lock order.
 
 Every function takes the current time ``t`` of the CPU doing the work and returns the time after it,
 having charged the primitives it executes (named in each docstring, cycles from ``data/costs.csv``).
@@ -38,10 +15,6 @@ charged per slab, half at ``new_slab()`` and half at ``discard_slab()``, since t
 alloc+free pair); freelists in address order (no ``CONFIG_SLAB_FREELIST_RANDOM``); no debug, KASAN,
 KFENCE or memcg hooks (not in the cost table; they would cost the same in every model that has them);
 no pfmemalloc slabs; one cache-line read (``l1_hit``) per list or pointer step.
-
-Capacity. Slab and sheaf tables have a fixed number of rows plus one spare row; when a run needs more,
-``g[G_ERR]`` is set, the spare row absorbs the rest of the event, and the caller reruns the program
-with larger tables (:func:`allocsim.kernel.slub.run`). Results never come from a run that overflowed.
 """
 
 from __future__ import annotations
@@ -49,211 +22,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from allocsim.facts import costs as _costs
 from allocsim.kernel import stats as _st
 from allocsim.kernel.sim import lock_acquire as _sim_lock_acquire
 from allocsim.kernel.sim import lock_release as _sim_lock_release
+from allocsim.kernel.state import (
+    AC, AC_TAKEN_BARN, AC_TAKEN_LIST, AC_WAIT_BARN, AC_WAIT_LIST, AC_XFER_BARN, AC_XFER_LIST, CFG, CF_CPUS_PER_NODE,
+    CF_DEFRAG_RATIO, CF_MAX_SLABS, CF_MIN_PARTIAL, CF_NNODES, CF_OBJS, C_BULK, C_IRQSAVE, C_L1, C_LOCKED_CX, C_PAGE,
+    C_SPIN, C_XFER, ERR_SLABS, G, G_ERR, G_FREE_HEAD, G_NEXT_NEW, H_LF, H_LO, H_ND, H_ONEXT, H_SL, LOCK_LIST,
+    ND_HEAD, ND_NR_PARTIAL, ND_NR_SLABS, ND_TAIL, NND, NSL, SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT,
+    SL_NODE, SL_PREV, SL_WHERE, ST, W_NODE_PARTIAL, W_NONE, W_POOL
+)
 
 #: :func:`allocsim.kernel.sim.lock_acquire` / ``lock_release`` themselves, compiled inline and without
 #: reference counting into the model's functions (the same Python functions; only the options differ).
 _lock_acquire = njit(_nrt=False, inline="always")(_sim_lock_acquire.py_func)
 _lock_release = njit(_nrt=False, inline="always")(_sim_lock_release.py_func)
-
-#: The modules whose jitted functions call into one another (``allocsim.kernel.slub.event_loop`` inlines and
-#: links code from all of them, and from ``allocsim.kernel.sim``).
-_MODEL_MODULES = ("slab_pages", "cpu_slab", "barn", "sheaves", "slub")
-_MODEL_SOURCES = _MODEL_MODULES + ("sim", "stats", "program", "../facts/costs")
-
-
-def _refresh_numba_cache() -> None:
-    """Drop the cached machine code of the SLUB model modules when any of their sources changed.
-
-    numba's ``cache=True`` keys a function's cache on its own source file only, so a caller cached in
-    ``slub.py`` would keep running an old copy of a callee edited in ``sheaves.py``. A digest of all the
-    sources involved, kept next to the cache files, catches that. Errors (read-only checkout) are
-    ignored: numba then simply compiles in memory."""
-    import hashlib
-    from pathlib import Path
-
-    here = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for name in _MODEL_SOURCES:
-        try:
-            digest.update((here / f"{name}.py").read_bytes())
-        except OSError:
-            return
-    stamp = here / "__pycache__" / "slub-models.sha256"
-    try:
-        if stamp.exists() and stamp.read_text() == digest.hexdigest():
-            return
-        for f in stamp.parent.glob("*.nb[ic]"):
-            if f.name.split(".")[0] in _MODEL_MODULES:
-                f.unlink(missing_ok=True)
-        stamp.parent.mkdir(exist_ok=True)
-        stamp.write_text(digest.hexdigest())
-    except OSError:
-        pass
-
-
-_refresh_numba_cache()
-
-# --- cost indices into F (the cost vector sits at F[0:len(KEYS)])
-C_L1 = _costs.C_L1_HIT
-C_SPIN = _costs.C_SPIN_LOCK_PAIR
-C_IRQSAVE = _costs.C_IRQ_SAVE_RESTORE
-C_XFER = _costs.C_CACHELINE_TRANSFER
-C_LOCKED_CX = _costs.C_LOCKED_CMPXCHG16B
-C_PAGE = _costs.C_PAGE_ALLOC_FREE
-C_BULK = _costs.C_BULK_OBJECT
-C_CALL = _costs.C_FUNCTION_CALL
-NCOST = len(_costs.KEYS)
-
-# --- header of I: offsets of the variable-size segments
-H_SL, H_ONEXT, H_ND, H_CC, H_SH, H_SHOBJ, H_PCS, H_BARN, H_LO, H_LF, H_IRQ, H_SCRATCH = range(12)
-NH = 12
-#: room for the on-stack ``void *objects[PCS_BATCH_MAX]`` of ``sheaf_flush_main()``
-SCRATCH = 32
-
-# --- configuration (I[CFG + CF_*])
-(CF_OBJS, CF_MIN_PARTIAL, CF_CPU_PARTIAL_SLABS, CF_CAP, CF_VERSION, CF_NNODES, CF_CPUS_PER_NODE, CF_SHEAVES,
- CF_NOWAIT_FAILS, CF_MAX_FULL, CF_SHEAF_LINES, CF_DEFRAG_RATIO, CF_MAX_SLABS, CF_MAX_SHEAVES, CF_NCPU,
- CF_ACCOUNT) = range(16)
-NCF = 16
-CFG = NH
-V_CPU_SLAB = 0  # SLUB <= 6.19: a cpu slab and cpu partial list (with or without opt-in sheaves above)
-V_70 = 1        # 7.0: sheaves on every cache, no cpu slab
-
-# --- bookkeeping (I[G + G_*])
-G_FREE_HEAD, G_NEXT_NEW, G_ERR, G_SHEAF_NEXT_NEW, G_SHEAF_FREE_HEAD = range(5)
-NG = 5
-G = CFG + NCF
-ERR_SLABS = 1
-ERR_SHEAVES = 2
-
-# --- SLUB_STATS counters (I[ST + S_*])
-ST = G + NG
-FIXED_I = ST + _st.N_STATS
-
-# --- slab rows
-SL_FREELIST, SL_INUSE, SL_FROZEN, SL_WHERE, SL_CPU, SL_NODE, SL_PREV, SL_NEXT = range(8)
-NSL = 8
-W_POOL = 0          # not a slab: an unused number in the pool
-W_NONE = 1          # on no list: full, or taken by a CPU as its cpu slab, or detached by a bulk refill
-W_NODE_PARTIAL = 2  # on its node's partial list
-W_CPU_PARTIAL = 3   # on a CPU's partial list (6.19), SL_CPU says which
-W_CPU_SLAB = 4      # some CPU's cpu slab (6.19), SL_CPU says which; always frozen
-
-# --- node rows
-ND_HEAD, ND_TAIL, ND_NR_PARTIAL, ND_NR_SLABS = range(4)
-NND = 4
-
-# --- accumulators (F[AC + AC_*])
-AC = NCOST
-(AC_WAIT_LIST, AC_WAIT_BARN, AC_XFER_LIST, AC_XFER_BARN, AC_TAKEN_LIST, AC_TAKEN_BARN) = range(6)
-NAC = 6
-FIXED_F = AC + NAC
-LOCK_LIST = 0
-LOCK_BARN = 1
-
-#: ``s->remote_node_defrag_ratio = 1000`` in ``kmem_cache_open()`` (v6.19/v7.0 ``mm/slub.c``), used by
-#: ``get_any_partial()`` / ``__refill_objects_any()``.
-REMOTE_NODE_DEFRAG_RATIO = 1000
-
-# per-CPU and per-sheaf row widths owned by the other modules (kept here so the layout is in one place)
-NCC = 4   # allocsim.kernel.cpu_slab: CC_FREELIST, CC_SLAB, CC_PARTIAL, CC_PARTIAL_SLABS
-NSH = 2   # allocsim.kernel.barn: SH_SIZE, SH_NEXT
-NPCS = 2  # allocsim.kernel.sheaves: PCS_MAIN, PCS_SPARE
-NB = 4    # allocsim.kernel.barn: B_FULL_HEAD, B_NR_FULL, B_EMPTY_HEAD, B_NR_EMPTY
-NIQ = 5   # allocsim.kernel.sheaves: IQ_* (floats)
-
-
-def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, min_partial: int,
-              cpu_partial_slabs: int, capacity: int, version: int, sheaves: bool, max_slabs: int, max_sheaves: int,
-              cost: np.ndarray, max_full: int = 10, nowait_fails: bool = False, sheaf_lines: int = 1,
-              slab_account: bool = False):
-    """A fresh ``(I, F)``: no slabs, empty partial lists, empty barns, every CPU with an empty main
-    sheaf (``init_percpu_sheaves()``) when ``sheaves``."""
-    cap = max(capacity, 1)
-    sizes = [
-        (H_SL, (max_slabs + 1) * NSL), (H_ONEXT, (max_slabs + 1) * objs_per_slab), (H_ND, nnodes * NND),
-        (H_CC, ncpu * NCC), (H_SH, (max_sheaves + 1) * NSH), (H_SHOBJ, (max_sheaves + 1) * cap),
-        (H_PCS, ncpu * NPCS), (H_BARN, nnodes * NB), (H_LO, 2 * nnodes), (H_SCRATCH, SCRATCH),
-    ]
-    off = FIXED_I
-    header = {}
-    for h, n in sizes:
-        header[h] = off
-        off += n
-    I = np.zeros(off, np.int64)
-    for h, o in header.items():
-        I[h] = o
-    F = np.zeros(FIXED_F + 2 * nnodes + ncpu * NIQ, np.float64)
-    F[:NCOST] = cost
-    I[H_LF] = FIXED_F
-    I[H_IRQ] = FIXED_F + 2 * nnodes
-    cfg = I[CFG:CFG + NCF]
-    cfg[CF_OBJS] = objs_per_slab
-    cfg[CF_MIN_PARTIAL] = min_partial
-    cfg[CF_CPU_PARTIAL_SLABS] = cpu_partial_slabs
-    cfg[CF_CAP] = capacity
-    cfg[CF_VERSION] = version
-    cfg[CF_NNODES] = nnodes
-    cfg[CF_CPUS_PER_NODE] = cpus_per_node
-    cfg[CF_SHEAVES] = 1 if sheaves else 0
-    cfg[CF_NOWAIT_FAILS] = 1 if nowait_fails else 0
-    cfg[CF_MAX_FULL] = max_full
-    cfg[CF_SHEAF_LINES] = sheaf_lines
-    cfg[CF_DEFRAG_RATIO] = REMOTE_NODE_DEFRAG_RATIO
-    cfg[CF_MAX_SLABS] = max_slabs
-    cfg[CF_MAX_SHEAVES] = max_sheaves
-    cfg[CF_NCPU] = ncpu
-    cfg[CF_ACCOUNT] = 1 if slab_account else 0
-    v = view(I, F)
-    v["sl"][:, SL_WHERE] = W_POOL
-    v["sl"][:, [SL_FREELIST, SL_PREV, SL_NEXT, SL_CPU]] = -1
-    v["onext"][:] = -1
-    v["nd"][:, [ND_HEAD, ND_TAIL]] = -1
-    v["cc"][:, :3] = -1  # freelist, slab, partial: none; partial count 0
-    v["sh"][:, 1] = -1   # SH_NEXT
-    v["shobj"][:] = -1
-    v["pcs"][:] = -1
-    v["barn"][:, [0, 2]] = -1  # B_FULL_HEAD, B_EMPTY_HEAD
-    v["lo"][:] = -1
-    v["g"][G_FREE_HEAD] = -1
-    v["g"][G_SHEAF_FREE_HEAD] = -1
-    if sheaves:  # init_percpu_sheaves(): an empty main per CPU (made with the cache: not counted)
-        for cpu in range(ncpu):
-            sheaf = int(v["g"][G_SHEAF_NEXT_NEW])
-            v["g"][G_SHEAF_NEXT_NEW] += 1
-            v["pcs"][cpu, 0] = sheaf
-            v["sh"][sheaf, 0] = 0
-    return I, F
-
-
-def view(I: np.ndarray, F: np.ndarray) -> dict:
-    """Named NumPy views of a state (shared memory, not copies): ``cfg``, ``g``, ``stats``, ``sl``,
-    ``onext``, ``nd``, ``cc``, ``sh``, ``shobj``, ``pcs``, ``barn``, ``lo``, ``cost``, ``acc``, ``lf``,
-    ``irq``."""
-    cfg = I[CFG:CFG + NCF]
-    ncpu, nnodes = int(cfg[CF_NCPU]), int(cfg[CF_NNODES])
-    max_slabs, max_sheaves = int(cfg[CF_MAX_SLABS]), int(cfg[CF_MAX_SHEAVES])
-    cap = max(int(cfg[CF_CAP]), 1)
-    objs = int(cfg[CF_OBJS])
-
-    def seg(h, rows, cols):
-        o = int(I[h])
-        return I[o:o + rows * cols].reshape(rows, cols)
-
-    return {
-        "cfg": cfg, "g": I[G:G + NG], "stats": I[ST:ST + _st.N_STATS],
-        "sl": seg(H_SL, max_slabs + 1, NSL), "onext": I[int(I[H_ONEXT]):int(I[H_ONEXT]) + (max_slabs + 1) * objs],
-        "nd": seg(H_ND, nnodes, NND), "cc": seg(H_CC, ncpu, NCC), "sh": seg(H_SH, max_sheaves + 1, NSH),
-        "shobj": seg(H_SHOBJ, max_sheaves + 1, cap), "pcs": seg(H_PCS, ncpu, NPCS), "barn": seg(H_BARN, nnodes, NB),
-        "lo": I[int(I[H_LO]):int(I[H_LO]) + 2 * nnodes],
-        "cost": F[:NCOST], "acc": F[AC:AC + NAC], "lf": F[int(I[H_LF]):int(I[H_LF]) + 2 * nnodes],
-        "irq": F[int(I[H_IRQ]):int(I[H_IRQ]) + ncpu * NIQ].reshape(ncpu, NIQ),
-    }
-
 
 @njit(cache=True, _nrt=False, inline='always')
 def node_of_cpu(I, cpu):

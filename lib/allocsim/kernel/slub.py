@@ -33,15 +33,20 @@ from allocsim.facts import versions
 from allocsim.facts import costs as _costs
 from allocsim.facts import kconfig
 from allocsim.kernel import stats as _st
-from allocsim.kernel.barn import B_NR_EMPTY, B_NR_FULL, MAX_EMPTY_SHEAVES, MAX_FULL_SHEAVES
+from allocsim.kernel.barn import (
+    B_EMPTY_HEAD, B_FULL_HEAD, B_NR_EMPTY, B_NR_FULL, MAX_EMPTY_SHEAVES, MAX_FULL_SHEAVES, SH_NEXT, SH_SIZE,
+)
+from allocsim.kernel.cpu_slab import CC_FREELIST, CC_PARTIAL, CC_PARTIAL_SLABS, CC_SLAB
 from allocsim.facts.errors import AllocsimError
 from allocsim.kernel.result import Result
-from allocsim.kernel.sheaves import irq_event_done, kmem_cache_alloc, kmem_cache_free, trylock_ok
+from allocsim.kernel.sheaves import PCS_MAIN, PCS_SPARE, irq_event_done, kmem_cache_alloc, kmem_cache_free, trylock_ok
 from allocsim.kernel.sim import DEADLOCK, next_cpu as _sim_next_cpu
-from allocsim.kernel.slab_pages import (
-    AC_TAKEN_BARN, AC_TAKEN_LIST, AC_WAIT_BARN, AC_WAIT_LIST, AC_XFER_BARN, AC_XFER_LIST, G, G_ERR, ND_NR_PARTIAL,
-    ND_NR_SLABS, V_70, V_CPU_SLAB, new_state, view,
+from allocsim.kernel.state import (
+    AC_TAKEN_BARN, AC_TAKEN_LIST, AC_WAIT_BARN, AC_WAIT_LIST, AC_XFER_BARN, AC_XFER_LIST, CF_CAP, CF_OBJS, G, G_ERR,
+    G_NEXT_NEW, ND_HEAD, ND_NR_PARTIAL, ND_NR_SLABS, ND_TAIL, SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT,
+    SL_NODE, SL_PREV, SL_WHERE, V_70, V_CPU_SLAB, W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_POOL, new_state, view
 )
+from allocsim.kernel import state as _state
 from allocsim.kernel.program import ALLOC, Program
 
 
@@ -243,6 +248,7 @@ def run(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_cap
     if not isinstance(costs, _costs.CostTable):
         raise AllocsimError(f"slub.run costs must be an allocsim.facts.costs.CostTable or None, not {type(costs).__name__}")
     seed = _check_int("seed", seed, 0)
+    _state.refresh_numba_cache()
     start, op, ctx, slot, gap, n_slots = program.arrays()
     u = irq_draws(program, seed)
     scale = 1
@@ -307,14 +313,6 @@ def audit(result: Result) -> dict:
       ones empty, and ``nr_full`` / ``nr_empty`` equal the lengths of the barn's lists;
     * each CPU's partial-list count matches its list, and its cpu slab is frozen and owned by it.
     """
-    from allocsim.kernel.barn import B_EMPTY_HEAD, B_FULL_HEAD, SH_NEXT, SH_SIZE
-    from allocsim.kernel.cpu_slab import CC_FREELIST, CC_PARTIAL, CC_PARTIAL_SLABS, CC_SLAB
-    from allocsim.kernel.sheaves import PCS_MAIN, PCS_SPARE
-    from allocsim.kernel.slab_pages import (
-        CF_CAP, CF_OBJS, G_NEXT_NEW, ND_HEAD, ND_TAIL, SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT, SL_NODE,
-        SL_PREV, SL_WHERE, W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_POOL,
-    )
-
     I, F = result.extra["state"]
     v = view(I, F)
     sl, onext, nd, cc, sh, shobj, pcs, barn = (v[k] for k in ("sl", "onext", "nd", "cc", "sh", "shobj", "pcs", "barn"))

@@ -22,6 +22,7 @@ from allocsim.facts import costs as _costs
 from allocsim.facts import structs
 from allocsim.facts import thread
 from allocsim.kernel import pcpu_list as pl
+from allocsim.analysis import memory as pcpu_memory
 from allocsim.pages import charts
 from allocsim.pages.glue import Md
 from allocsim.workloads import adapter
@@ -96,8 +97,8 @@ def backend_note(P) -> str:
                 "below. Re-run with `kmalloc=\"slub\"` to send the misses through the SLUB model of the kernel "
                 "`kernel` names.")
     return (f"This page sends the misses and the refused frees to **the SLUB model of {P.kernel}** "
-            f"(`allocsim.kernel.slub`, `kmalloc-{pl.memory(P.max_nr, P.kernel)['kmalloc_class']}` for the list's "
-            f"{pl.element_size() + pl.header_size()}-byte elements, `{pl.memory(P.max_nr, P.kernel)['plain_cache']}` "
+            f"(`allocsim.kernel.slub`, `kmalloc-{pcpu_memory.memory(P.max_nr, P.kernel)['kmalloc_class']}` for the list's "
+            f"{pl.element_size() + pl.header_size()}-byte elements, `{pcpu_memory.memory(P.max_nr, P.kernel)['plain_cache']}` "
             "for the plain `kmalloc` without the patch), with its slow paths and remote frees.")
 
 
@@ -401,7 +402,7 @@ def sweeps(P, sc: pd.DataFrame, points: int = 11) -> Sweeps:
     left = int(sc.loc[CROSS100, "cached after run, most on one CPU"])
     half = soft.iloc[(soft["share"] - 0.5 * (1 - P.task_share)).abs().argmin()]
     return Sweeps(pct_or_none(be_s), pct_or_none(be_c), soft[LIST].iloc[-1], soft[KMALLOC].iloc[-1], left,
-                  left * pl.memory(P.max_nr, P.kernel)["kmalloc_class"] / 1024, 100 * half["share"],
+                  left * pcpu_memory.memory(P.max_nr, P.kernel)["kmalloc_class"] / 1024, 100 * half["share"],
                   100 * half["hit rate"], soft, cross, be_s, be_c)
 
 
@@ -426,7 +427,7 @@ class Memory:
 
 
 def memory_section(P) -> Memory:
-    mem = pl.memory(P.max_nr, P.kernel)
+    mem = pcpu_memory.memory(P.max_nr, P.kernel)
     dio = structs.load("iomap_dio")
     return Memory(mem["element_size"], mem["header"], mem["request"], Md(f"`{mem['kmalloc_cache']}`"),
                   Md(f"`{mem['plain_cache']}`"), 100 * (mem["kmalloc_class"] - mem["plain_class"]) / mem["plain_class"],

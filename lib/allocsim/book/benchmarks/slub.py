@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from allocsim.workloads import iouring
 from allocsim.kernel import slub
 from allocsim.pages import sheaves as sheaves_page
-from allocsim.kernel import program as trace
+from allocsim.workloads.microbench import microbench as microbench_program
 from allocsim.kernel.oracle import slub as ref
 from allocsim.book.benchmarks.pcpu import _best
 
@@ -35,7 +35,7 @@ MODELS = (
 
 
 def _workloads(scale: int):
-    micro = lambda rounds: trace.microbench(4, 128, rounds)
+    micro = lambda rounds: microbench_program(4, 128, rounds)
     io = lambda ios: iouring.program(iouring.IOUring(ios=ios, submit_gap=2000))
     return (
         ("microbench 4 threads, K=128", 256, micro(1000), micro(max(2, 1000 // scale))),
