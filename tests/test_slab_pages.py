@@ -14,6 +14,7 @@ from allocsim.kernel import program as trace
 from allocsim.workloads.microbench import microbench
 from allocsim.kernel.oracle import slab_pages as rsp
 from allocsim.kernel.oracle import slub as rslub
+from slub_programs import assert_same
 
 COST = costs.load()
 C = {k: COST.cycles(k) for k in costs.KEYS}
@@ -267,7 +268,5 @@ def test_slab_layer_matches_reference_on_random_frees(ops):
     prog = trace.from_lists([events])
     a = slub.run(prog, kernel="7.0", object_size=4096)
     b = rslub.run(prog, kernel="7.0", object_size=4096)
-    assert a.event_path.tolist() == b.event_path.tolist()
-    assert a.stats == b.stats and a.cycles == pytest.approx(b.cycles)
-    assert a.extra["slot_obj"].tolist() == b.extra["slot_obj"].tolist()
+    assert_same(a, b)
     slub.audit(a)

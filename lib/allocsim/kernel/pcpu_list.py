@@ -351,10 +351,16 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
     fb_obj = np.zeros(n, np.int64)
     fb_time = np.zeros(n, np.float64)
     start, op, ctx, slot, gap, n_slots = program.arrays()
-    n_obj, n_fb = _simulate(start, op, ctx, slot, gap, n_slots, int(threshold), int(max_nr), pc,
-                            task, irq, nr, nr_irq, where, where_cpu, slot_obj,
-                            counters, path_count, path_cycles, event_path, clock,
-                            fb_cpu, fb_op, fb_ctx, fb_obj, fb_time)
+    try:
+        n_obj, n_fb = _simulate(start, op, ctx, slot, gap, n_slots, int(threshold), int(max_nr), pc,
+                                task, irq, nr, nr_irq, where, where_cpu, slot_obj,
+                                counters, path_count, path_cycles, event_path, clock,
+                                fb_cpu, fb_op, fb_ctx, fb_obj, fb_time)
+    except IndexError:  # only with NUMBA_BOUNDSCHECK=1 (the test suite); without it the write corrupts memory
+        raise AllocsimError(
+            f"the per-CPU list model indexed outside its state: each of the {ncpu} CPUs' free_list and free_list_irq "
+            f"holds at most max_nr = {int(max_nr)} elements, and the element table holds the {n_alloc} elements the "
+            f"program can allocate; a model step went past one of them (a bug in the model, not in the program)") from None
     if n_obj < 0:
         raise AllocsimError("the program deadlocks: a CPU frees a slot before any CPU can allocate it")
     fb = fallback_program(ncpu, fb_cpu[:n_fb], fb_op[:n_fb], fb_ctx[:n_fb], fb_obj[:n_fb], fb_time[:n_fb], n_obj)

@@ -42,9 +42,10 @@ from allocsim.kernel.result import Result
 from allocsim.kernel.sheaves import PCS_MAIN, PCS_SPARE, irq_event_done, kmem_cache_alloc, kmem_cache_free, trylock_ok
 from allocsim.kernel.sim import DEADLOCK, next_cpu as _sim_next_cpu
 from allocsim.kernel.state import (
-    AC_TAKEN_BARN, AC_TAKEN_LIST, AC_WAIT_BARN, AC_WAIT_LIST, AC_XFER_BARN, AC_XFER_LIST, CF_CAP, CF_OBJS, G, G_ERR,
-    G_NEXT_NEW, ND_HEAD, ND_NR_PARTIAL, ND_NR_SLABS, ND_TAIL, SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT,
-    SL_NODE, SL_PREV, SL_WHERE, V_70, V_CPU_SLAB, W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_POOL, new_state, view
+    AC_TAKEN_BARN, AC_TAKEN_LIST, AC_WAIT_BARN, AC_WAIT_LIST, AC_XFER_BARN, AC_XFER_LIST, CFG, CF_CAP,
+    CF_MAX_SHEAVES, CF_MAX_SLABS, CF_OBJS, G, G_ERR, G_NEXT_NEW, NCF, ND_HEAD, ND_NR_PARTIAL, ND_NR_SLABS, ND_TAIL,
+    SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT, SL_NODE, SL_PREV, SL_WHERE, V_70, V_CPU_SLAB, W_CPU_PARTIAL,
+    W_CPU_SLAB, W_NODE_PARTIAL, W_POOL, new_state, view
 )
 from allocsim.kernel import state as _state
 from allocsim.kernel.program import ALLOC, Program
@@ -255,14 +256,26 @@ def run(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_cap
     while True:
         I, F = new_model_state(cfg, program, costs.vector, scale)
         event_path = np.full(program.n_events, -1, np.int64)
-        status, clock, total, pcount, pcycles, slot_obj = simulate(I, F, start, op, ctx, slot, gap, n_slots, u,
-                                                                   event_path)
+        try:
+            status, clock, total, pcount, pcycles, slot_obj = simulate(I, F, start, op, ctx, slot, gap, n_slots, u,
+                                                                       event_path)
+        except IndexError:  # only with NUMBA_BOUNDSCHECK=1 (the test suite); without it the write corrupts memory
+            raise AllocsimError(_out_of_range(cfg, I)) from None
         if status != 1:
             break
         scale *= 2
     if status == DEADLOCK:
         raise AllocsimError("slub.run program deadlocked: some CPU frees a slot that is never allocated before it")
     return _result(cfg, program, I, F, clock, total, pcount, pcycles, event_path, slot_obj)
+
+
+def _out_of_range(cfg: SlubConfig, I: np.ndarray) -> str:
+    """The sentence for a model step that indexed outside the state arrays (caught by bounds checking)."""
+    cf = I[CFG:CFG + NCF]
+    return (f"slub.run: a model step of {cfg.model} indexed outside its state (the slab table of "
+            f"{int(cf[CF_MAX_SLABS])} slabs of {int(cf[CF_OBJS])} objects, the sheaf table of {int(cf[CF_MAX_SHEAVES])} "
+            f"sheaves of capacity {int(cf[CF_CAP])}, {cfg.ncpu} CPUs on {cfg.nnodes} node(s), {len(I)} int64 in all); "
+            f"a bug in the model, not in the program")
 
 
 def live_slots(program: Program) -> np.ndarray:

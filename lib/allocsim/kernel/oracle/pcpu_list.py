@@ -1,15 +1,54 @@
-"""Pure-Python reference of :mod:`allocsim.kernel.pcpu_list`: the patch's ``pcpu_cache_list_alloc()`` /
-``pcpu_cache_list_free()`` written with Python lists and dicts, as close to the C as possible, plus
-its own earliest-clock scheduler. It must give the same event paths, counters, cycles and fallback
-program as the numba model. Slow on purpose (no NumPy in the loop); used by tests and the benchmark.
+"""Pure-Python oracle of :mod:`allocsim.kernel.pcpu_list`: the patch's ``pcpu_cache_list_alloc()`` /
+``pcpu_cache_list_free()`` ("[PATCH v3] iomap: add allocation cache for iomap_dio", guzebing, 2026-01-15;
+``data/thread/thread.txt``) written with Python lists and dicts, as close to the C as possible, plus
+its own earliest-clock scheduler, its own per-path charges (read from ``data/costs.csv`` with :mod:`csv`)
+and its own fallback program. It shares nothing with the numba model but the event format
+(:mod:`allocsim.kernel.program`), and must give the same event paths, counters, cycles and fallback
+program. Slow on purpose (no NumPy in the loop); used by tests and the benchmark.
 """
 
 from __future__ import annotations
 
-from allocsim.kernel.pcpu_list import (
-    DIO_ALLOC_CACHE_MAX, PATHS, PCPU_CACHE_IRQ_THRESHOLD, _validate, fallback_program, path_costs,
-)
+import numpy as np
+
+from allocsim.kernel.oracle.slub import cost_dict
 from allocsim.kernel.program import ALLOC, HARDIRQ, TASK, Program
+
+#: ``#define PCPU_CACHE_IRQ_THRESHOLD 16`` and ``#define DIO_ALLOC_CACHE_MAX 256`` of the patch (v3).
+PCPU_CACHE_IRQ_THRESHOLD = 16
+DIO_ALLOC_CACHE_MAX = 256
+PATHS = ("alloc_hit", "alloc_splice", "alloc_kmalloc", "free_task", "free_irq", "kfree_full", "kfree_softirq")
+
+
+def charges(costs=None) -> dict:
+    """Cycles per path: every call is one ``get_cpu()``/``put_cpu()`` (``preempt_pair``) and one read of
+    the per-CPU ``struct pcpu_cache`` (``l1_hit``); a pop or push touches the element's ``next`` word (a
+    second ``l1_hit``); the splice runs under ``local_irq_save()`` (``irq_save_restore``). The kmalloc /
+    kfree of a miss are the backend's."""
+    c = cost_dict(costs)
+    call = c["preempt_pair"] + c["l1_hit"]
+    return {"alloc_hit": call + c["l1_hit"], "alloc_splice": call + c["l1_hit"] + c["irq_save_restore"],
+            "alloc_kmalloc": call, "free_task": call + c["l1_hit"], "free_irq": call + c["l1_hit"],
+            "kfree_full": call, "kfree_softirq": call}
+
+
+def fallback_calls_program(ncpu: int, calls: list, n_elements: int) -> Program:
+    """The kmalloc/kfree calls ``(cpu, op, ctx, element, time)`` as a program: per CPU in the order they
+    happened, the slot an element id, the gap the (rounded) time since the CPU's previous call."""
+    start, op, ctx, slot, gap = [0], [], [], [], []
+    for c in range(ncpu):
+        prev = 0.0
+        for cpu, o, x, e, t in calls:
+            if cpu != c:
+                continue
+            op.append(o)
+            ctx.append(x)
+            slot.append(e)
+            gap.append(int(round(t - prev)))
+            prev = t
+        start.append(len(op))
+    return Program(np.asarray(start, np.int64), np.asarray(op, np.int8), np.asarray(ctx, np.int8),
+                   np.asarray(slot, np.int64), np.asarray(gap, np.int64), int(n_elements))
 
 
 class PcpuCache:
@@ -24,10 +63,11 @@ class PcpuCache:
 
 def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr: int = DIO_ALLOC_CACHE_MAX,
                   costs=None) -> dict:
-    """Returns a dict: event_path (list), paths {name: (count, cycles)}, stats, cycles, clock,
+    """Returns a dict: event_path (list of path names), paths {name: (count, cycles)}, stats, cycles, clock,
     caches (list of PcpuCache), where {element: state}, fallback (Program)."""
-    _validate(program, threshold, max_nr)
-    cost = dict(zip(PATHS, path_costs(costs).tolist()))
+    program.validate()
+    assert 1 <= threshold <= max_nr
+    cost = charges(costs)
     ncpu = program.ncpu
     start = program.start.tolist()
     op, ctx, slot, gap = program.op.tolist(), program.ctx.tolist(), program.slot.tolist(), program.gap.tolist()
@@ -113,15 +153,14 @@ def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, m
             if path in ("kfree_full", "kfree_softirq"):
                 where[element] = ("kfreed",)
                 fallback.append((cpu, op[i], ctx[i], element, clock[cpu]))
-        event_path[i] = PATHS.index(path)
+        event_path[i] = path
         paths[path][0] += 1
         paths[path][1] += cost[path]
         clock[cpu] += cost[path]
         if op[i] == ALLOC:
             alloc_time[slot[i]] = clock[cpu]
 
-    fb = fallback_program(ncpu, [f[0] for f in fallback], [f[1] for f in fallback], [f[2] for f in fallback],
-                          [f[3] for f in fallback], [f[4] for f in fallback], n_elements)
+    fb = fallback_calls_program(ncpu, fallback, n_elements)
     return {
         "event_path": event_path, "paths": {p: (c, cy) for p, (c, cy) in paths.items()}, "stats": stats,
         "cycles": sum(cy for _, cy in paths.values()), "clock": clock, "caches": caches, "where": where,

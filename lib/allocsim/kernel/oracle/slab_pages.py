@@ -10,9 +10,8 @@ compared state for state.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
-
-from allocsim.kernel import stats as st
 
 NONE, NODE_PARTIAL, CPU_PARTIAL, CPU_SLAB = "none", "node_partial", "cpu_partial", "cpu_slab"
 
@@ -57,7 +56,7 @@ class State:
         self.nodes = [Node() for _ in range(nnodes)]
         self.list_locks = [Lock() for _ in range(nnodes)]
         self.barn_locks = [Lock() for _ in range(nnodes)]
-        self.stats = {name: 0 for name in st.STATS}
+        self.stats: Counter = Counter()  # SLUB_STATS counters by their sysfs names, as they are reached
         self.wait = {"list": 0.0, "barn": 0.0}
         self.transfers = {"list": 0, "barn": 0}
         self.taken = {"list": 0, "barn": 0}

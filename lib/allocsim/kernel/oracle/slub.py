@@ -1,29 +1,179 @@
-"""Pure-Python reference of :func:`allocsim.kernel.slub.run`: the same scheduler (earliest clock first, a FREE
-waits for its ALLOC), the same interrupt placement, and the reference models of
+"""Pure-Python oracle of :func:`allocsim.kernel.slub.run`, written independently of the numba side: it reads
+the kernel constants from ``data/kernel/*.yaml`` and the cycle costs from ``data/costs.csv`` itself, derives
+the cache geometry (``calculate_order()``, ``set_cpu_partial()``, ``min_partial``,
+``calculate_sheaf_capacity()``) and the interrupt placement draws again, and runs the same scheduler
+(earliest clock first, a FREE waits for its ALLOC) over the oracle models of
 :mod:`allocsim.kernel.oracle.cpu_slab`, :mod:`allocsim.kernel.oracle.sheaves` and
-:mod:`allocsim.kernel.oracle.slab_pages`. Used only by the tests (and the benchmark's speed ratio)."""
+:mod:`allocsim.kernel.oracle.slab_pages`. From the package it uses only the event format
+(:mod:`allocsim.kernel.program`) and the data layer (:mod:`allocsim.facts`: where ``data/`` is, the kernel
+versions and their model families, the struct layouts); nothing of the numba models' configuration,
+charging or bookkeeping. Used by the tests (and the benchmark's speed ratio).
+
+Every kernel function below is ported from the source named in its docstring (v6.19 / v7.0 ``mm/slub.c``,
+``mm/slab_common.c``, ``include/linux/slab.h``), as ``data/kernel/*.yaml`` records it.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import csv
+from dataclasses import dataclass, field
 
-from allocsim.facts import versions
-from allocsim.facts import costs as _costs
-from allocsim.kernel import slub as _slub
-from allocsim.kernel.result import Result
-from allocsim.kernel.program import ALLOC, Program
+import numpy as np
+import yaml
+
+from allocsim.facts import paths, structs, versions
 from allocsim.kernel.oracle import cpu_slab as cs
 from allocsim.kernel.oracle import sheaves as shv
 from allocsim.kernel.oracle.slab_pages import State
+from allocsim.kernel.program import ALLOC, Program
+
+#: ``MAX_FULL_SHEAVES`` (v6.19 / v7.0 ``mm/slub.c``, ``#define MAX_FULL_SHEAVES 10``).
+MAX_FULL_SHEAVES = 10
+#: ``s->remote_node_defrag_ratio = 1000`` (``kmem_cache_open()``, v6.19 / v7.0 ``mm/slub.c``).
+REMOTE_NODE_DEFRAG_RATIO = 1000
 
 
-def new_state(cfg: _slub.SlubConfig, costs: _costs.CostTable) -> State:
-    g = cfg.geometry
-    cap = g.sheaf_capacity
-    m = State(cfg.ncpu, cfg.nnodes, cfg.cpus_per_node, g.objs_per_slab, g.min_partial, g.cpu_partial_slabs, cap,
-              not versions.family(cfg.version).cpu_slab, cfg.sheaves, {k: costs.cycles(k) for k in _costs.KEYS},
-              nowait_fails=cfg.gfp_nowait_fails, sheaf_lines=_slub._sheaf_lines(cap) if cap else 1)
-    m.slab_account = cfg.slab_account
+def _kernel_data(name: str) -> dict:
+    return yaml.safe_load((paths.DATA / "kernel" / name).read_text())
+
+
+def cost_dict(costs=None) -> dict:
+    """Cycles by primitive: ``data/costs.csv`` read with :mod:`csv`, or the ``cycles(key)`` of a given
+    table (any object with that method, e.g. a cost table with overrides)."""
+    if costs is not None:
+        with (paths.DATA / "costs.csv").open(newline="") as fh:
+            keys = [row["key"] for row in csv.DictReader(fh)]
+        return {k: float(costs.cycles(k)) for k in keys}
+    with (paths.DATA / "costs.csv").open(newline="") as fh:
+        return {row["key"]: float(row["cycles"]) for row in csv.DictReader(fh)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cache geometry, ported again from the kernel
+
+def _get_order(size: int, page: int) -> int:
+    """``get_order()``: smallest order with ``PAGE_SIZE << order >= size``."""
+    order = 0
+    while (page << order) < size:
+        order += 1
+    return order
+
+
+def kmalloc_bucket(size: int) -> int:
+    """``kmalloc_slab(size)->object_size`` (``mm/slab.h`` with ``kmalloc_size_index[]``): the smallest
+    kmalloc cache of ``data/kernel/kmalloc.yaml`` that holds ``size`` bytes."""
+    return min(s for s in _kernel_data("kmalloc.yaml")["sizes"] if s >= size)
+
+
+def kmalloc_size_roundup(size: int) -> int:
+    """``kmalloc_size_roundup()`` (``mm/slab_common.c``): the bucket, or whole pages above
+    ``KMALLOC_MAX_CACHE_SIZE``."""
+    km = _kernel_data("kmalloc.yaml")
+    if size <= km["kmalloc_max_cache_size"]:
+        return kmalloc_bucket(size)
+    return km["page_size"] << _get_order(size, km["page_size"])
+
+
+def calculate_order(size: int, nr_cpus: int) -> int:
+    """``calculate_order()`` + ``calc_slab_order()`` (v6.19 / v7.0 ``mm/slub.c``), without boot parameters.
+    ``nr_cpus`` is ``num_present_cpus()`` (with one present CPU the kernel takes ``nr_cpu_ids``; the
+    models' machine has no CPUs beyond the present ones, so it is the same number)."""
+    d = _kernel_data("slub.yaml")
+    page, max_order = d["page_size"], d["slub_max_order"]
+    min_objects = d["min_objects_factor"] * (nr_cpus.bit_length() + 1)
+    max_objects = max((page << max_order) // size, 1)
+    min_objects = min(min_objects, max_objects)
+    min_order = max(d["slub_min_order"], _get_order(min_objects * size, page))
+    if (page << min_order) // size > d["max_objs_per_page"]:
+        return _get_order(size * d["max_objs_per_page"], page) - 1
+    for fract_leftover in d["waste_fractions"]:
+        order = min_order
+        while order <= max_order:
+            slab_size = page << order
+            if slab_size % size <= slab_size // fract_leftover:
+                break
+            order += 1
+        if order <= max_order:
+            return order
+    return _get_order(size, page)
+
+
+def _tier(rows: list, size: int, key: str) -> int:
+    return next(r[key] for r in rows if size >= r["min_size"])
+
+
+@dataclass(frozen=True)
+class Geometry:
+    size: int
+    objs_per_slab: int
+    min_partial: int
+    cpu_partial_slabs: int
+    sheaf_capacity: int
+    sheaf_lines: int
+
+
+def geometry(version: str, object_size: int, kmalloc: bool, sheaf_capacity: int | None, nr_cpus: int) -> Geometry:
+    """The cache as ``kmem_cache_open()`` / ``calculate_sizes()`` set it up (no debug options):
+
+    * ``s->size``: the kmalloc bucket, or ``ALIGN(object_size, sizeof(void *))`` for a dedicated cache;
+    * ``min_partial = clamp(ilog2(size) / 2, MIN_PARTIAL, MAX_PARTIAL)``;
+    * ``cpu_partial_slabs = DIV_ROUND_UP(2 * cpu_partial, objects)`` with ``set_cpu_partial()``'s tiers
+      (cpu-slab kernels only; 0 in 7.0);
+    * ``sheaf_capacity``: 7.0 ``calculate_sheaf_capacity()`` (the base tier raised until
+      ``header + 8 * capacity`` fills its kmalloc bucket, ``max()``-ed with a request); 6.18/6.19 the
+      request verbatim (``do_kmem_cache_create()``);
+    * ``sheaf_lines``: 64-byte lines a ``kzalloc()`` of one sheaf zeroes."""
+    fam = versions.family(version)
+    d = _kernel_data("slub.yaml")
+    pointer = structs.load("slab_sheaf").field("cache").size
+    header = structs.offsetof("slab_sheaf", "objects")
+    size = kmalloc_bucket(object_size) if kmalloc else -(-object_size // pointer) * pointer
+    order = calculate_order(size, nr_cpus)
+    objs = (d["page_size"] << order) // size
+    min_partial = max(d["min_partial"], min(d["max_partial"], (size.bit_length() - 1) // 2))
+    cpu_partial_slabs = 0
+    if fam.cpu_slab:
+        cpu_partial_slabs = -(-2 * _tier(d["cpu_partial_tiers"], size, "objects") // objs)
+    requested = sheaf_capacity or 0
+    cap = requested
+    if fam.sheaves_by_default:
+        base = _tier(_kernel_data("sheaves.yaml")["capacity_tiers"], size, "capacity")
+        cap = max((kmalloc_size_roundup(header + pointer * base) - header) // pointer, requested)
+    lines = -(-(header + pointer * cap) // 64) if cap else 1
+    return Geometry(size, objs, min_partial, cpu_partial_slabs, cap, lines)
+
+
+def irq_draws(seed: int, n_events: int) -> np.ndarray:
+    """The seeded uniforms that place interrupts, one per event: the stream of NumPy's ``default_rng``
+    seeded with ``[seed, 0x5EAF]`` (the definition :mod:`allocsim.kernel.sheaves` documents)."""
+    return np.random.default_rng([int(seed), 0x5EAF]).random(n_events)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The run
+
+@dataclass
+class OracleResult:
+    """What the oracle computed: per event the path name taken, per slot the object its ALLOC got,
+    the counters it reached (kernel names), cycles, lock waiting and the per-CPU clocks."""
+
+    event_path: list
+    slot_obj: np.ndarray
+    stats: dict
+    cycles: float
+    lock_wait: float
+    clock: np.ndarray
+    paths: dict
+    extra: dict = field(default_factory=dict)
+
+
+def new_state(version, geo: Geometry, ncpu, cpus_per_node, cost: dict, nowait_fails=False, slab_account=False):
+    nnodes = -(-ncpu // cpus_per_node)
+    m = State(ncpu, nnodes, cpus_per_node, geo.objs_per_slab, geo.min_partial, geo.cpu_partial_slabs,
+              geo.sheaf_capacity, not versions.family(version).cpu_slab, geo.sheaf_capacity > 0, cost,
+              max_full=MAX_FULL_SHEAVES, nowait_fails=nowait_fails, sheaf_lines=geo.sheaf_lines,
+              defrag_ratio=REMOTE_NODE_DEFRAG_RATIO)
+    m.slab_account = slab_account
     cs.attach(m)
     shv.attach(m)
     return m
@@ -43,27 +193,26 @@ def next_cpu(clock, pos, ends, program, slot_time):
 
 
 def run(program: Program, kernel="7.0", object_size=256, sheaf_capacity=None, kmalloc=True, ncpu_present=None,
-        cpus_per_node=None, costs=None, seed=0, gfp_nowait_fails=False, slab_account=False) -> Result:
-    cfg = _slub.configure(program, kernel, object_size, sheaf_capacity, kmalloc, ncpu_present, cpus_per_node,
-                          gfp_nowait_fails, slab_account)
-    costs = costs or _costs.load()
-    m = new_state(cfg, costs)
-    u = _slub.irq_draws(program, seed)
+        cpus_per_node=None, costs=None, seed=0, gfp_nowait_fails=False, slab_account=False) -> OracleResult:
+    version = versions.check_version(kernel)
     ncpu = program.ncpu
+    geo = geometry(version, object_size, kmalloc, sheaf_capacity, ncpu_present or ncpu)
+    m = new_state(version, geo, ncpu, cpus_per_node or ncpu, cost_dict(costs), gfp_nowait_fails, slab_account)
+    u = irq_draws(seed, program.n_events)
     clock = [0.0] * ncpu
     pos = [int(program.start[c]) for c in range(ncpu)]
     ends = [int(program.start[c + 1]) for c in range(ncpu)]
     slot_time: dict[int, float] = {}
     slot_obj: dict[int, int] = {}
     live: set[int] = set()
-    event_path = np.full(program.n_events, -1, np.int64)
-    paths: dict[str, list] = {}
+    event_path: list = [None] * program.n_events
+    paths_: dict[str, list] = {}
     total = 0.0
     while True:
         cpu = next_cpu(clock, pos, ends, program, slot_time)
         if cpu is None:
             if pos != ends:
-                raise RuntimeError("reference: deadlock")
+                raise RuntimeError("oracle: deadlock")
             break
         i = pos[cpu]
         pos[cpu] += 1
@@ -86,16 +235,15 @@ def run(program: Program, kernel="7.0", object_size=256, sheaf_capacity=None, km
             t, path = shv.kmem_cache_free(m, obj, cpu, ctx, ok, t)
         shv.irq_event_done(m, cpu, ctx, t)
         clock[cpu] = t
-        event_path[i] = _slub._st.PATHS.index(path)
-        c = paths.setdefault(path, [0, 0.0])
+        event_path[i] = path
+        c = paths_.setdefault(path, [0, 0.0])
         c[0] += 1
         c[1] += t - t0
         total += t - t0
-    n_alloc = int(np.count_nonzero(program.op == ALLOC))
     objs = np.full(program.n_slots, -1, np.int64)
     for k, o in slot_obj.items():
         objs[k] = o
-    return Result(model="reference " + cfg.model, n_alloc=n_alloc, n_free=program.n_events - n_alloc, cycles=total,
-                  clock=np.asarray(clock), stats=_slub._st.stats_dict(np.array([m.stats[k] for k in _slub._st.STATS]), cfg.version),
-                  paths={k: (v[0], v[1]) for k, v in paths.items()}, lock_wait=m.wait["list"] + m.wait["barn"],
-                  event_path=event_path, extra={"state": m, "live": live, "config": cfg, "slot_obj": objs})
+    return OracleResult(event_path=event_path, slot_obj=objs, stats={k: v for k, v in m.stats.items() if v},
+                        cycles=total, lock_wait=m.wait["list"] + m.wait["barn"], clock=np.asarray(clock),
+                        paths={k: (v[0], v[1]) for k, v in paths_.items()},
+                        extra={"state": m, "live": live, "geometry": geo, "slot_obj": objs})
