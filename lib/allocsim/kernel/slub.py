@@ -43,9 +43,10 @@ from allocsim.kernel.sheaves import PCS_MAIN, PCS_SPARE, irq_event_done, kmem_ca
 from allocsim.kernel.sim import DEADLOCK, next_cpu as _sim_next_cpu
 from allocsim.kernel.state import (
     AC_TAKEN_BARN, AC_TAKEN_LIST, AC_WAIT_BARN, AC_WAIT_LIST, AC_XFER_BARN, AC_XFER_LIST, CFG, CF_CAP,
-    CF_MAX_SHEAVES, CF_MAX_SLABS, CF_OBJS, G, G_ERR, G_NEXT_NEW, NCF, ND_HEAD, ND_NR_PARTIAL, ND_NR_SLABS, ND_TAIL,
-    SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT, SL_NODE, SL_PREV, SL_WHERE, V_70, V_CPU_SLAB, W_CPU_PARTIAL,
-    W_CPU_SLAB, W_NODE_PARTIAL, W_POOL, new_state, view
+    CF_MAX_SHEAVES, CF_MAX_SLABS, CF_OBJS, CF_SHEAVES, G, G_ERR, G_FREE_HEAD, G_NEXT_NEW, G_SHEAF_FREE_HEAD,
+    G_SHEAF_NEXT_NEW, NCF, ND_HEAD, ND_NR_PARTIAL, ND_NR_SLABS, ND_TAIL, SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE,
+    SL_NEXT, SL_NODE, SL_PREV, SL_WHERE, V_70, V_CPU_SLAB, W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_NONE,
+    W_POOL, new_state, view
 )
 from allocsim.kernel import state as _state
 from allocsim.kernel.program import ALLOC, Program
@@ -315,26 +316,47 @@ def _result(cfg, program, I, F, clock, total, pcount, pcycles, event_path, slot_
 
 def audit(result: Result) -> dict:
     """Check the final state of a :func:`run` against the model's invariants and return a summary;
-    raise ``AssertionError`` naming the first violation:
+    raise ``AssertionError`` naming the first violation. Conservation of everything the model moves:
 
-    * every object of every slab in use is in exactly one place — its slab's freelist, a CPU's
-      freelist (6.19), a sheaf (main, spare or in a barn), or still allocated by the program — so none
-      was lost or handed out twice;
-    * each slab's ``inuse`` is ``objects`` minus the length of its freelist;
-    * each node's ``nr_partial`` and ``nr_slabs`` match its list and its slabs; list links agree;
-    * every sheaf holds between 0 and ``sheaf_capacity`` objects, barn full sheaves are full and empty
-      ones empty, and ``nr_full`` / ``nr_empty`` equal the lengths of the barn's lists;
-    * each CPU's partial-list count matches its list, and its cpu slab is frozen and owned by it.
+    * **objects** — every object of every slab in use is in exactly one place: its slab's freelist, a
+      CPU's freelist (6.19), a sheaf (main, spare or in a barn), or still allocated by the program —
+      none lost, none handed out twice; each slab's ``inuse`` is ``objects`` minus its free ones;
+    * **slabs** — every slab number ever used is in exactly one place: the pool of unused numbers, a
+      node's partial list, a CPU's partial list (6.19), a CPU's cpu slab (6.19), or on no list — and
+      then it is full and not frozen; its ``where`` field says the same; the node's ``nr_slabs`` counts
+      its slabs, and ``alloc_slab - free_slab`` (SLUB_STATS) equals the slabs in use;
+    * **sheaves** — every sheaf number ever used is in exactly one place: a CPU's ``main`` (never
+      missing) or ``spare``, a barn's full or empty list, or the pool; barn full sheaves are full and
+      empty ones empty; every sheaf holds 0 to ``sheaf_capacity`` objects; the sheaves made are the
+      CPUs' first ``main`` sheaves plus ``sheaf_alloc`` (SLUB_STATS);
+    * **counts** — each node's ``nr_partial`` and each CPU's partial-slab count equal the lengths of
+      their lists (links consistent both ways), each barn's ``nr_full`` / ``nr_empty`` the lengths of
+      its lists; a cpu slab is frozen and owned by its CPU.
     """
     I, F = result.extra["state"]
     v = view(I, F)
     sl, onext, nd, cc, sh, shobj, pcs, barn = (v[k] for k in ("sl", "onext", "nd", "cc", "sh", "shobj", "pcs", "barn"))
-    objs, cap = int(v["cfg"][CF_OBJS]), int(v["cfg"][CF_CAP])
+    cfg, g, stats = v["cfg"], v["g"], v["stats"]
+    objs, cap = int(cfg[CF_OBJS]), int(cfg[CF_CAP])
     where: dict[int, str] = {}
+    slab_at: dict[int, str] = {}
+    sheaf_at: dict[int, str] = {}
 
     def place(obj, what):
         assert obj not in where, f"object {obj} is both {where[obj]} and {what}"
         where[obj] = what
+
+    def place_slab(slab, what, want_where):
+        slab = int(slab)
+        assert slab not in slab_at, f"slab {slab} is both {slab_at[slab]} and {what}"
+        assert sl[slab, SL_WHERE] == want_where, f"slab {slab} is {what} but marked {int(sl[slab, SL_WHERE])}"
+        slab_at[slab] = what
+
+    def place_sheaf(sheaf, what):
+        sheaf = int(sheaf)
+        assert 0 <= sheaf < int(g[G_SHEAF_NEXT_NEW]), f"{what} is sheaf {sheaf}, which was never made"
+        assert sheaf not in sheaf_at, f"sheaf {sheaf} is both {sheaf_at[sheaf]} and {what}"
+        sheaf_at[sheaf] = what
 
     def chain(head, limit):
         out = []
@@ -344,7 +366,13 @@ def audit(result: Result) -> dict:
             head = onext[head]
         return out
 
-    alive = [s for s in range(int(v["g"][G_NEXT_NEW])) if sl[s, SL_WHERE] != W_POOL]
+    n_used = int(g[G_NEXT_NEW])
+    s, count = int(g[G_FREE_HEAD]), 0
+    while s >= 0:
+        place_slab(s, "in the pool of unused slab numbers", W_POOL)
+        s, count = int(sl[s, SL_NEXT]), count + 1
+        assert count <= n_used, "the pool of slab numbers loops"
+    alive = [s for s in range(n_used) if sl[s, SL_WHERE] != W_POOL]
     per_node = np.zeros(len(nd), np.int64)
     for s in alive:
         fl = chain(sl[s, SL_FREELIST], objs)
@@ -353,27 +381,38 @@ def audit(result: Result) -> dict:
             place(o, f"free in slab {s}")
         assert sl[s, SL_INUSE] == objs - len(fl), f"slab {s}: inuse {sl[s, SL_INUSE]} but {len(fl)} of {objs} free"
         per_node[sl[s, SL_NODE]] += 1
+    assert int(per_node.sum()) == stats[_st.S_ALLOC_SLAB] - stats[_st.S_FREE_SLAB], \
+        f"{int(per_node.sum())} slabs in use, but alloc_slab - free_slab = {stats[_st.S_ALLOC_SLAB] - stats[_st.S_FREE_SLAB]}"
     for n in range(len(nd)):
         assert nd[n, ND_NR_SLABS] == per_node[n], f"node {n}: nr_slabs {nd[n, ND_NR_SLABS]} but {per_node[n]} slabs"
         s, prev, count = nd[n, ND_HEAD], -1, 0
         while s >= 0:
-            assert sl[s, SL_WHERE] == W_NODE_PARTIAL and sl[s, SL_PREV] == prev and sl[s, SL_NODE] == n, f"node {n} partial list broken at slab {s}"
+            assert sl[s, SL_PREV] == prev and sl[s, SL_NODE] == n, f"node {n} partial list broken at slab {s}"
+            assert sl[s, SL_FROZEN] == 0, f"slab {s} on node {n}'s partial list is frozen"
+            place_slab(s, f"on node {n}'s partial list", W_NODE_PARTIAL)
             prev, s, count = s, sl[s, SL_NEXT], count + 1
         assert nd[n, ND_TAIL] == prev and nd[n, ND_NR_PARTIAL] == count, f"node {n}: nr_partial {nd[n, ND_NR_PARTIAL]} but {count} listed"
-    on_node = sum(int(x) for x in nd[:, ND_NR_PARTIAL])
-    assert on_node == sum(1 for s in alive if sl[s, SL_WHERE] == W_NODE_PARTIAL), "a slab marked partial is on no list"
     for c in range(len(cc)):
         slab = cc[c, CC_SLAB]
         if slab >= 0:
-            assert sl[slab, SL_WHERE] == W_CPU_SLAB and sl[slab, SL_CPU] == c and sl[slab, SL_FROZEN] == 1, f"cpu {c}: bad cpu slab {slab}"
+            assert sl[slab, SL_CPU] == c and sl[slab, SL_FROZEN] == 1, f"cpu {c}: bad cpu slab {slab}"
+            place_slab(slab, f"cpu {c}'s cpu slab", W_CPU_SLAB)
         for o in chain(cc[c, CC_FREELIST], objs):
             assert o // objs == slab, f"cpu {c}: object {o} on its freelist is not from its cpu slab"
             place(o, f"on cpu {c}'s freelist")
         s, count = cc[c, CC_PARTIAL], 0
         while s >= 0:
-            assert sl[s, SL_WHERE] == W_CPU_PARTIAL and sl[s, SL_CPU] == c, f"cpu {c}: partial list broken at slab {s}"
+            assert sl[s, SL_CPU] == c and sl[s, SL_FROZEN] == 0, f"cpu {c}: partial list broken at slab {s}"
+            place_slab(s, f"on cpu {c}'s partial list", W_CPU_PARTIAL)
             s, count = sl[s, SL_NEXT], count + 1
         assert cc[c, CC_PARTIAL_SLABS] == count, f"cpu {c}: {cc[c, CC_PARTIAL_SLABS]} partial slabs counted, {count} listed"
+    for s in alive:
+        if s not in slab_at:
+            assert sl[s, SL_WHERE] == W_NONE, f"slab {s} is marked {int(sl[s, SL_WHERE])} but on no list"
+            assert sl[s, SL_FREELIST] < 0 and sl[s, SL_FROZEN] == 0, \
+                f"slab {s} is on no list, so it must be full and not frozen (free objects would be lost to allocation)"
+            slab_at[s] = "full, on no list"
+    assert set(slab_at) == set(range(n_used)), f"slab numbers in no place: {sorted(set(range(n_used)) - set(slab_at))[:5]}"
 
     def sheaf_objects(sheaf, what):
         size = int(sh[sheaf, SH_SIZE])
@@ -383,20 +422,33 @@ def audit(result: Result) -> dict:
         return size
 
     n_full = n_empty = 0
-    if cap:
+    if cfg[CF_SHEAVES]:
         for c in range(len(pcs)):
+            assert pcs[c, PCS_MAIN] >= 0, f"cpu {c} has no main sheaf"
+            place_sheaf(pcs[c, PCS_MAIN], f"cpu {c}'s main sheaf")
             sheaf_objects(pcs[c, PCS_MAIN], f"cpu {c}'s main sheaf")
             if pcs[c, PCS_SPARE] >= 0:
+                place_sheaf(pcs[c, PCS_SPARE], f"cpu {c}'s spare sheaf")
                 sheaf_objects(pcs[c, PCS_SPARE], f"cpu {c}'s spare sheaf")
         for n in range(len(barn)):
-            for head, col, want in ((B_FULL_HEAD, B_NR_FULL, cap), (B_EMPTY_HEAD, B_NR_EMPTY, 0)):
+            for head, col, want, name in ((B_FULL_HEAD, B_NR_FULL, cap, "full"), (B_EMPTY_HEAD, B_NR_EMPTY, 0, "empty")):
                 s, count = barn[n, head], 0
                 while s >= 0:
+                    place_sheaf(s, f"on barn {n}'s {name} list")
                     assert sheaf_objects(s, f"a sheaf in barn {n}") == want, f"barn {n}: a sheaf on the wrong list"
                     s, count = sh[s, SH_NEXT], count + 1
                 assert barn[n, col] == count, f"barn {n}: count {barn[n, col]} but {count} sheaves listed"
             n_full += int(barn[n, B_NR_FULL])
             n_empty += int(barn[n, B_NR_EMPTY])
+        s = int(g[G_SHEAF_FREE_HEAD])
+        while s >= 0:
+            place_sheaf(s, "in the pool of unused sheaf numbers")
+            s = int(sh[s, SH_NEXT])
+        made = int(g[G_SHEAF_NEXT_NEW])
+        lost = sorted(set(range(made)) - set(sheaf_at))
+        assert not lost, f"sheaves lost (on no CPU, in no barn, not in the pool): {lost[:5]}"
+        assert made == len(pcs) + stats[_st.S_SHEAF_ALLOC], \
+            f"{made} sheaves made, but {len(pcs)} CPUs' first main sheaves + sheaf_alloc {stats[_st.S_SHEAF_ALLOC]}"
     live = result.extra["live_objects"]
     for o in live:
         place(int(o), "allocated")
@@ -404,4 +456,5 @@ def audit(result: Result) -> dict:
     missing = expected - set(where)
     assert not missing, f"objects lost: {sorted(missing)[:5]}"
     assert set(where) <= expected, "an object belongs to no slab in use"
-    return {"slabs": len(alive), "objects": len(expected), "allocated": len(live), "barn_full": n_full, "barn_empty": n_empty}
+    return {"slabs": len(alive), "objects": len(expected), "allocated": len(live), "barn_full": n_full,
+            "barn_empty": n_empty, "sheaves": len(sheaf_at)}
