@@ -198,6 +198,12 @@ def test_refill_objects_node_detaches_whole_slabs_and_returns_the_surplus():
     got, t = sp.refill_objects_node(I, F, 0, dst, 6, 6, 0, 0.0)
     # slabs 0 and 1 detached (4 + 4 >= 6), emptied last-detached first: all of slab 1, then 2 of slab 0
     assert got == 6 and I[dst:dst + 6].tolist() == [4, 5, 6, 7, 0, 1]
+    # racy read 4, list_lock 37 + 33, two detached 2 x 4; slab 1: cmpxchg 38 + 4 x 17.5; slab 0: 38 + 2 x 17.5,
+    # its tail found (2 x 4) and __slab_free'd as a full slab (lock 70, cmpxchg 38, partial list 4): 383
+    lock = C["irq_save_restore"] + C["spin_lock_pair"]
+    assert t == (C["l1_hit"] + lock + 2 * C["l1_hit"] + C["locked_cmpxchg16b"] + 4 * C["bulk_object"]
+                 + C["locked_cmpxchg16b"] + 2 * C["bulk_object"] + 2 * C["l1_hit"]
+                 + lock + C["locked_cmpxchg16b"] + C["l1_hit"]) == 383
     assert partial(I, F) == [2, 0]           # slab 0 had a surplus: back on the list at the tail
     assert freelist(I, F, 0) == [2, 3] and ks.view(I, F)["sl"][1, ks.SL_INUSE] == 4
 
@@ -230,10 +236,15 @@ def test_refill_objects_falls_back_to_new_slabs():
 
 def test_alloc_single_70_from_partial_then_new():
     I, F = state(objs=2, min_partial=1)
-    obj, _, path = sp.alloc_single_70(I, F, 0, 0.0)
+    lock = C["irq_save_restore"] + C["spin_lock_pair"]
+    obj, t, path = sp.alloc_single_70(I, F, 0, 0.0)
     assert (obj, path) == (0, ss.P_ALLOC_SLAB_NEW) and partial(I, F) == [0]
-    obj, _, path = sp.alloc_single_70(I, F, 0, 0.0)
+    # racy read 4, a new slab of 2 (212.5 + 2 x 4), one object 17.5, onto the partial list (70 + 4): 316
+    assert t == C["l1_hit"] + 0.5 * C["page_alloc_free"] + 2 * C["l1_hit"] + C["bulk_object"] + lock + C["l1_hit"] == 316
+    obj, t, path = sp.alloc_single_70(I, F, 0, 316.0)  # (from 0.0 it would wait for the lock's release at 312)
     assert (obj, path) == (1, ss.P_ALLOC_SLAB_PARTIAL) and partial(I, F) == []  # slab full: off the list
+    # racy read 4, list_lock 70, cmpxchg 38, the now full slab leaves the list 4: 116
+    assert t - 316.0 == C["l1_hit"] + lock + C["locked_cmpxchg16b"] + C["l1_hit"] == 116
     assert ks.view(I, F)["stats"][ss.S_ALLOC_SLOWPATH] == 2
 
 
