@@ -1,9 +1,10 @@
-"""The per-node barn of SLUB sheaves (``struct node_barn``, v6.18/v6.19/v7.0 ``mm/slub.c``;
-kernel.md §1.2, §1.4–§1.6): a spin lock, a list of full sheaves and a list of empty sheaves with their
-counts ``nr_full`` / ``nr_empty``. Bonwick's *depot*, per NUMA node (allocators-and-costs.md §1.3).
+"""The per-node barn of SLUB sheaves (``struct node_barn``, v6.18/v6.19/v7.0 ``mm/slub.c``,
+v6.19 lines 458–490; ``barn_*()`` helpers): a spin lock, a list of full sheaves and a list of empty sheaves with their
+counts ``nr_full`` / ``nr_empty``. Bonwick's *depot*, per NUMA node (J. Bonwick and J. Adams, "Magazines and Vmem:
+Extending the Slab Allocator to Many CPUs and Arbitrary Resources", USENIX Annual Technical Conference 2001).
 
 ``MAX_FULL_SHEAVES`` = 10 is enforced only by :func:`barn_replace_full_sheaf` among the paths modelled
-here (kernel.md §1.5: also ``rcu_free_sheaf()`` and ``kmem_cache_return_sheaf()``, which the workloads
+here (v6.19 / v7.0 ``mm/slub.c`` also enforce it in ``rcu_free_sheaf()`` and ``kmem_cache_return_sheaf()``, which the workloads
 never reach). ``MAX_EMPTY_SHEAVES`` = 10 is enforced only in ``rcu_free_sheaf()``, so nowhere here:
 :func:`barn_put_empty_sheaf`, :func:`barn_put_full_sheaf` and :func:`barn_replace_empty_sheaf`
 ignore both limits by design, as in the kernel.
@@ -28,7 +29,7 @@ from allocsim.kernel.slab_pages import spin_lock_irqsave, spin_unlock_irqrestore
 from allocsim.kernel.state import CFG, CF_MAX_FULL, CF_NNODES, H_BARN, H_SH, LOCK_BARN, NB, NSH
 
 #: ``#define MAX_FULL_SHEAVES 10`` and ``#define MAX_EMPTY_SHEAVES 10`` (v6.19 ``mm/slub.c`` lines 458–459,
-#: same in v6.18.2 and v7.0; kernel.md §1.2).
+#: same in v6.18.2 and v7.0).
 MAX_FULL_SHEAVES = 10
 MAX_EMPTY_SHEAVES = 10
 

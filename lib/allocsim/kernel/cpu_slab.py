@@ -1,6 +1,6 @@
 """SLUB up to 6.19: the per-CPU ``struct kmem_cache_cpu`` — a lockless freelist + tid fast path, the
-cpu slab, and the cpu partial list — on top of :mod:`allocsim.kernel.slab_pages` (kernel.md §3, v6.19
-``mm/slub.c``; the same design since the 6.8 "delay freezing of partial slabs" rework).
+cpu slab, and the cpu partial list — on top of :mod:`allocsim.kernel.slab_pages` (v6.19
+``mm/slub.c``: ``struct kmem_cache_cpu`` lines 413–436, ``___slab_alloc()`` line 4461; the same design since the 6.8 "delay freezing of partial slabs" rework).
 
 Mirrors, function by function:
 

@@ -1,6 +1,7 @@
 """The patch: a private per-CPU free list for ``struct iomap_dio`` ("[PATCH v3] iomap: add allocation
-cache for iomap_dio", guzebing, 2026-01-15, as quoted in ``seed/thread.txt``), copied from the block
-layer's per-CPU bio cache (``block/bio.c``, reference/kernel.md §5).
+cache for iomap_dio", guzebing, 2026-01-15, as quoted in ``data/thread/thread.txt`` lines 22–420), copied from
+the block layer's per-CPU bio cache (``block/bio.c`` of v6.18.2/v6.19/v7.0: ``struct bio_alloc_cache`` lines 27–35,
+``bio_alloc_percpu_cache()``, ``bio_put_percpu_cache()``).
 
 Kernel state, per CPU (``struct pcpu_cache``)::
 
@@ -72,9 +73,11 @@ from allocsim.kernel.result import Result
 from allocsim.kernel.sim import next_cpu
 from allocsim.kernel.program import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK, Program
 
-#: ``PCPU_CACHE_IRQ_THRESHOLD`` of the patch (v3, fs/iomap/direct-io.c), = bio's ALLOC_CACHE_THRESHOLD.
+#: ``PCPU_CACHE_IRQ_THRESHOLD`` of the patch (v3, fs/iomap/direct-io.c; data/thread/thread.txt line 262), = bio's
+#: ALLOC_CACHE_THRESHOLD.
 PCPU_CACHE_IRQ_THRESHOLD = 16
-#: ``DIO_ALLOC_CACHE_MAX`` of the patch (v3, fs/iomap/direct-io.c), = bio's ALLOC_CACHE_MAX.
+#: ``DIO_ALLOC_CACHE_MAX`` of the patch (v3, fs/iomap/direct-io.c; data/thread/thread.txt line 383), = bio's
+#: ALLOC_CACHE_MAX.
 DIO_ALLOC_CACHE_MAX = 256
 #: The kmalloc model the fallback calls go to by default: "standin" (fixed cost) or "slub".
 DEFAULT_KMALLOC = "slub"

@@ -1,4 +1,4 @@
-"""SLUB per-CPU sheaves (``struct slub_percpu_sheaves``: ``main`` and ``spare``, kernel.md §1–§2) and
+"""SLUB per-CPU sheaves (``struct slub_percpu_sheaves``: ``main`` and ``spare``; v6.18/v6.19 and v7.0 ``mm/slub.c``) and
 the two kernel entry points every model shares, :func:`kmem_cache_alloc` and :func:`kmem_cache_free`.
 
 Two kernels:
@@ -13,8 +13,9 @@ Two kernels:
 
 Functions mirror ``alloc_from_pcs()``, ``__pcs_replace_empty_main()``, ``free_to_pcs()``,
 ``__pcs_replace_full_main()``, ``__pcs_install_empty_sheaf()``, ``refill_sheaf()``,
-``alloc_empty_sheaf()``, ``sheaf_flush_unused()`` and ``sheaf_flush_main()`` (kernel.md §1.4, §1.5,
-§2.5); the barn helpers are in :mod:`allocsim.kernel.barn`. Steps the kernel takes only to recover from a
+``alloc_empty_sheaf()``, ``sheaf_flush_unused()`` and ``sheaf_flush_main()`` (v6.19 ``mm/slub.c``:
+``alloc_from_pcs()`` line 5078, ``__pcs_replace_empty_main()`` line 4976, ``free_to_pcs()`` line 6183,
+``__pcs_replace_full_main()`` line 6076; v7.0 ``mm/slub.c``: lines 4672, 4561, 5764, 5641); the barn helpers are in :mod:`allocsim.kernel.barn`. Steps the kernel takes only to recover from a
 race (a migration or an interrupt between unlock and relock) cannot happen when each call runs to
 completion, and are left out where the docstrings say so.
 
@@ -69,7 +70,7 @@ C_CALL = _costs.C_FUNCTION_CALL
 C_PCPU_CX = _costs.C_PERCPU_CMPXCHG16B
 C_MEMCG = _costs.C_MEMCG_CHARGE
 
-#: ``#define PCS_BATCH_MAX 32U`` (v6.19 / v7.0 ``mm/slub.c``; kernel.md §1.2).
+#: ``#define PCS_BATCH_MAX 32U`` (v6.19 / v7.0 ``mm/slub.c``, beside ``struct slub_percpu_sheaves``).
 PCS_BATCH_MAX = 32
 
 # struct slub_percpu_sheaves columns
@@ -336,7 +337,7 @@ def pcs_install_empty_sheaf(I, F, cpu, empty, node, t):
 
 @njit(cache=True, _nrt=False)
 def pcs_replace_full_main(I, F, cpu, ctx, t):
-    """``__pcs_replace_full_main()`` with the lock held and ``main`` full (kernel.md §1.5):
+    """``__pcs_replace_full_main()`` with the lock held and ``main`` full (v6.19 ``mm/slub.c`` line 6076):
 
     1. no spare: an empty sheaf from the barn becomes main, main the spare — else step 4;
     2. a spare that is not full: swap;

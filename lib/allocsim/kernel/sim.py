@@ -1,4 +1,4 @@
-"""The shared discrete-event machinery of DESIGN §4: simulated CPUs with clocks, and shared locks
+"""The shared discrete-event machinery of the models: simulated CPUs with clocks, and shared locks
 that remember when they become free and which CPU held them last.
 
 All functions are ``@njit`` over plain arrays so that every model can call them from its own jitted

@@ -1,8 +1,8 @@
 """The backing layer every SLUB model shares: slabs (``struct slab``) with their own freelists and
 ``inuse`` counts, the per-node partial list under ``list_lock`` (``struct kmem_cache_node``), new slabs
 from the page allocator and the discard of empty ones beyond ``min_partial``; plus the 7.0 slab paths
-that no longer have a cpu slab above them (kernel.md §2.5: ``___slab_alloc()``, ``refill_objects()``,
-``get_partial_node_bulk()``, ``__slab_free()``).
+that no longer have a cpu slab above them (v7.0 ``mm/slub.c``: ``___slab_alloc()`` line 4374, ``refill_objects()``
+line 7152, ``get_partial_node_bulk()``, ``__slab_free()`` line 5470).
 
 State. The arrays ``I`` / ``F`` and their layout (offset constants, :func:`~allocsim.kernel.state.new_state`,
 :func:`~allocsim.kernel.state.view`) are in :mod:`allocsim.kernel.state`, with the lock order.
@@ -265,7 +265,7 @@ def build_detached_freelist(I, p, size):
 
 
 # ------------------------------------------------------------------------------------------------
-# 7.0: the slab layer without a cpu slab (kernel.md §2.5)
+# 7.0: the slab layer without a cpu slab (v7.0 mm/slub.c)
 
 @njit(cache=True, _nrt=False)
 def discard_empty_slab(I, F, slab, node, on_list, cpu, t):

@@ -3,13 +3,13 @@
 It picks the model the kernel version and the cache imply —
 
 * **6.18 / 6.19, no sheaves** (any kmalloc cache; a dedicated cache without ``sheaf_capacity``): the
-  cpu slab of :mod:`allocsim.kernel.cpu_slab` (kernel.md §3);
+  cpu slab of :mod:`allocsim.kernel.cpu_slab` (v6.19 ``mm/slub.c``);
 * **6.18 / 6.19 with sheaves** (a dedicated ``kmem_cache_create()`` cache with ``sheaf_capacity``,
   ``kmalloc=False``): opt-in sheaves of :mod:`allocsim.kernel.sheaves` refilled through that cpu slab
-  (kernel.md §1.3–§1.5, "double caching");
+  (v6.19 ``mm/slub.c`` ``do_kmem_cache_create()``, ``refill_sheaf()`` → ``__kmem_cache_alloc_bulk()``: "double caching");
 * **7.0**: sheaves on every cache, kmalloc included, with the default capacity of
   ``calculate_sheaf_capacity()`` (or ``max(default, sheaf_capacity)`` for a dedicated cache), no cpu
-  slab (kernel.md §2) —
+  slab (v7.0 ``mm/slub.c``; the series "slab: replace cpu (partial) slabs with sheaves") —
 
 fills the cache geometry from :func:`allocsim.facts.kconfig.cache_geometry` (``calculate_order()``,
 ``set_cpu_partial()``, ``min_partial``, sheaf capacity), and runs the program event by event on simulated

@@ -3,13 +3,14 @@ the model paths every SLUB model reports per event.
 
 Counters use the names sysfs shows under ``/sys/kernel/slab/<cache>/`` on a kernel built with
 ``CONFIG_SLUB_STATS`` (v6.19 ``mm/slub.c``, ``enum stat_item`` and the ``STAT_ATTR()`` list;
-reference/kernel.md §1.8, §3): ``ALLOC_PCS`` is shown as ``alloc_cpu_sheaf``, ``FREE_PCS`` as
+v6.18 sheaf items from commit 2d517aa09bbc "slab: add opt-in caching layer of percpu sheaves"): ``ALLOC_PCS`` is shown as ``alloc_cpu_sheaf``, ``FREE_PCS`` as
 ``free_cpu_sheaf``; every other item is its lower-case name. A model increments a counter exactly where
 the kernel calls ``stat()`` / ``stat_add()`` for it; counters the models never reach (NUMA node mismatch,
 ``kfree_rcu`` sheaves, prefill, ``cmpxchg`` failures that need true concurrency) are absent.
 
-7.0 ("mm/slub: cleanup and repurpose some stat items", kernel.md §2.1, §2.5): an allocation served by
-a sheaf counts ``alloc_fastpath`` (kernel.md §2.5: "success counts ALLOC_FASTPATH"); the models count
+7.0 ("mm/slub: cleanup and repurpose some stat items", in the series "slab: replace cpu (partial) slabs with
+sheaves", Message-Id 20260123-sheaves-for-all-v4-0-041323d506f7@suse.cz): an allocation served by
+a sheaf counts ``alloc_fastpath`` (v7.0 ``mm/slub.c`` ``alloc_from_pcs()``, line 4672); the models count
 a free into a sheaf as ``free_fastpath`` by symmetry [INFERRED], and the ``deactivate_*``,
 ``cpu_partial_*`` and ``cpuslab_flush`` items no longer exist.
 
@@ -63,10 +64,10 @@ STATS_NOT_IN_70 = frozenset({"alloc_cpu_sheaf", "free_cpu_sheaf", "alloc_refill"
                              "cpu_partial_drain"})
 
 #: Path names in code order. ``A_*`` are allocation paths, ``F_*`` free paths. The cpu-slab paths are
-#: those of SLUB <= 6.19 (kernel.md §3); the sheaf paths those of §1.4–§1.5 and §2.5; the slab paths of
-#: 7.0 those of §2.5 (``___slab_alloc()`` and ``__slab_free()`` without a cpu slab).
+#: those of SLUB <= 6.19 (v6.19 ``mm/slub.c``); the sheaf paths those of v6.19 and v7.0 ``mm/slub.c``; the slab
+#: paths of 7.0 those of v7.0 ``mm/slub.c`` (``___slab_alloc()`` and ``__slab_free()`` without a cpu slab).
 PATHS = (
-    # 6.19 cpu slab (kernel.md §3.2-§3.3)
+    # 6.19 cpu slab (v6.19 mm/slub.c: __slab_alloc_node, ___slab_alloc, do_slab_free, __slab_free)
     "alloc_fastpath",          # c->freelist pop with this_cpu_try_cmpxchg128
     "alloc_refill",            # ___slab_alloc: get_freelist() of the cpu slab
     "alloc_cpu_partial",       # ___slab_alloc: cpu slab from the cpu partial list
@@ -78,7 +79,7 @@ PATHS = (
     "free_cpu_partial_drain",  # ... and the cpu partial list was full: __put_partials() under list_lock
     "free_partial",            # __slab_free to a slab with free objects: the cmpxchg only
     "free_list_lock",          # __slab_free that took list_lock (slab empty or, in 7.0, newly partial)
-    # sheaves (kernel.md §1.4, §1.5, §2.5)
+    # sheaves (v6.19 / v7.0 mm/slub.c: alloc_from_pcs, __pcs_replace_empty_main, free_to_pcs, __pcs_replace_full_main)
     "alloc_sheaf",             # alloc_from_pcs: main sheaf not empty
     "alloc_sheaf_spare",       # __pcs_replace_empty_main: swap with a non-empty spare
     "alloc_sheaf_barn",        # __pcs_replace_empty_main: barn_replace_empty_sheaf() got a full sheaf
@@ -90,7 +91,7 @@ PATHS = (
     "free_sheaf_flush",        # __pcs_replace_full_main: barn over MAX_FULL_SHEAVES, sheaf_flush_unused(spare)
     "free_sheaf_alloc_empty",  # __pcs_replace_full_main: alloc_empty_sheaf() + __pcs_install_empty_sheaf()
     "free_sheaf_flush_main",   # __pcs_replace_full_main: alloc_empty_sheaf failed, sheaf_flush_main()
-    # 7.0 slab layer (kernel.md §2.5), and the sheaf bypass in any version
+    # 7.0 slab layer (v7.0 mm/slub.c: ___slab_alloc, __slab_free), and the sheaf bypass in any version
     "alloc_slab_partial",      # 7.0 ___slab_alloc: one object from a node partial slab
     "alloc_slab_new",          # 7.0 ___slab_alloc: new slab, one object
     "alloc_bypass_trylock",    # local_trylock failed (an interrupt hit a holder): the allocation took the slab path
