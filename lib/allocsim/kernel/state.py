@@ -33,8 +33,8 @@ style of the header comment of ``mm/slub.c``)::
 Sources: v7.0 ``mm/slub.c``, the "Lock order" comment at the head of the file (``slab_mutex``, then
 ``cpu_sheaves->lock``, ``barn->lock``, ``node->list_lock``; then ``slab_lock(slab)`` and
 ``object_map_lock``, which the models do not need); v6.19 ``mm/slub.c`` ``get_partial_node()`` →
-``put_cpu_partial()`` for 4 inside 3; "slab: determine barn status racily outside of lock" (the
-sheaves series, commit 2d517aa09bbc's series, v6.18) for the racy barn reads.
+``put_cpu_partial()`` for 4 inside 3; "slab: determine barn status racily outside of lock" (merged for
+v6.18 with commit 2d517aa09bbc "slab: add opt-in caching layer of percpu sheaves") for the racy barn reads.
 
 State. A model's whole state lives in two flat NumPy arrays, ``I`` (int64) and ``F`` (float64), so
 the jitted functions pass two arrays around (a tuple of many arrays costs numba an atomic reference
