@@ -68,10 +68,10 @@ def kmalloc_bucket(size: int) -> int:
 def kmalloc_size_roundup(size: int) -> int:
     """``kmalloc_size_roundup()`` (``mm/slab_common.c``): the bucket, or whole pages above
     ``KMALLOC_MAX_CACHE_SIZE``."""
-    km = _kernel_data("kmalloc.yaml")
-    if size <= km["kmalloc_max_cache_size"]:
+    if size <= _kernel_data("kmalloc.yaml")["kmalloc_max_cache_size"]:
         return kmalloc_bucket(size)
-    return km["page_size"] << _get_order(size, km["page_size"])
+    page = _kernel_data("slub.yaml")["page_size"]
+    return page << _get_order(size, page)
 
 
 def calculate_order(size: int, nr_cpus: int) -> int:
