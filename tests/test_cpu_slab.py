@@ -1,5 +1,5 @@
-"""SLUB <= 6.19, the cpu slab (allocsim.kernel.cpu_slab): one test per path, hand-traced against v6.19 mm/slub.c (__slab_alloc_node, ___slab_alloc, do_slab_free, __slab_free),
-every path reached and matched by the pure-Python reference, and random programs event for event.
+"""SLUB <= 6.19, the cpu slab (allocsim.kernel.cpu_slab): one test per path, hand-traced against v6.19
+mm/slub.c (__slab_alloc_node, ___slab_alloc, do_slab_free, __slab_free), every path reached and matched by the pure-Python reference, and random programs event for event.
 
 kmalloc-4k on 6.19 (1-2 CPUs): 8 objects per slab, cpu_partial 6 objects = 2 slabs, min_partial 6."""
 

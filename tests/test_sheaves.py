@@ -1,6 +1,7 @@
 """Sheaves and the barn (allocsim.kernel.sheaves, allocsim.kernel.barn): every replace / refill / flush path of
 v6.19 and v7.0 mm/slub.c (alloc_from_pcs, __pcs_replace_empty_main, free_to_pcs, __pcs_replace_full_main) on
-hand-traced programs, local_trylock failing under interrupts, the 6.18/6.19 double caching, the barn limits, and random programs against the reference.
+hand-traced programs, local_trylock failing under interrupts, the 6.18/6.19 double caching, the barn limits,
+and random programs against the reference.
 
 Most tests use a dedicated 7.0 cache of 4096-byte objects: capacity 4 (the 7.0 default for that size:
 base 4, the 64-byte sheaf already fills kmalloc-64), 8 objects per slab."""
