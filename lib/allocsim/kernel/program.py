@@ -31,8 +31,6 @@ from allocsim.facts.errors import AllocsimError
 
 ALLOC, FREE = 0, 1
 TASK, HARDIRQ, SOFTIRQ = 0, 1, 2
-CTX_NAMES = {"task": TASK, "hardirq": HARDIRQ, "softirq": SOFTIRQ}
-OP_NAMES = {ALLOC: "alloc", FREE: "free"}
 
 
 @dataclass(frozen=True)

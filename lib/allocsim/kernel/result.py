@@ -30,15 +30,6 @@ class Result:
     event_path: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
-    @property
-    def n_ops(self) -> int:
-        return self.n_alloc + self.n_free
-
-    @property
-    def cycles_per_pair(self) -> float:
-        pairs = min(self.n_alloc, self.n_free)
-        return self.cycles / pairs if pairs else float("nan")
-
     def paths_frame(self) -> pd.DataFrame:
         rows = [{"model": self.model, "path": k, "count": int(c), "cycles": float(cy)} for k, (c, cy) in self.paths.items()]
         return pd.DataFrame(rows, columns=["model", "path", "count", "cycles"])
