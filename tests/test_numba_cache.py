@@ -53,3 +53,40 @@ def test_damage_detection_reads_files_as_numba_does(tmp_path):
     data = tmp_path / "slub.simulate-1.py311.1.nbc"
     data.write_bytes(good[0].read_bytes()[:-1])
     assert state._damaged(data)
+
+
+def test_the_test_session_checks_bounds_in_a_cache_of_its_own_and_the_book_does_not():
+    from numba.core import config
+
+    from allocsim.kernel import state
+
+    assert config.BOUNDSCHECK  # NUMBA_BOUNDSCHECK=1, set by conftest.py before numba was imported
+    assert state.cache_dir().is_relative_to(ROOT / ".pytest_cache" / "numba-boundscheck")
+    env = outer_env()  # what run_cli gives `python -m allocsim build` / `run` / `bench`
+    assert env.get("NUMBA_BOUNDSCHECK") != "1" and ".pytest_cache" not in env.get("NUMBA_CACHE_DIR", "")
+
+
+def test_an_out_of_range_step_is_one_sentence_naming_the_model_state(monkeypatch):
+    """With bounds checking, a model step past its arrays is an AllocsimError naming the state, not a crash:
+    here the per-CPU list is handed a push past max_nr by a state made too small on purpose."""
+    import numpy as np
+    import pytest
+
+    from allocsim.facts.errors import AllocsimError
+    from allocsim.kernel import pcpu_list as pl
+    from allocsim.kernel.program import FREE, TASK, ALLOC, from_lists
+
+    real_zeros = np.zeros
+
+    def short_lists(shape, dtype=float):  # the task/IRQ lists one entry short of max_nr
+        if isinstance(shape, tuple) and len(shape) == 2 and shape[1] == 4:
+            return real_zeros((shape[0], 3), dtype)
+        return real_zeros(shape, dtype)
+
+    prog = from_lists([[(ALLOC, TASK, s) for s in range(4)] + [(FREE, TASK, s) for s in range(4)]])
+    pl.simulate(prog, threshold=2, max_nr=4)  # compiled before numpy is patched (same types, smaller arrays after)
+    monkeypatch.setattr(pl.np, "zeros", short_lists)
+    with pytest.raises(AllocsimError) as e:
+        pl.simulate(prog, threshold=2, max_nr=4)
+    msg = str(e.value)
+    assert "indexed outside its state" in msg and "max_nr = 4" in msg and "\n" not in msg
