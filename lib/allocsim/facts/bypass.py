@@ -2,7 +2,7 @@
 the three caches (the patch's list, the bio cache it copied, SLUB) what it does and where that is read.
 
 :func:`load` checks the file against :data:`ITEM_SCHEMA` (every cell text, every cell with its source; the
-lines of ``data/thread/thread.txt`` a source cites must exist) and returns the items; the table is drawn by :func:`allocsim.kernel.pcpu_list.bypass_table`.
+lines of ``data/thread/thread.txt`` a source cites must exist) and returns the items; the table is drawn by :func:`allocsim.analysis.memory.bypass_table`.
 """
 
 from __future__ import annotations
