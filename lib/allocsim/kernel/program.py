@@ -13,9 +13,8 @@ Each event is
 
 A FREE on CPU ``b`` of a slot allocated on CPU ``a`` cannot run before that ALLOC: the scheduler
 (:mod:`allocsim.kernel.sim`) makes ``b`` wait. Models process events CPU by CPU, always advancing the CPU
-whose next event starts earliest — its clock plus the event's gap —, so the interleaving — and with it lock
-contention — follows
-from the costs, deterministically.
+whose next event starts earliest (its clock plus the event's gap), so the interleaving — and with it lock
+contention — follows from the costs, deterministically.
 
 Workload generators live in :mod:`allocsim.workloads`: the thread's kernel-module benchmark in
 :mod:`allocsim.workloads.microbench`, the io_uring direct-read loop in :mod:`allocsim.workloads.iouring`.

@@ -30,6 +30,10 @@ class Result:
     event_path: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
+    @property
+    def n_ops(self) -> int:
+        return self.n_alloc + self.n_free
+
     def paths_frame(self) -> pd.DataFrame:
         rows = [{"model": self.model, "path": k, "count": int(c), "cycles": float(cy)} for k, (c, cy) in self.paths.items()]
         return pd.DataFrame(rows, columns=["model", "path", "count", "cycles"])
