@@ -2,7 +2,8 @@
 
 One ``struct iomap_dio`` is allocated per IO at submission (``__iomap_dio_rw()``, task context on the
 submitting CPU) and freed at completion (``iomap_dio_complete()``, in whatever context the bio's
-end_io runs: kernel.md §4.3). The submitter loop mirrors ``submitter_fn()`` / ``submitter_uring_fn()``
+end_io runs: ``blk_mq_complete_request()`` → ``blk_mq_complete_request_remote()`` in
+block/blk-mq.c, v6.19/v7.0: hard IRQ on the interrupted CPU, BLOCK_SOFTIRQ, or task context when polled). The submitter loop mirrors ``submitter_fn()`` / ``submitter_uring_fn()``
 of fio's ``t/io_uring.c``, the tool the patch authors ran:
 
 .. code-block:: c
