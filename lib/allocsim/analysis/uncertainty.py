@@ -252,6 +252,9 @@ class Study:
             raise AllocsimError(f"clock_ghz must be a number > 0, not {c!r}")
         runs.parse_on(self.calibrate_on)
         self.setup.validate()
+        least = 4096 + 2 * self.setup.submit_batch
+        if self.setup.ios < least:
+            raise AllocsimError(f"ios must be at least {least} (4096 warm-up IOs plus two submit batches), not {self.setup.ios!r}")
         self.uncertainty()
         return self
 
