@@ -177,8 +177,9 @@ def _cmd_sweep(args) -> int:
     from allocsim.analysis import runs, sweep, uncertainty
 
     setup = runs.Setup(ios=args.ios, cost_table=args.cost_table)
-    study = uncertainty.Study(setup=setup, clock_ghz=args.clock_ghz, samples=args.samples, seed=args.seed)
-    res = sweep.run(study, scheduler=args.scheduler, workers=args.workers,
+    study = uncertainty.Study(setup=setup, clock_ghz=args.clock_ghz, samples=args.samples, seed=args.seed,
+                              distributions=args.distributions or "")
+    res = sweep.run(study, scheduler=args.scheduler, workers=args.workers, connect_timeout=args.connect_timeout,
                     cache_dir=Path(args.cache_dir) if args.cache_dir else None, progress=not args.quiet)
     how = "reused" if res.reused else f"{res.computed} computed on {res.engine} in {res.seconds:.1f} s ({res.rate:.1f} samples/s)"
     print(f"{len(res.frame)} samples ({args.samples} Sobol' base samples): {how}")
@@ -243,6 +244,8 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--clock-ghz", type=float, default=3.0, help="clock that turns cycles into ns (default 3.0)")
     sw.add_argument("--cost-table", default="default", help="cost table (data/costs.csv or data/costs-<name>.csv)")
     sw.add_argument("--cache-dir", help="where the Parquet results go (default _build/sweeps)")
+    sw.add_argument("--distributions", help="a distributions file instead of data/cost_uncertainty.yaml")
+    sw.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the scheduler (default 10)")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=_cmd_sweep)
 

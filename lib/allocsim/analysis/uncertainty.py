@@ -239,6 +239,7 @@ class Study:
     calibrate_on: str = "all"
     samples: int = 64
     seed: int = 0
+    distributions: str = ""  # a distributions file other than data/cost_uncertainty.yaml (empty: that one)
 
     def validate(self) -> "Study":
         n = self.samples
@@ -262,7 +263,7 @@ class Study:
         return self.setup.costs()
 
     def uncertainty(self) -> Uncertainty:
-        return load(self.table())
+        return load(self.table(), Path(self.distributions) if self.distributions else UNCERTAINTY_FILE)
 
     def problem(self) -> dict:
         """The SALib problem: one input per factor, each a quantile in [0, 1]."""
@@ -427,17 +428,19 @@ def sobol(frame: pd.DataFrame, study: Study, outputs=tuple(OUTPUTS), num_resampl
     return df.sort_values(["output", "ST"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
 
-def ranking(sob: pd.DataFrame, output: str = "edge ns/IO", top: int = 3) -> dict:
-    """Whether the total indices' confidence intervals separate the ``top`` inputs from each other and
-    from the rest: the count of leading inputs whose interval lies wholly above every later one's."""
+def ranking(sob: pd.DataFrame, output: str = "edge ns/IO", top: int = 3, matters: float = 0.01) -> dict:
+    """How well the total indices rank the inputs that matter (total index above ``matters`` even at the
+    low end of its interval, at most ``top`` of them). ``ranked`` counts the leading ones whose interval
+    lies wholly above every later input's. ``max_halfwidth`` is the widest interval among them."""
     s = sob[sob["output"] == output].sort_values("ST", ascending=False).reset_index(drop=True)
     lo = (s["ST"] - s["ST ±"]).to_numpy()
     hi = (s["ST"] + s["ST ±"]).to_numpy()
+    n = int(min(top, (lo > matters).sum()))
     ranked = 0
-    for i in range(min(top, len(s) - 1)):
-        if lo[i] > hi[i + 1:].max():
+    for i in range(n):
+        if i + 1 >= len(s) or lo[i] > hi[i + 1:].max():
             ranked += 1
         else:
             break
-    return {"ranked": ranked, "max_halfwidth": float(s["ST ±"].head(top).max()),
-            "top": list(s["input"].head(top))}
+    return {"ranked": ranked, "matter": n, "max_halfwidth": float(s["ST ±"].head(max(n, 1)).max()),
+            "top": list(s["input"].head(n))}
