@@ -195,9 +195,15 @@ def _connect(addr: str | None, workers: int | None, connect_timeout: float):
     return client, cluster, f"{n} local worker process{'es' if n > 1 else ''}"
 
 
+def _workers(client) -> set:
+    """The addresses of the scheduler's workers now (asked directly: the client's cached identity may be
+    refreshed in the background without the per-worker part)."""
+    return set(client.sync(client.scheduler.identity, n_workers=-1).get("workers", {}))
+
+
 def _wait_for_workers(client, addr, timeout):
     t0 = time.monotonic()
-    while not client.scheduler_info(n_workers=-1)["workers"]:
+    while not _workers(client):
         if time.monotonic() - t0 > timeout:
             raise AllocsimError(f"the Dask scheduler at {addr} has no workers after {timeout:g} s; "
                                 f"start some with `dask worker {addr}`")
@@ -278,7 +284,7 @@ def _compute(study, design, todo, chunk, batch, parts, have, addr, workers, conn
         if addr is not None:
             _wait_for_workers(client, addr, no_worker_grace)
         client.register_plugin(WarmUp(), name=WarmUp.name)
-        seen = set(client.scheduler_info(n_workers=-1)["workers"])
+        seen = _workers(client)
         n_workers = len(seen)
         key = study.key(code_digest())[:12]
         for c in todo:
@@ -336,7 +342,7 @@ def _compute(study, design, todo, chunk, batch, parts, have, addr, workers, conn
             if time.monotonic() - last_check < 1.0 and pending:
                 continue
             last_check = time.monotonic()
-            current = set(client.scheduler_info(n_workers=-1)["workers"])
+            current = _workers(client)
             for w in sorted(seen - current):
                 if w not in lost:
                     lost.append(w)
