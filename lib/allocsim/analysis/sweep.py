@@ -130,11 +130,13 @@ class Result:
     engine: str = ""
     workers: int = 0
     lost_workers: list = field(default_factory=list)
+    compute_seconds: float = 0.0  # from the workers being warm to the last sample
+    worker_rss: dict = field(default_factory=dict)  # worker address -> resident memory (bytes) at the end
 
     @property
     def rate(self) -> float:
-        """Samples per second computed by this call (0 when nothing was computed)."""
-        return self.computed / self.seconds if self.computed and self.seconds > 0 else 0.0
+        """Samples per second computed by this call once the workers were warm (0 when nothing was computed)."""
+        return self.computed / self.compute_seconds if self.computed and self.compute_seconds > 0 else 0.0
 
     def notes(self) -> list[str]:
         out = []
@@ -252,25 +254,26 @@ def run(study: uncertainty.Study, *, scheduler: str | None = None, workers: int 
         todo = todo[: max(0, limit - len(have))]
     t0 = time.perf_counter()
     lost: list[str] = []
-    engine, n_workers, computed = "", 0, 0
+    engine, n_workers, computed, info = "", 0, 0, {}
     if todo:
         computed, engine, n_workers = _compute(study, design, todo, chunk, batch, parts, have, addr, workers,
-                                               connect_timeout, no_worker_grace, progress, on_progress, resumed, lost)
+                                               connect_timeout, no_worker_grace, progress, on_progress, resumed, lost,
+                                               info)
     seconds = time.perf_counter() - t0
     if len(have) < n_chunks:  # stopped early on purpose (limit)
         frame = pd.concat([have[c] for c in sorted(have)]) if have else design.iloc[:0]
         return Result(frame, parts, reused=False, computed=computed, resumed=resumed, seconds=seconds,
-                      engine=engine, workers=n_workers, lost_workers=lost)
+                      engine=engine, workers=n_workers, lost_workers=lost, **info)
     frame = pd.concat([have[c] for c in range(n_chunks)])
     frame.index.name = "sample"
     _write_atomic(frame, path)
     shutil.rmtree(parts, ignore_errors=True)
     return Result(frame, path, reused=False, computed=computed, resumed=resumed, seconds=seconds, engine=engine,
-                  workers=n_workers, lost_workers=lost)
+                  workers=n_workers, lost_workers=lost, **info)
 
 
 def _compute(study, design, todo, chunk, batch, parts, have, addr, workers, connect_timeout, no_worker_grace,
-             progress, on_progress, resumed, lost):
+             progress, on_progress, resumed, lost, info):
     from distributed import as_completed
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
@@ -284,6 +287,7 @@ def _compute(study, design, todo, chunk, batch, parts, have, addr, workers, conn
         if addr is not None:
             _wait_for_workers(client, addr, no_worker_grace)
         client.register_plugin(WarmUp(), name=WarmUp.name)
+        t_warm = time.perf_counter()
         seen = _workers(client)
         n_workers = len(seen)
         key = study.key(code_digest())[:12]
@@ -357,6 +361,11 @@ def _compute(study, design, todo, chunk, batch, parts, have, addr, workers, conn
                                         f"{no_worker_grace:g} s; the sweep stopped and its {len(have)} finished chunks "
                                         "are kept for a resume")
         computed = done_count - resumed
+        info["compute_seconds"] = time.perf_counter() - t_warm
+        try:
+            info["worker_rss"] = {w: s["rss"] for w, s in client.run(worker_state).items()}
+        except Exception:  # a worker leaving just now: the figures are optional
+            info["worker_rss"] = {}
         return computed, engine, n_workers
     finally:
         if bar is not None:
