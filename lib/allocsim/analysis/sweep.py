@@ -192,7 +192,7 @@ def _connect(addr: str | None, workers: int | None, connect_timeout: float):
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise AllocsimError(f"the number of local workers must be an integer >= 1, not {workers!r}")
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=None, silence_logs=logging.CRITICAL)
     client = Client(cluster, set_as_default=False)
     return client, cluster, f"{n} local worker process{'es' if n > 1 else ''}"
 
@@ -256,9 +256,14 @@ def run(study: uncertainty.Study, *, scheduler: str | None = None, workers: int 
     lost: list[str] = []
     engine, n_workers, computed, info = "", 0, 0, {}
     if todo:
-        computed, engine, n_workers = _compute(study, design, todo, chunk, batch, parts, have, addr, workers,
-                                               connect_timeout, no_worker_grace, progress, on_progress, resumed, lost,
-                                               info)
+        try:
+            computed, engine, n_workers = _compute(study, design, todo, chunk, batch, parts, have, addr, workers,
+                                                   connect_timeout, no_worker_grace, progress, on_progress, resumed,
+                                                   lost, info)
+        except BaseException:
+            if not any(parts.iterdir()):  # nothing to resume from: leave no empty folder behind
+                parts.rmdir()
+            raise
     seconds = time.perf_counter() - t0
     if len(have) < n_chunks:  # stopped early on purpose (limit)
         frame = pd.concat([have[c] for c in sorted(have)]) if have else design.iloc[:0]

@@ -16,7 +16,9 @@ feed the distributions and probabilities. SALib (``SALib.analyze.sobol``) comput
 first order and total, with bootstrap confidence intervals. An input is a single uncertain cost or a group.
 
 Nothing here is random at run time. The design is a pure function of the study, including its seed, and
-each sample is a pure function of its row. A sweep therefore gives the same numbers, sample by sample,
+each sample is a pure function of its row. The models' own draws (completion placement, interrupt
+timing) use the setup's ``seed`` in every sample — common random numbers — so two samples differ only
+in their costs. A sweep therefore gives the same numbers, sample by sample,
 whichever engine runs it (:mod:`allocsim.analysis.sweep`).
 """
 

@@ -40,11 +40,11 @@ def distribution_chart(frame: pd.DataFrame, figs: pd.DataFrame) -> alt.FacetChar
     d = histogram(frame, figs)
     order = [_config(k, a) for k, a in iops.CONFIGS]
     base = alt.Chart()
-    band = base.mark_rect(color="#999", opacity=0.18).encode(x="band lo:Q", x2="band hi:Q")
-    bars = base.mark_bar(opacity=0.9).encode(
+    band = base.mark_rect(color="#d9d9d9").encode(x="band lo:Q", x2="band hi:Q", opacity=alt.value(0.6))
+    bars = base.mark_rect(opacity=0.9).encode(
         x=alt.X("from:Q", title=charts.axis("predicted throughput of one submitter", "M IOPS"),
                 scale=alt.Scale(zero=False)),
-        x2="to:Q", y=alt.Y("share:Q", title="share", axis=alt.Axis(format="%", tickCount=2)),
+        x2="to:Q", y=alt.Y("share:Q", title="share", axis=alt.Axis(format="%", tickCount=2)), y2=alt.datum(0),
         color=charts.allocator_color("allocator"),
         tooltip=[alt.Tooltip("configuration:N"), alt.Tooltip("from:Q", format=".4f"), alt.Tooltip("to:Q", format=".4f"),
                  alt.Tooltip("share:Q", format=".1%"), alt.Tooltip("reported:Q", format=".2f")])
@@ -58,9 +58,10 @@ def distribution_chart(frame: pd.DataFrame, figs: pd.DataFrame) -> alt.FacetChar
 def figures_table(figs: pd.DataFrame) -> pd.DataFrame:
     out = figs.copy()
     out["kernel"] = out["kernel"].map(KL)
-    out["90 % interval"] = [f"{a:.4f} … {b:.4f}" for a, b in zip(out["low"], out["high"])]
+    ci = f"{100 * unc.CREDIBLE:.0f} % interval"
+    out[ci] = [f"{a:.4f} … {b:.4f}" for a, b in zip(out["low"], out["high"])]
     out = out.rename(columns={"at the table's values": "at the cited values"})
-    return out[["kernel", "allocator", "reported M IOPS", "at the cited values", "median", "90 % interval", "P(reproduced)"]]
+    return out[["kernel", "allocator", "reported M IOPS", "at the cited values", "median", ci, "P(reproduced)"]]
 
 
 def probability_table(figs: pd.DataFrame, p: dict) -> pd.DataFrame:
@@ -96,7 +97,7 @@ def sobol_chart(sob: pd.DataFrame, output: str) -> alt.LayerChart:
         color=color,
         tooltip=[alt.Tooltip("input:N"), alt.Tooltip("costs:N"), alt.Tooltip("index:N"),
                  alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("ci:Q", title="± (95 %)", format=".3f")])
-    err = alt.Chart(d).mark_rule(color="#222").encode(
+    err = alt.Chart(d).mark_bar(color="#222", size=2).encode(
         y=alt.Y("input:N", sort=order), yOffset=alt.YOffset("index:N", sort=["first order", "total"]),
         x="lo:Q", x2="hi:Q")
     return (bars + err).properties(width=380, height=alt.Step(12), title=alt.Title(
