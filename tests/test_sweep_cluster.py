@@ -49,14 +49,16 @@ class Cluster:
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen] = []
+        self.logs = []
         self.scheduler = self._start([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                                      "--no-dashboard"], "scheduler")
+                                      "--dashboard-address", "127.0.0.1:0"], "scheduler")
         _wait_port(self.port, self.scheduler)
         self.workers = [self.add_worker(i) for i in range(2)]
         self.wait_workers(2)
 
     def _start(self, cmd, name):
         out = open(self.log_dir / f"{name}.log", "ab")
+        self.logs.append(out)
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              start_new_session=True)
         self.procs.append(p)
@@ -82,6 +84,8 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=10)
+        for f in self.logs:
+            f.close()
 
 
 def _cluster(log_dir):
@@ -178,7 +182,7 @@ def test_losing_every_worker_is_one_sentence_and_the_sweep_resumes(fresh_cluster
 
 def test_a_scheduler_without_workers_is_one_sentence(tmp_path):
     port = _free_port()
-    p = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+    p = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_port(port, p)
@@ -196,6 +200,7 @@ def test_an_unreachable_scheduler_is_one_sentence(tmp_path):
     with pytest.raises(AllocsimError, match=rf"cannot reach the Dask scheduler at {addr} within 2 s \(\w+\); start one "
                                             r"with `dask scheduler` or leave --scheduler out to use local worker processes"):
         sweep.run(STUDY, scheduler=addr, cache_dir=tmp_path, connect_timeout=2)
+    assert not list(tmp_path.iterdir()), "a failed start leaves nothing to resume, and no empty folder"
 
 
 def test_cli_sweep_through_the_scheduler(cluster, tmp_path, local_result):

@@ -192,7 +192,7 @@ def _connect(addr: str | None, workers: int | None, connect_timeout: float):
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise AllocsimError(f"the number of local workers must be an integer >= 1, not {workers!r}")
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.CRITICAL)
+                           dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
     client = Client(cluster, set_as_default=False)
     return client, cluster, f"{n} local worker process{'es' if n > 1 else ''}"
 
