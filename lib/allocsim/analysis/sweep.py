@@ -111,10 +111,12 @@ class WarmUp(_WorkerPlugin):
 
 
 def worker_state() -> dict:
-    """This worker process: pid, resident memory (bytes), and the warm-up record."""
+    """This worker process: pid, resident memory (bytes), CPU seconds used, and the warm-up record."""
     import psutil
 
-    return {"pid": os.getpid(), "rss": psutil.Process().memory_info().rss, "warmed": dict(WARMED)}
+    p = psutil.Process()
+    t = p.cpu_times()
+    return {"pid": os.getpid(), "rss": p.memory_info().rss, "cpu": t.user + t.system, "warmed": dict(WARMED)}
 
 
 # ---- the driver -------------------------------------------------------------------------------------------
@@ -132,6 +134,7 @@ class Result:
     lost_workers: list = field(default_factory=list)
     compute_seconds: float = 0.0  # from the workers being warm to the last sample
     worker_rss: dict = field(default_factory=dict)  # worker address -> resident memory (bytes) at the end
+    worker_cpu: float = 0.0  # CPU seconds the workers spent from warm to the last sample
 
     @property
     def rate(self) -> float:
@@ -293,6 +296,10 @@ def _compute(study, design, todo, chunk, batch, parts, have, addr, workers, conn
             _wait_for_workers(client, addr, no_worker_grace)
         client.register_plugin(WarmUp(), name=WarmUp.name)
         t_warm = time.perf_counter()
+        try:
+            cpu0 = {w: st["cpu"] for w, st in client.run(worker_state).items()}
+        except Exception:
+            cpu0 = {}
         seen = _workers(client)
         n_workers = len(seen)
         key = study.key(code_digest())[:12]
@@ -368,9 +375,11 @@ def _compute(study, design, todo, chunk, batch, parts, have, addr, workers, conn
         computed = done_count - resumed
         info["compute_seconds"] = time.perf_counter() - t_warm
         try:
-            info["worker_rss"] = {w: s["rss"] for w, s in client.run(worker_state).items()}
+            states = client.run(worker_state)
+            info["worker_rss"] = {w: st["rss"] for w, st in states.items()}
+            info["worker_cpu"] = sum(st["cpu"] - cpu0.get(w, 0.0) for w, st in states.items())
         except Exception:  # a worker leaving just now: the figures are optional
-            info["worker_rss"] = {}
+            pass
         return computed, engine, n_workers
     finally:
         if bar is not None:

@@ -6,7 +6,9 @@
     python -m allocsim bench sweep --samples 32
 
 Rates count samples from the moment every worker is warm (models compiled or loaded from numba's cache)
-to the last result; the wall time, cluster start included, is printed beside them. Each run writes to
+to the last result; the wall time, cluster start included, is printed beside them. On a machine shared
+with other work the rates say little on their own: the CPU time the workers actually got (share of a core
+each) and the samples per worker CPU-second are printed too, so starved workers show as such. Each run writes to
 its own temporary folder, so nothing is reused.
 """
 
@@ -26,8 +28,11 @@ TARGET_SCALING = 1.7
 
 def _line(name, r):
     mem = ", ".join(f"{v / 2**20:.0f}" for v in sorted(r.worker_rss.values())) or "?"
+    share = r.worker_cpu / (r.compute_seconds * r.workers) if r.compute_seconds and r.workers else float("nan")
+    per_cpu = r.computed / r.worker_cpu if r.worker_cpu else float("nan")
     print(f"{name:<34} {r.rate:7.2f} samples/s   ({r.computed} samples, {r.compute_seconds:5.1f} s warm, "
-          f"{r.seconds:5.1f} s wall)   worker RSS MiB: {mem}", flush=True)
+          f"{r.seconds:5.1f} s wall)   worker RSS MiB: {mem}   {per_cpu:.2f} samples per worker CPU-second; "
+          f"the workers got {share:.0%} of a core each", flush=True)
 
 
 def _free_port() -> int:
