@@ -74,9 +74,10 @@ def code_digest() -> str:
 
 # ---- what a worker runs --------------------------------------------------------------------------------
 
-def run_batch(setup, clock_ghz: float, calibrate_on: str, indices, rows) -> list[tuple[int, dict]]:
-    """A task: the samples ``indices`` with cost values ``rows`` (one row per sample)."""
-    return [(int(i), uncertainty.run_sample(setup, clock_ghz, calibrate_on, row)) for i, row in zip(indices, rows)]
+def run_batch(setup, clock_ghz: float, calibrate_on: str, indices, rows, reported=None) -> list[tuple[int, dict]]:
+    """A task: the samples ``indices`` with cost values ``rows`` (one row per sample), fitted on the
+    ``reported`` figures."""
+    return [(int(i), uncertainty.run_sample(setup, clock_ghz, calibrate_on, row, reported)) for i, row in zip(indices, rows)]
 
 
 def warm_up() -> dict:
@@ -286,8 +287,11 @@ def _compute(study, design, todo, chunk, batch, parts, have, addr, workers, conn
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
+    from allocsim.analysis import runs
+
     n = study.n_runs
     vals = design.to_numpy()
+    reported = runs.reported_miops()  # read once here, sent with every task
     client, cluster, engine = _connect(addr, workers, connect_timeout)
     bar = None
     futures = {}
@@ -307,7 +311,7 @@ def _compute(study, design, todo, chunk, batch, parts, have, addr, workers, conn
             lo, hi = c * chunk, min(n, (c + 1) * chunk)
             for b in range(lo, hi, batch):
                 idx = list(range(b, min(hi, b + batch)))
-                f = client.submit(run_batch, study.setup, study.clock_ghz, study.calibrate_on, idx, vals[idx],
+                f = client.submit(run_batch, study.setup, study.clock_ghz, study.calibrate_on, idx, vals[idx], reported,
                                   key=f"allocsim-sweep-{key}-{b}", pure=False)
                 futures[f] = (c, idx)
         remaining = {c: set(range(c * chunk, min(n, (c + 1) * chunk))) for c in todo}

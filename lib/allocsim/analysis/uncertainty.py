@@ -308,13 +308,15 @@ def column(kind: str, config: tuple) -> str:
     return f"{kind} {config[0]} {config[1]}"
 
 
-def run_sample(setup: runs.Setup, clock_ghz: float, calibrate_on: str, values) -> dict:
+def run_sample(setup: runs.Setup, clock_ghz: float, calibrate_on: str, values, reported: pd.Series | None = None) -> dict:
     """One sample: the cost table with ``values`` (one per ``costs.KEYS`` entry), the six configurations
-    rerun and the base refitted (:func:`allocsim.analysis.runs.reproduce`). Returns the allocator cycles
-    and predicted M IOPS of each configuration, the fitted base and the fixed point's passes."""
+    rerun and the base refitted (:func:`allocsim.analysis.runs.reproduce`) on ``reported`` (default: the
+    thread's figures; the sweep reads them once and passes them, instead of every sample parsing the claims
+    file). Returns the allocator cycles and predicted M IOPS of each configuration, the fitted base and the
+    fixed point's passes."""
     values = [float(v) for v in values]
     table = _costs.load(setup.cost_table).with_overrides(**dict(zip(_costs.KEYS, values)))
-    rep = runs.reproduce(setup, clock_ghz, calibrate_on, costs=table)
+    rep = runs.reproduce(setup, clock_ghz, calibrate_on, reported=reported, costs=table)
     out = {"base_ns": float(rep.calibration.base_ns), "passes": len(rep.iterations)}
     cyc = rep.alloc_cycles
     for c in iops.CONFIGS:
