@@ -217,7 +217,7 @@ def test_cli_sweep_runs_and_reuses(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("--samples", "0"), "error: the sample count must be a power of two from 2 to 65536"),
     (("--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "1"), "error: cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 1 s"),
-    (("--ios", "100"), "error: ios must be at least 4160"),
+    (("--ios", "100"), "error: io_uring ios (100) must exceed warmup (4096)"),
 ])
 def test_cli_bad_input_is_one_sentence_and_exit_2(tmp_path, args, message):
     p = run_cli("sweep", "--quiet", "--cache-dir", str(tmp_path), *args)
