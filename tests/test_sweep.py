@@ -115,6 +115,8 @@ def test_sobol_indices_find_the_one_input_an_output_depends_on():
     assert unc.ranking(sob, "edge ns/IO")["ranked"] == 1
     with pytest.raises(AllocsimError, match="need all 640 runs"):
         unc.sobol(f.iloc[:-1], study)
+    # the bootstrap intervals are seeded: the same runs give the same intervals, also for seed 0
+    assert study.seed == 0 and unc.sobol(f, study).equals(sob)
 
 
 # ---- the engine on local worker processes ----------------------------------------------------------------

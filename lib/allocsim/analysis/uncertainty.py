@@ -422,8 +422,9 @@ def sobol(frame: pd.DataFrame, study: Study, outputs=tuple(OUTPUTS), num_resampl
             res = {"S1": np.zeros(problem["num_vars"]), "S1_conf": np.zeros(problem["num_vars"]),
                    "ST": np.zeros(problem["num_vars"]), "ST_conf": np.zeros(problem["num_vars"])}
         else:
+            # SALib seeds its bootstrap only for a truthy seed (0 would mean "unseeded"), hence + 1
             res = sobol_analyze.analyze(problem, y, calc_second_order=False, num_resamples=num_resamples,
-                                        conf_level=0.95, seed=int(study.seed))
+                                        conf_level=0.95, seed=int(study.seed) + 1)
         for i, name in enumerate(problem["names"]):
             rows.append({"output": out, "input": name, "costs": ", ".join(members[name]),
                          "S1": float(res["S1"][i]), "S1 ±": float(res["S1_conf"][i]),
