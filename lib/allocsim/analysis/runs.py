@@ -270,9 +270,10 @@ def calibration_targets() -> tuple[str, ...]:
 
 
 def reproduce(setup: Setup = Setup(), clock_ghz: float = 3.0, on="all", reported: pd.Series | None = None,
-              max_iter: int = 8) -> Reproduction:
+              max_iter: int = 8, costs: _costs.CostTable | None = None) -> Reproduction:
     """Run the six configurations and calibrate the base cost (the one fitted parameter) on ``on``,
-    iterating until the base cost the workload carries equals the fitted one (to a whole cycle)."""
+    iterating until the base cost the workload carries equals the fitted one (to a whole cycle).
+    ``costs``: a cost table to use instead of ``setup.cost_table`` (one sample of the uncertainty sweep)."""
     setup.validate()
     if isinstance(clock_ghz, bool) or not isinstance(clock_ghz, (int, float)) or not clock_ghz > 0:
         raise AllocsimError(f"clock_ghz must be a number > 0, not {clock_ghz!r}")
@@ -282,7 +283,7 @@ def reproduce(setup: Setup = Setup(), clock_ghz: float = 3.0, on="all", reported
     base_ns = float(np.mean([1e3 / reported[c] for c in targets]))
     gap = int(round(base_ns * clock_ghz))
     seen = []
-    costs = setup.costs()
+    costs = setup.costs() if costs is None else costs
     for _ in range(max_iter):
         runs = run_all(setup, gap, costs)
         table, cal = iops.table(reported, cycles_series(runs), clock_ghz, on=targets)

@@ -1,0 +1,37 @@
+from allocsim.facts import costs
+from allocsim.facts.errors import AllocsimError
+from allocsim.pages.params import ChapterSpec, Param
+
+_TARGETS = ("all",) + tuple(f"{k} {a}" for k in ("6.19", "7.0") for a in ("per-CPU list", "kmalloc", "sheaf-256"))
+
+
+def _check(ns):
+    """Cross-parameter checks, one sentence each."""
+    n = ns.samples
+    if n & (n - 1):
+        raise AllocsimError(f"parameter samples must be a power of two (Sobol' base samples), not {n}")
+
+
+SPEC = ChapterSpec(
+    slug="uncertainty",
+    source="chapters/06-uncertainty.md",
+    title="How sure is the verdict?",
+    params=(
+        Param("samples", int, 64,
+              "Sobol' base samples N, a power of two: the sweep runs N × (uncertain inputs + 2) full reproductions "
+              "(six configurations and a refit each)", low=2, high=65536),
+        Param("seed", int, 0, "seed of the sample design (SALib's scrambled Sobol' points)", low=0, high=2**32 - 1),
+        Param("ios", int, 8000, "IOs per configuration simulated in each sample (the first 4096 are warm-up)",
+              low=4160, high=200_000),
+        Param("clock_ghz", float, 3.0, "CPU clock that turns model cycles into ns", low=1.0, high=6.0),
+        Param("calibrate_on", str, "all", "the reported figure(s) each sample's base cost is fitted to",
+              choices=_TARGETS),
+        Param("cost_table", str, "default", "which cycle-cost table the ranges come from",
+              choices=tuple(costs.table_names())),
+        Param("workers", int, 0, "local worker processes (0: one per core); ignored with a scheduler", low=0, high=512),
+        Param("scheduler", str, "",
+              "address of an existing Dask scheduler (tcp://HOST:PORT) to run the sweep on; empty: "
+              "DASK_SCHEDULER_ADDRESS if set, else local worker processes"),
+    ),
+    check=_check,
+)
