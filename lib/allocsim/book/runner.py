@@ -367,7 +367,7 @@ def execution_report(info: dict) -> str:
     for docname, r in info.items():
         changed = ", ".join(f"`{k} = {v[0]!r}`" for k, v in r["changed"].items()) or "defaults"
         rows.append({
-            "chapter": f"{{doc}}`{r['title']} <{docname.split('/', 1)[-1]}>`" if "/" in docname else r["title"],
+            "chapter": f"{{doc}}`{r['title']} </{docname}>`",
             "status": "pass" if r.get("status") == "ok" else r.get("status", "unknown"),
             "executed": r.get("started", "?"),
             "duration": f"{r['duration_s']:.1f} s" if isinstance(r.get("duration_s"), (int, float)) else "?",
