@@ -87,6 +87,7 @@ def _config_inited(app, config):
     for event, listeners in list(app.events.listeners.items()):
         app.events.listeners[event] = [lsn for lsn in listeners
                                        if getattr(lsn.handler, "__module__", "") != "sphinx_thebe"]
+    app.registry.css_files = [(name, attrs) for name, attrs in app.registry.css_files if "thebe" not in name]
     # pydata theme: sphinx-book-theme has no default_mode option, so the page starts with an empty
     # mode and the theme's script logs "Got invalid theme mode"; _static/allocsim.js sets "auto" first.
 

@@ -2,8 +2,8 @@
  *
  * 1. Colour mode: sphinx-book-theme has no default_mode option, so the pydata theme starts with an
  *    empty mode and logs "Got invalid theme mode"; start in "auto" (follow the system) instead.
- * 2. Charts: every chart is a <div class="allocsim-chart"> followed by its Vega-Lite spec as JSON
- *    (lib/allocsim/pages/charts.py). They are embedded with the vega served by the book
+ * 2. Charts: every chart is a <div class="allocsim-chart"> carrying its Vega-Lite spec as JSON in
+ *    data-spec (lib/allocsim/pages/charts.py). They are embedded with the vega served by the book
  *    (_static/vega/vega-bundle.js), take the width of the text column, and are embedded again with
  *    dark colours when the page switches to the dark theme (pydata sets data-theme on <html>).
  */
@@ -36,11 +36,10 @@
 
   function embed(id) {
     var el = document.getElementById(id);
-    var src = document.getElementById(id + "-spec");
-    if (!el || !src || typeof window.vegaEmbed !== "function") {
+    if (!el || !el.dataset.spec || typeof window.vegaEmbed !== "function") {
       return;
     }
-    var spec = JSON.parse(src.textContent);
+    var spec = JSON.parse(el.dataset.spec);
     var theme = dark() ? "dark" : "light";
     if (views[id] && views[id].theme === theme) {
       return;

@@ -432,6 +432,12 @@ def stage(executed: dict[str, Path]) -> Path:
     return base
 
 
+def _remove_partial_renders() -> None:
+    html = html_dir()
+    for stale in list(html.parent.glob(f".{html.name}.partial-*")) + list(html.parent.glob(f".{html.name}.old-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def render(log=print) -> Path:
     """Run Jupyter Book on the stage, warnings as errors. Raises AllocsimError on failure. The
     extension renders into a temporary folder and swaps it in as ``<build>/html`` only on success."""
@@ -440,8 +446,21 @@ def render(log=print) -> Path:
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(stage_dir()), "--path-output", str(scratch),
            "-W", "-n", "--keep-going", "-q"]
     env = dict(os.environ, ALLOCSIM_HTML=str(html_dir()), ALLOCSIM_DOCTREES=str(build_root() / ".doctrees"))
-    proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, env=env)
-    out = (proc.stdout + proc.stderr).strip()
+    proc = subprocess.Popen(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        out, _ = proc.communicate()
+    except KeyboardInterrupt:
+        # Ctrl-C reached Jupyter Book too (same process group): let it stop, then make sure no
+        # half-rendered folder is left; the previous book was never touched.
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        _remove_partial_renders()
+        raise
+    proc.returncode = proc.wait()
+    out = (out or "").strip()
     noise = ("Kernel is running over TCP without encryption",)
     lines = [line for line in out.splitlines() if line.strip() and not any(n in line for n in noise)]
     if proc.returncode != 0:

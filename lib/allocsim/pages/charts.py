@@ -45,8 +45,9 @@ def _theme():
     }
 
 
-#: Top-level keys of a composed chart: these keep their own widths (and scroll inside the column when
-#: wider than it); a single view or a layer takes the width of its container.
+#: Top-level keys of a composed chart: these (and charts faceted by a row/column encoding) keep their
+#: own widths and scroll inside the column when wider than it; a single view or a layer takes the width
+#: of its container.
 _COMPOSED = ("hconcat", "vconcat", "concat", "facet", "repeat")
 _ids = itertools.count()
 
@@ -56,14 +57,15 @@ def fit_container(spec: dict) -> dict:
     the text column's width and reflows with it, down to a phone's), and no ``$schema`` URL."""
     spec = dict(spec)
     spec.pop("$schema", None)
-    if not any(k in spec for k in _COMPOSED):
+    faceted = any(k in (spec.get("encoding") or {}) for k in ("row", "column", "facet"))
+    if not faceted and not any(k in spec for k in _COMPOSED):
         spec["width"] = "container"
         spec["autosize"] = {"type": "fit-x", "contains": "padding"}
     return spec
 
 
 def render(spec: dict, **_meta) -> dict:
-    """Altair renderer for the book: a ``<div>`` and the spec as inline JSON, embedded by
+    """Altair renderer for the book: a ``<div>`` carrying the spec (JSON in ``data-spec``), embedded by
     ``_static/allocsim.js`` with the vega served by the book (``_ext/altair_offline.py``). Unlike
     Altair's default HTML output, it names no CDN (no fallback loader), takes the container's width,
     and is re-embedded with dark colours when the page switches to the dark theme."""
@@ -71,13 +73,12 @@ def render(spec: dict, **_meta) -> dict:
     text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(text.encode()).hexdigest()[:10]
     div = f"allocsim-chart-{digest}-{next(_ids)}"
-    data = text.replace("</", "<\\/")
     title = spec.get("title")
     title = title.get("text") if isinstance(title, dict) else title
     title = " ".join(title) if isinstance(title, list) else title
     label = html.escape(str(spec.get("description") or title or "chart"))
-    return {"text/html": (f'<div id="{div}" class="allocsim-chart" role="img" aria-label="{label}"></div>'
-                          f'<script type="application/json" id="{div}-spec">{data}</script>'
+    return {"text/html": (f'<div id="{div}" class="allocsim-chart" role="img" aria-label="{label}" '
+                          f'data-spec="{html.escape(text, quote=True)}"></div>'
                           f'<script>window.allocsimEmbed ? allocsimEmbed("{div}") : '
                           f'(window.allocsimPending = window.allocsimPending || []).push("{div}");</script>')}
 
