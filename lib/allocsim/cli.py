@@ -85,6 +85,12 @@ def _cmd_run(args) -> int:
     shown = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "defaults"
     guess = book.estimate(args.chapter, values)
     long_run = guess is not None and guess[0] > 60
+    if args.estimate:
+        if guess is None:
+            print(f"{args.chapter}: no estimate (the chapter declares no work measure); its default run is short")
+        else:
+            print(f"{args.chapter} with {shown}: about {_fmt_duration(guess[0])} and {guess[1] / 1024:.1f} GB of memory")
+        return 0
     if long_run:
         seconds, mib = guess
         print(f"note: this run is estimated to take about {_fmt_duration(seconds)} and {mib / 1024:.1f} GB of "
@@ -166,6 +172,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="executed notebook to write (default _build/runs/<chapter>-<hash>/)")
     r.add_argument("--book", action="store_true", help="then rebuild the book showing this run for the chapter")
     r.add_argument("--list", action="store_true", help="list the kept runs: chapter, parameters, when, status")
+    r.add_argument("--estimate", action="store_true", help="only print the estimated time and memory of the run")
     r.add_argument("--build-dir", metavar="DIR", help="build folder (default _build; or set ALLOCSIM_BUILD)")
     r.set_defaults(func=_cmd_run)
 

@@ -176,8 +176,9 @@ def cell_source(slug: str) -> str:
     lines = [f"# Parameters (papermill -p NAME VALUE). Generated from lib/allocsim/pages/specs — "
              f"`python -m allocsim params --write-cells` rewrites this cell."]
     for p in s.params:
-        meaning = " ".join(p.help.split())
-        meaning += f" [{p.allowed()}]"
+        meaning = " ".join(f"{p.help} [{p.allowed()}]".split())
+        # papermill's parser reads an '=' in the comment as a second assignment
+        meaning = meaning.replace(">= ", "at least ").replace("<= ", "at most ").replace("=", " is ")
         lines.append(f"{p.name}: {_PY_TYPE[p.type]} = {p.default!r}  # {meaning}")
     return "\n".join(lines)
 
