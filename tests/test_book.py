@@ -74,6 +74,7 @@ def test_a_chapter_that_raises_fails_the_build(tmp_path):
     proc = run_cli("build", env={"ALLOCSIM_ROOT": str(root)})
     assert proc.returncode == 1
     assert "chapter 'thread' failed: RuntimeError: deliberate failure for the test" in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1, proc.stderr
     assert not (root / "_build" / "executed" / "01-thread.ipynb").exists()
     assert (root / "_build" / "executed" / "01-thread.FAILED.ipynb").exists()
     assert not (root / "_build" / "html" / "index.html").exists()
