@@ -1,13 +1,18 @@
 """The command line: ``python -m allocsim COMMAND`` (also installed as ``allocsim``).
 
   build              execute every chapter (papermill) and render the book to _build/html
-  run SLUG -p N V …  re-execute one chapter with other parameters (optionally rebuild the book with it)
+  run SLUG -p N V …  re-execute one chapter with other parameters into _build/runs/<chapter>-<hash>/
+                     (--book: rebuild the book showing it; --estimate: time and memory only;
+                     run --list: the kept runs)
   params [SLUG]      list every chapter's parameters: name, type, default, allowed values, meaning
+                     (--write-cells: regenerate the chapters' parameters cells from the specs)
   bench NAME         run a benchmark that prints figures (see `bench --list`)
   inspect …          read this machine's kernel slab caches and BTF and hold the models against them
 
-Bad input (an unknown chapter or parameter, a value of the wrong type or out of range) stops with one
-sentence and exit status 2, before any kernel is started.
+Bad input (an unknown chapter or parameter, a parameter given twice, a value of the wrong type, out of
+range, NaN or infinite, an unwritable build folder) stops with one sentence and exit status 2, before any
+kernel is started; a chapter that fails exits 1 with one line; Ctrl-C prints one line and exits 130.
+The build folder is _build, or ALLOCSIM_BUILD / --build-dir.
 """
 
 from __future__ import annotations
