@@ -115,6 +115,9 @@ def _config_inited(app, config):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
     _state["tmp"] = tmp
+    if final.is_dir():
+        # start from the previous book (mtimes kept), so Sphinx writes only the pages that changed
+        shutil.copytree(final, tmp, symlinks=True)
     app.outdir = type(app.outdir)(tmp)
     atexit.register(shutil.rmtree, tmp, True)
     _state["runs"] = _read_runs(Path(app.srcdir))
