@@ -1,6 +1,6 @@
 import pytest
 
-from allocsim.facts import costs
+from allocsim.facts import costs, datafile, paths
 from allocsim.facts.errors import DataError
 
 
@@ -28,18 +28,28 @@ def test_variants():
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda s: s.replace("preempt_pair,1,0,3", "preempt_pair,x,0,3"), "line 2: field 'cycles' is 'x'"),
-    (lambda s: s.replace("preempt_pair,1,0,3", "preempt_pair,9,0,3"), "line 2: field 'cycles' \\(9.0\\) must lie within"),
-    (lambda s: s.replace("preempt_pair,", "preempt_pairs,"), "line 2: field 'key' is 'preempt_pairs'"),
-    (lambda s: "\n".join(line for line in s.splitlines() if not line.startswith("l2_hit")), "no row for l2_hit"),
+    (lambda s: s.replace("preempt_pair,1,0,3", "preempt_pair,x,0,3"), "line 2 \\(key 'preempt_pair'\\): field 'cycles' is 'x', which is not a number"),
+    (lambda s: s.replace("preempt_pair,1,0,3", "preempt_pair,-1,-2,3"), "line 2 \\(key 'preempt_pair'\\): field 'cycles' is '-1', which is not a number of cycles >= 0"),
+    (lambda s: s.replace("preempt_pair,1,0,3", "preempt_pair,9,0,3"), "line 2 \\(key 'preempt_pair'\\): field 'cycles' \\(9.0\\) must lie within"),
+    (lambda s: s.replace("preempt_pair,", "preempt_pairs,"), "line 2 \\(key 'preempt_pairs'\\): field 'key' is 'preempt_pairs'; allowed keys"),
+    (lambda s: s, None),  # the unchanged copy loads
+    (lambda s: "\n".join(line for line in s.splitlines() if not line.startswith("l2_hit")), "costs-bad.csv: no row for l2_hit"),
+    (lambda s: s.replace("Nehalem,same source as l1_hit,V", "Nehalem,same source as l1_hit,X", 1), "line 11 \\(key 'l2_hit'\\): field 'tag' is 'X'; allowed tags"),
+    (lambda s: s.replace("Nehalem,same source as l1_hit,V", "Nehalem,,V", 1), "line 11 \\(key 'l2_hit'\\): field 'source' is empty"),
+    (lambda s: s.replace("Nehalem,same source as l1_hit,V", "Nehalem", 1), "line 11 \\(key 'l2_hit'\\): has 6 cells, not 8"),
+    (lambda s: s.replace("key,cycles", "name,cycles", 1), "costs-bad.csv: the header must be"),
 ])
 def test_malformed_cost_rows(tmp_path, monkeypatch, edit, message):
-    text = (costs.DATA / "costs.csv").read_text()
+    text = (paths.DATA / "costs.csv").read_text()
     (tmp_path / "costs-bad.csv").write_text(edit(text))
-    monkeypatch.setattr(costs, "DATA", tmp_path)
-    costs.load.cache_clear()
+    monkeypatch.setattr(paths, "DATA", tmp_path)
+    datafile.clear_cache()
     try:
-        with pytest.raises(DataError, match=message):
+        if message is None:
+            assert costs.load("bad").cycles("l2_hit") == 10
+            return
+        with pytest.raises(DataError, match="^data/costs-bad.csv" + ("" if message.startswith("costs-bad") else ", ") + message.removeprefix("costs-bad.csv")):
             costs.load("bad")
     finally:
-        costs.load.cache_clear()
+        monkeypatch.undo()
+        datafile.clear_cache()

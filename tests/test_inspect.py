@@ -313,7 +313,126 @@ def test_crafted_btf_through_the_comparison(tmp_path):
 def test_cli_snapshot(capsys):
     assert inspect.main(["--snapshot", str(SNAP)]) == 0
     out = capsys.readouterr().out
-    assert "Reading: snapshot" in out and "kmalloc-96" in out and " agree" in out and "0 differ" in out
+    lines = out.splitlines()
+    rows, summary = inspect.compare(inspect.read_snapshot(SNAP))
+    # the summary first, with the counts of the comparison
+    assert lines[0].startswith(f"Summary: {summary['agree']} agree, 0 differ, {summary['not_compared']} not compared")
+    assert "Reading: snapshot" in out
+    # differences only: the snapshot's kmalloc caches and structs all agree, so none of them is listed; the two
+    # opt-in sheaf caches' capacities cannot be compared, so they are
+    listed = [x for x in rows if x["verdict"] == "not compared"]
+    assert len(listed) == summary["not_compared"] == 2 and summary["differ"] == 0
+    assert f"({len(listed)} of {len(rows)}; --all lists every row)" in out
+    assert "kmalloc-96 " not in out and "offsetof(" not in out and "  agree" not in out
+    for x in listed:
+        assert any(ln.startswith(f"{x['item']} ") and x["quantity"] in ln for ln in lines)
+    assert max(map(len, lines)) <= 100 and len(lines) < 25
+
+
+def test_no_differences_says_so():
+    r = inspect.read_snapshot(SNAP)
+    rows, summary = inspect.compare(r)
+    agreeing = [x for x in rows if x["verdict"] == "agree"]
+    text = inspect.report(r, "a test", agreeing, summary)
+    assert f"No differences: every compared row agrees (--all lists all {len(agreeing)} rows)." in text.replace("\n", " ")
+
+
+def test_cli_all_lists_every_row_in_100_columns(capsys):
+    assert inspect.main(["--snapshot", str(SNAP), "--all"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    rows, summary = inspect.compare(inspect.read_snapshot(SNAP))
+    assert lines[0].startswith("Summary:") and max(map(len, lines)) <= 100
+    assert "Caches as read from /sys/kernel/slab:" in out and f"Model vs kernel, all {len(rows)} rows:" in out
+    for x in rows:  # every row's item and quantity appear (an item may wrap onto two lines)
+        assert x["quantity"] in out and x["item"].split()[0] in out
+    table_rows = [ln for ln in lines if ln.split()[-1:] in (["agree"], ["differ"], ["input"])
+                  or " agree " in ln or " input " in ln]
+    assert len(table_rows) >= summary["agree"] - 1
+
+
+def test_cli_differences_against_another_model(capsys):
+    assert inspect.main(["--snapshot", str(SNAP), "--version", "7.0"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    rows, summary = inspect.compare(inspect.read_snapshot(SNAP), "7.0")
+    assert summary["differ"] > 0 and lines[0].startswith(f"Summary: {summary['agree']} agree, {summary['differ']} differ")
+    listed = [x for x in rows if x["verdict"] in ("differ", "not compared")]
+    assert f"({len(listed)} of {len(rows)}; --all lists every row)" in out
+    assert sum(ln.startswith("kmalloc-96 ") for ln in lines) == 2  # cpu_partial and sheaf_capacity differ
+    assert not any("  agree" in ln for ln in lines)
+    assert max(map(len, lines)) <= 100
+
+
+def test_wrap_table_fits_any_width():
+    rows = [["a" * 40, "b" * 50, "word " * 30], ["x", "y", "z"]]
+    for width in (60, 80, 100):
+        lines = inspect.wrap_table(["first_column", "second", "note"], rows, width=width)
+        assert max(map(len, lines)) <= width
+        text = "\n".join(lines)
+        assert (text.count("a"), text.count("b"), text.count("word")) == (40, 50, 30)  # wrapped, nothing lost
+        assert lines[0].startswith("first") and set(lines[1 if "column" in lines[0] else 2]) <= {"-", " "}
+
+
+def test_help_is_plain_text(capsys):
+    with pytest.raises(SystemExit) as exc:
+        inspect.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--all" in out and "differ" in out and max(map(len, out.splitlines())) <= 100
+    for rest in ("``", ":func:", ":mod:", ":data:"):
+        assert rest not in out
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["caches"]["kmalloc-96"].update(order=0), "cache 'kmalloc-96': field 'order' is 0, which is not text"),
+    (lambda d: d.update(release=6.18), "field 'release' is 6.18, which is not text"),
+    (lambda d: d.update(cpus="0-1"), "field 'cpus' is '0-1', which is not a mapping"),
+    (lambda d: d.update(numa_nodes=1), "field 'numa_nodes' is 1, which is not text"),
+    (lambda d: d.update(notes="no BTF"), "field 'notes' is 'no BTF', which is not a list"),
+])
+def test_cli_snapshot_with_wrong_types_is_one_sentence(tmp_path, capsys, edit, message):
+    doc = json.loads(SNAP.read_text())
+    edit(doc)
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(doc))
+    assert inspect.main(["--snapshot", str(p)]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err.startswith(f"error: snapshot {p}") and message in cap.err
+    assert len(cap.err.strip().splitlines()) == 1
+    assert inspect.main(["--snapshot", str(SNAP)]) == 0  # the next normal run works
+
+
+def test_cli_path_faults_are_one_sentence(tmp_path, capsys):
+    assert inspect.main(["--snapshot", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: snapshot {tmp_path} is a directory; give the .json file written by `inspect --json`\n"
+    tree = _tree(tmp_path / "t", caches={"kmalloc-96": _cache(96, 4, "6.19")})
+    missing = tmp_path / "no" / "such" / "mine.json"
+    assert inspect.main(["--root", str(tree), "--json", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: cannot write the snapshot to {missing}: the directory {missing.parent} does not exist\n"
+    assert inspect.main(["--root", str(tree), "--json", str(tmp_path)]) == 2
+    assert "is a directory; give a file name" in capsys.readouterr().err
+    binary = tmp_path / "bin.json"
+    binary.write_bytes(b"\xff\xfe\x00")
+    assert inspect.main(["--snapshot", str(binary)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_cli_faults_through_the_command_line(tmp_path):
+    """The same faults through `python -m allocsim inspect`: one line on stderr, exit 2, no traceback."""
+    from conftest import run_cli
+
+    doc = json.loads(SNAP.read_text())
+    doc["notes"] = "a string, not a list"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    for args in (["--snapshot", str(bad)], ["--snapshot", str(tmp_path)],
+                 ["--root", str(tmp_path), "--json", str(tmp_path / "no" / "x.json")]):
+        proc = run_cli("inspect", *args, timeout=120)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr and "problem:" not in proc.stdout
 
 
 def test_cli_json_and_errors(tmp_path, capsys):

@@ -1,5 +1,7 @@
 """kconfig: versions, calculate_order(), min_partial, set_cpu_partial(), the sheaf capacity formula and
-cache_geometry(), checked against every value in reference/kernel.md (§2.3, §3.4 [LIVE] and [COMPUTED])."""
+cache_geometry(), checked against the values a 6.18.44 kernel shows in /sys/kernel/slab (the shipped snapshot
+data/snapshots/linux-6.18.44-fc-v595-2026-11-29.json) and values worked by hand from mm/slub.c
+calculate_order(), set_cpu_partial() (v6.19) and calculate_sheaf_capacity() (v7.0)."""
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -7,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from allocsim.facts import kconfig, versions
 from allocsim.facts.errors import AllocsimError
 
-# reference/kernel.md §3.4 [LIVE] on 6.18.44, 2 present CPUs:
+# /sys/kernel/slab on 6.18.44, 2 present CPUs (data/snapshots/linux-6.18.44-fc-v595-2026-11-29.json):
 # cache: (slab_size, order, objs/slab, cpu_partial, min_partial)
 LIVE_6_18_2CPU = {
     "kmalloc-64": (64, 0, 64, 120, 5),
@@ -35,7 +37,7 @@ def test_live_table_2cpus(cache):
 
 
 def test_computed_64_cpus():
-    # reference/kernel.md §3.4 [COMPUTED]: 64 CPUs (min_objects 32)
+    # worked by hand from mm/slub.c calculate_order() (v6.19, v7.0): 64 CPUs (min_objects 32)
     assert kconfig.min_objects(64) == 32
     assert kconfig.calculate_order(256, 64) == (1, 32)
     assert kconfig.calculate_order(512, 64) == (2, 32)
@@ -58,7 +60,7 @@ def test_min_objects_single_present_cpu_uses_nr_cpu_ids():
 
 
 def test_cpu_partial_slabs():
-    # kernel.md §3.4: kmalloc-96 gives ceil(240/42) = 6 slabs
+    # mm/slub.c set_cpu_partial() + slub_set_cpu_partial() (v6.19): kmalloc-96 gives ceil(240/42) = 6 slabs
     assert kconfig.set_cpu_partial(96, 42, "6.19") == (120, 6)
     assert kconfig.set_cpu_partial(96, 42, "7.0") == (0, 0)
     assert kconfig.set_cpu_partial(4096, 8, "6.18") == (6, 2)
@@ -68,7 +70,7 @@ def test_cpu_partial_slabs():
                                            (256, 28), (512, 28), (1023, 28),
                                            (1024, 12), (2048, 12), (4095, 12), (4096, 4), (8192, 4)])
 def test_sheaf_capacity_7_0(size, expected):
-    # kernel.md §2.3 [COMPUTED]: 60 / 28 / 12 / 4 (base 60 / 26 / 12 / 4 rounded to fill the kmalloc bucket)
+    # mm/slub.c calculate_sheaf_capacity() (v7.0) by hand: 60 / 28 / 12 / 4 (base 60 / 26 / 12 / 4 rounded to fill the kmalloc bucket)
     assert kconfig.calculate_sheaf_capacity(size) == expected
     assert kconfig.calculate_sheaf_capacity(size, 0, "7.0-rc4") == expected
 
@@ -76,7 +78,7 @@ def test_sheaf_capacity_7_0(size, expected):
 def test_sheaf_capacity_base_and_buckets():
     assert [kconfig.sheaf_capacity_base(s) for s in (96, 256, 1024, 4096)] == [60, 26, 12, 4]
     assert kconfig.sheaf_header() == 32
-    # kernel.md §6: 512 B for capacity 60, 256 B for 28, 128 B for 12, 64 B for 4
+    # kmalloc_size_roundup(32 + 8 * capacity), mm/slab_common.c (v7.0): 512 B for capacity 60, 256 B for 28, 128 B for 12, 64 B for 4
     assert [kconfig.sheaf_alloc_size(c) for c in (60, 28, 12, 4)] == [512, 256, 128, 64]
     # 26 would be 240 bytes, rounded up to kmalloc-256: the "26" vs 28 discussion
     assert kconfig.sheaf_alloc_size(26) == 256
@@ -211,3 +213,28 @@ def test_sheaf_capacity_properties(size, req):
     if cap > req:  # the default: the sheaf exactly fills its kmalloc bucket
         assert 32 + 8 * cap == kconfig.sheaf_alloc_size(cap)
     assert kconfig.calculate_sheaf_capacity(size, req, "6.19") == req
+
+
+def test_machine_constants_come_from_the_data(tmp_path, monkeypatch):
+    """PAGE_SIZE, sizeof(void *) and the most CPUs are read from data/ (slub.yaml, structs.yaml), once."""
+    import shutil
+
+    import yaml
+
+    from allocsim.facts import datafile, paths
+
+    assert (kconfig.page_size(), kconfig.pointer_size(), kconfig.nr_cpus_max()) == (4096, 8, 8192)
+    data = tmp_path / "data"
+    shutil.copytree(paths.DATA, data)
+    doc = yaml.safe_load((data / "kernel" / "slub.yaml").read_text())
+    doc["nr_cpus_max"] = 16
+    (data / "kernel" / "slub.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setattr(paths, "DATA", data)
+    datafile.clear_cache()
+    try:
+        assert kconfig.min_objects(16) == 4 * (5 + 1)
+        with pytest.raises(AllocsimError, match="the number of present CPUs must be an integer from 1 to 16, not 17"):
+            kconfig.min_objects(17)
+    finally:
+        monkeypatch.undo()
+        datafile.clear_cache()

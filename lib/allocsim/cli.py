@@ -8,6 +8,7 @@
                      (--write-cells: regenerate the chapters' parameters cells from the specs)
   bench NAME         run a benchmark that prints figures (see `bench --list`)
   inspect …          read this machine's kernel slab caches and BTF and hold the models against them
+  numbers [--diff F] every glued value of the built book as CSV (chapter, name, value), or what changed
 
 Bad input (an unknown chapter or parameter, a parameter given twice, a value of the wrong type, out of
 range, NaN or infinite, an unwritable build folder) stops with one sentence and exit status 2, before any
@@ -26,6 +27,13 @@ from pathlib import Path
 from allocsim.facts.errors import AllocsimError
 
 
+def _check_data() -> None:
+    """Every data file against its schema, before a kernel starts (a bad file: one sentence, exit 2)."""
+    from allocsim.facts.validate import validate_all
+
+    validate_all()
+
+
 def _use_build_dir(args) -> None:
     """``--build-dir DIR`` is the command-line form of ``ALLOCSIM_BUILD``."""
     import os
@@ -38,6 +46,7 @@ def _cmd_build(args) -> int:
     from allocsim.book import runner as book
 
     _use_build_dir(args)
+    _check_data()
     book.build(force=args.force, log=lambda m: print(m, flush=True))
     return 0
 
@@ -72,6 +81,7 @@ def _cmd_run(args) -> int:
         return _list_runs()
     if not args.chapter:
         raise AllocsimError("run needs a chapter (see `params`), or --list to show the kept runs")
+    _check_data()
     values = book.parse_overrides(args.chapter, args.param or [])
     page = book.chapter_pages().get(args.chapter)
     if page is None:
@@ -160,8 +170,25 @@ def _cmd_inspect(args) -> int:
     return mod.main(args.rest) or 0
 
 
+def _cmd_numbers(args) -> int:
+    from allocsim.book import numbers
+
+    rows = numbers.collect(Path(args.executed) if args.executed else None)
+    if args.diff:
+        old = numbers.read_csv(Path(args.diff))
+        print(numbers.diff_text(numbers.diff(old, rows), len(old), len(rows)))
+        return 0
+    text = numbers.to_csv(rows)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {len(rows)} values to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m allocsim", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m allocsim", description=__doc__.split("\n\n")[0].replace("``", ""),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -193,6 +220,12 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--all", action="store_true", help="run every benchmark")
     be.add_argument("rest", nargs=argparse.REMAINDER)
     be.set_defaults(func=_cmd_bench)
+
+    nu = sub.add_parser("numbers", help="every glued value of the built book as CSV, or its difference from an export")
+    nu.add_argument("--executed", metavar="DIR", help="folder of executed notebooks (default _build/executed)")
+    nu.add_argument("-o", "--output", metavar="FILE", help="write the CSV here instead of to standard output")
+    nu.add_argument("--diff", metavar="OTHER.csv", help="show what changed from an earlier export instead")
+    nu.set_defaults(func=_cmd_numbers)
 
     ins = sub.add_parser("inspect", help="compare the running kernel's slab caches with the models", add_help=False)
     ins.add_argument("rest", nargs=argparse.REMAINDER)

@@ -407,12 +407,12 @@ def stage(executed: dict[str, Path]) -> Path:
             _sync(ROOT / page.path, dst)
         wanted.add(dst)
     # generated includes: the landing page's claims table, computed from data/thread/claims.yaml
-    from allocsim.pages.thread import claims_markdown
+    from allocsim.pages.thread import landing_claims_markdown
 
     gen = base / "_generated"
     info = run_info(executed)
     generated = {
-        "claims.md": claims_markdown(base="chapters/") + "\n",
+        "claims.md": landing_claims_markdown() + "\n",
         "runs.json": json.dumps(info, indent=1, sort_keys=True, default=str) + "\n",
         "execution.md": execution_report(info),
     }

@@ -13,14 +13,17 @@ Variants (for sensitivity analysis) are made with :func:`CostTable.with_override
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from allocsim.facts import paths
+from allocsim.facts.datafile import label, on_clear, read_text
 from allocsim.facts.errors import DataError
-from allocsim.facts.paths import DATA
+from allocsim.facts.schema import Field, check_record, fail, row_name
 
 COLUMNS = ("key", "cycles", "low", "high", "what", "machine", "source", "tag")
 TAGS = {"V", "I"}  # V: verified in the cited source; I: inferred from cited sources (the row says how)
@@ -86,50 +89,68 @@ class CostTable:
         return pd.DataFrame([{"key": k, **self.rows[k]} for k in KEYS])
 
 
+def _cycles(v):
+    try:
+        x = float(v)
+    except ValueError:
+        return ", which is not a number of cycles"
+    return None if x >= 0 and x == x and x != float("inf") else ", which is not a number of cycles >= 0"
+
+
+#: The schema of one row of a cost table (all CSV cells are text).
+ROW_SCHEMA = {
+    "key": Field((str,), allowed=KEYS, allowed_name="keys"),
+    "cycles": Field((str,), check=_cycles), "low": Field((str,), check=_cycles), "high": Field((str,), check=_cycles),
+    "what": Field((str,)), "machine": Field((str,), required=False, default=""),
+    "source": Field((str,)), "tag": Field((str,), allowed=tuple(sorted(TAGS)), allowed_name="tags (V verified, I inferred)"),
+}
+
+
 def _parse(path: Path) -> dict:
+    """Read and check one cost table: the header, every row against :data:`ROW_SCHEMA`, low <= cycles <= high,
+    each key once and every key of :data:`KEYS` present."""
+    name = label(path)
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    if tuple(reader.fieldnames or ()) != COLUMNS:
+        fail(name, None, f"the header must be {','.join(COLUMNS)}, not {','.join(reader.fieldnames or [])}")
     rows: dict = {}
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise DataError(f"{path.name}: the header must be {','.join(COLUMNS)}, not {','.join(reader.fieldnames or [])}")
-        for lineno, raw in enumerate(reader, start=2):
-            where = f"{path.name} line {lineno}"
-            key = (raw["key"] or "").strip()
-            if key not in IDX:
-                raise DataError(f"{where}: field 'key' is {key!r}; allowed keys are {', '.join(KEYS)}")
-            if key in rows:
-                raise DataError(f"{where}: field 'key' repeats {key!r}")
-            vals = {}
-            for col in ("cycles", "low", "high"):
-                try:
-                    vals[col] = float(raw[col])
-                except (TypeError, ValueError):
-                    raise DataError(f"{where}: field '{col}' is {raw[col]!r}, which is not a number of cycles") from None
-                if vals[col] < 0:
-                    raise DataError(f"{where}: field '{col}' is negative ({raw[col]}); cycles must be >= 0")
-            if not vals["low"] <= vals["cycles"] <= vals["high"]:
-                raise DataError(f"{where}: field 'cycles' ({vals['cycles']}) must lie within low..high ({vals['low']}..{vals['high']})")
-            for col in ("what", "source"):
-                if not (raw[col] or "").strip():
-                    raise DataError(f"{where}: field '{col}' is empty; every cost needs a description and a cited source")
-            if raw["tag"] not in TAGS:
-                raise DataError(f"{where}: field 'tag' is {raw['tag']!r}; allowed: V (verified) or I (inferred)")
-            rows[key] = {**vals, "what": raw["what"], "machine": raw["machine"], "source": raw["source"], "tag": raw["tag"]}
+    for lineno, raw in enumerate(reader, start=2):
+        extra = raw.pop(None, None) or []          # cells beyond the header (csv's restkey)
+        short = [k for k, v in raw.items() if v is None]  # cells the line lacks (csv's restval)
+        raw = {k: v.strip() for k, v in raw.items() if v is not None}
+        where = row_name(name, lineno, raw, "key", "line")
+        if extra or short:
+            fail(where, None, f"has {len(COLUMNS) + len(extra) - len(short)} cells, not {len(COLUMNS)} ({','.join(COLUMNS)})")
+        check_record(raw, ROW_SCHEMA, where)
+        key = raw["key"]
+        if key in rows:
+            fail(where, "key", f"repeats {key!r}")
+        vals = {col: float(raw[col]) for col in ("cycles", "low", "high")}
+        if not vals["low"] <= vals["cycles"] <= vals["high"]:
+            fail(where, "cycles", f"({vals['cycles']}) must lie within low..high ({vals['low']}..{vals['high']})")
+        rows[key] = {**vals, "what": raw["what"], "machine": raw["machine"], "source": raw["source"], "tag": raw["tag"]}
     missing = [k for k in KEYS if k not in rows]
     if missing:
-        raise DataError(f"{path.name}: no row for {', '.join(missing)}; every key in costs.KEYS needs a cited cost")
+        fail(name, None, f"no row for {', '.join(missing)}; every key in costs.KEYS needs a cited cost")
     return rows
 
 
 def table_names() -> list[str]:
-    names = ["default"] + sorted(p.stem[len("costs-"):] for p in DATA.glob("costs-*.csv"))
-    return names
+    """``default`` (``data/costs.csv``) and the ``<name>`` of every ``data/costs-<name>.csv``."""
+    return ["default"] + sorted(p.stem[len("costs-"):] for p in paths.DATA.glob("costs-*.csv"))
+
+
+def path_of(name: str = "default") -> Path:
+    return paths.DATA / ("costs.csv" if name == "default" else f"costs-{name}.csv")
 
 
 @lru_cache(maxsize=None)
 def load(name: str = "default") -> CostTable:
     """Load and validate ``data/costs.csv`` (``name='default'``) or ``data/costs-<name>.csv``."""
-    path = DATA / ("costs.csv" if name == "default" else f"costs-{name}.csv")
+    path = path_of(name)
     if not path.exists():
         raise DataError(f"unknown cost table {name!r}; available: {', '.join(table_names())}")
     return CostTable(name, _parse(path))
+
+
+on_clear(load.cache_clear)

@@ -21,7 +21,11 @@ The comparison (:func:`compare`) puts the models' predictions for that kernel ve
 (:func:`allocsim.facts.kconfig.cache_geometry`, :func:`allocsim.facts.structs.load`) beside the kernel's values, one row
 per quantity, each ``agree`` / ``differ`` / ``not compared`` (with the reason).
 
-CLI: :func:`main` — ``python -m allocsim inspect [--snapshot PATH | --root DIR] [--json PATH] [--version V]``.
+CLI: :func:`main` — ``python -m allocsim inspect [--snapshot PATH | --root DIR] [--json PATH] [--version V] [--all]``:
+the summary first, then the rows that differ or were not compared (:func:`report`), within 100 columns.
+
+A snapshot is checked against :data:`SNAPSHOT_SCHEMA` when it is read: a wrong JSON type stops with one
+sentence naming the file, the cache or struct, and the field.
 """
 
 from __future__ import annotations
@@ -32,16 +36,29 @@ import json
 import platform
 import re
 import sys
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from allocsim.facts import paths
 from allocsim.facts import versions
 from allocsim.facts import kconfig
 from allocsim.facts import structs as layout
+from allocsim.facts.datafile import label
 from allocsim.facts.errors import AllocsimError, DataError
-from allocsim.facts.paths import DATA
+from allocsim.facts.schema import Field, check_record
 
-SNAPSHOTS = DATA / "snapshots"
+
+def snapshots_dir() -> Path:
+    """``data/snapshots`` (read at call time, so tests can point :data:`allocsim.facts.paths.DATA` elsewhere)."""
+    return paths.DATA / "snapshots"
+
+
+def __getattr__(name):  # SNAPSHOTS follows paths.DATA
+    if name == "SNAPSHOTS":
+        return snapshots_dir()
+    raise AttributeError(name)
+
 SCHEMA = 1
 #: sysfs attributes read for each cache (``sheaf_capacity`` exists from 6.18 on)
 SLAB_ATTRS = ("object_size", "slab_size", "objs_per_slab", "order", "cpu_partial", "min_partial",
@@ -83,17 +100,58 @@ class Reading:
 
     @classmethod
     def from_json(cls, doc: dict, source: str) -> "Reading":
+        """A reading from a snapshot document, checked against :data:`SNAPSHOT_SCHEMA` (and each cache, struct
+        and CPU list against theirs): a wrong type names the file, the cache or struct, and the field."""
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
             raise DataError(f"{source}: not an allocsim kernel snapshot (schema {SCHEMA})")
-        names = {f for f in cls.__dataclass_fields__} - {"source"}
-        missing = {"taken", "release", "caches"} - set(doc)
+        missing = sorted(k for k in ("taken", "release", "caches") if k not in doc)
         if missing:
-            raise DataError(f"{source}: snapshot field(s) {', '.join(sorted(missing))} missing")
-        if not isinstance(doc["caches"], dict) or not all(isinstance(v, dict) for v in doc["caches"].values()):
-            raise DataError(f"{source}: snapshot field 'caches' must map cache names to attribute mappings")
-        if not isinstance(doc.get("structs", {}), dict):
-            raise DataError(f"{source}: snapshot field 'structs' must be a mapping")
+            raise DataError(f"{source}: snapshot field(s) {', '.join(missing)} missing")
+        check_record(doc, SNAPSHOT_SCHEMA, source)
+        check_record(doc["cpus"], CPUS_SCHEMA, f"{source}, cpus")
+        for name, attrs in doc["caches"].items():
+            check_record(attrs, CACHE_SCHEMA, f"{source}, cache {name!r}")
+        for name, st in doc["structs"].items():
+            check_record(st, STRUCT_SCHEMA, f"{source}, struct {name!r}")
+        names = {f for f in cls.__dataclass_fields__} - {"source"}
         return cls(source=source, **{k: v for k, v in doc.items() if k in names})
+
+
+def _iso_time(v):
+    try:
+        _dt.datetime.fromisoformat(v)
+    except ValueError:
+        return ", which is not an ISO 8601 time such as '2026-11-29T01:12:30+00:00'"
+    return None
+
+
+def _member(v):
+    ok = (isinstance(v, list) and len(v) == 3 and isinstance(v[0], str)
+          and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v[1:]))
+    return None if ok else ", which is not [name, offset, size]"
+
+
+_RAW = Field((str, type(None)), required=False)  # the text of a sysfs file as read, or null when absent
+
+#: A snapshot file (``inspect --json``): raw sysfs text is kept as text, so that the same parser reads
+#: snapshots and live files.
+SNAPSHOT_SCHEMA = {
+    "schema": Field((int,), allowed=(SCHEMA,)),
+    "tool": Field((str,), required=False, default=""),
+    "taken": Field((str,), check=_iso_time),
+    "release": Field((str, type(None))),
+    "machine": Field((str, type(None)), required=False),
+    "cpus": Field((dict,), required=False, default={}),
+    "numa_nodes": _RAW,
+    "caches": Field((dict,)),
+    "structs": Field((dict,), required=False, default={}),
+    "btf": Field((str,), required=False, default="not read"),
+    "notes": Field((list,), required=False, default=[], items=Field((str,))),
+}
+CPUS_SCHEMA = {k: _RAW for k in ("present", "possible", "online")}
+CACHE_SCHEMA = {a: _RAW for a in SLAB_ATTRS}
+STRUCT_SCHEMA = {"size": Field((int,), low=0), "align": Field((int,), low=1),
+                 "fields": Field((list,), items=Field((list,), check=_member))}
 
 
 def _read_text(path: Path, notes: list, what: str, missing_ok: bool = False) -> str | None:
@@ -179,34 +237,38 @@ def _read_btf(r: Reading, path: Path) -> None:
 
 
 def read_snapshot(path: str | Path) -> Reading:
+    """A snapshot written by ``inspect --json``, checked against :data:`SNAPSHOT_SCHEMA`."""
     p = Path(path)
     try:
-        doc = json.loads(p.read_text())
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise AllocsimError(f"snapshot {p} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"snapshot {p} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    return Reading.from_json(doc, f"snapshot {_rel(p)}")
-
-
-def _rel(p: Path) -> str:
+    except IsADirectoryError:
+        raise AllocsimError(f"snapshot {p} is a directory; give the .json file written by `inspect --json`") from None
+    except PermissionError:
+        raise AllocsimError(f"snapshot {p} is not readable by this user (permission denied)") from None
+    except UnicodeDecodeError:
+        raise DataError(f"snapshot {label(p)} is not UTF-8 text, so not a snapshot written by `inspect --json`") from None
+    except OSError as exc:
+        raise AllocsimError(f"snapshot {p} could not be read: {exc.strerror or exc}") from None
     try:
-        return str(p.resolve().relative_to(DATA.parent))
-    except ValueError:
-        return str(p)
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"snapshot {label(p)} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    return Reading.from_json(doc, f"snapshot {label(p)}")
+
+
+def shipped_snapshots() -> dict[Path, Reading]:
+    """Every snapshot in ``data/snapshots/``, each checked."""
+    return {p: read_snapshot(p) for p in sorted(snapshots_dir().glob("*.json"))}
 
 
 def default_snapshot() -> Path:
-    """The newest snapshot shipped in ``data/snapshots/`` (by the time it was taken)."""
-    found = []
-    for p in sorted(SNAPSHOTS.glob("*.json")):
-        try:
-            found.append((json.loads(p.read_text()).get("taken", ""), p))
-        except (OSError, json.JSONDecodeError):
-            continue
+    """The newest snapshot shipped in ``data/snapshots/`` (by the time it was taken); every one is checked."""
+    found = sorted((r.taken, p) for p, r in shipped_snapshots().items())
     if not found:
         raise DataError("data/snapshots/ holds no kernel snapshot (*.json)")
-    return max(found)[1]
+    return found[-1][1]
 
 
 def live_usable(r: Reading) -> bool:
@@ -411,14 +473,15 @@ def compare(r: Reading, version: str | None = None) -> tuple[list[dict], dict]:
     dio_kernel = f.structs["iomap_dio"].size if "iomap_dio" in f.structs else None
     for item, msize, ksize_, what in (
             ("kmalloc(sizeof(struct iomap_dio))", dio_model, dio_kernel, "iomap_dio"),
-            ("patch: kmalloc(8 + sizeof(struct iomap_dio))", dio_model + header,
+            (f"patch: kmalloc({header} + sizeof(struct iomap_dio))", dio_model + header,
              None if dio_kernel is None else dio_kernel + header, "pcpu_cache_element + iomap_dio")):
         model = kconfig.kmalloc_cache_name(msize)
         kernel = next((n for size, n in buckets if size >= ksize_), None) if ksize_ is not None else None
         note = (f"{what}: model {msize} bytes" + (f", kernel {ksize_} bytes (BTF)" if ksize_ is not None else
                                                   ", kernel size unknown without BTF"))
         if item.startswith("patch"):
-            note += "; the 8-byte header is the patch's struct pcpu_cache_element (not in any released kernel)"
+            note += (f"; the {header}-byte header is the patch's struct pcpu_cache_element "
+                     "(sizeof, data/kernel/structs.yaml; not in any released kernel)")
         rows.append(_row("kmalloc class", item, "cache", model, kernel, note))
     summary["agree"] = sum(r_["verdict"] == AGREE for r_ in rows)
     summary["differ"] = sum(r_["verdict"] == DIFFER for r_ in rows)
@@ -466,59 +529,157 @@ def readings_table(r: Reading):
 # ---------------------------------------------------------------------------------------------------
 # CLI
 
-def _print_table(df, out) -> None:
-    out.write(df.to_string(index=False) + "\n")
+#: Columns the command's output fits in.
+WIDTH = 100
+
+
+def wrap_table(headers: list[str], rows: list[list], width: int = WIDTH, gap: int = 2) -> list[str]:
+    """Lines of a plain-text table no wider than ``width``: the widest columns are narrowed first and their
+    cells wrapped onto several lines (headers wrap at ``_`` and spaces)."""
+    cells = [[str(h).replace("_", " ") for h in headers]] + [["—" if c is None else str(c) for c in r] for r in rows]
+    ncol = len(headers)
+    values = [max([len(r[i]) for r in cells[1:]] or [0]) for i in range(ncol)]
+    words = [max(len(w) for w in (cells[0][i].split() or [""])) for i in range(ncol)]
+    widths = [max(len(cells[0][i]), values[i]) for i in range(ncol)]
+
+    def too_wide():
+        return sum(widths) + gap * (ncol - 1) > width
+
+    # first let headers wrap onto more lines, then narrow the widest column (down to 6 characters)
+    for floor in ([max(v, w) for v, w in zip(values, words)], [min(max(v, w), 6) for v, w in zip(values, words)]):
+        while too_wide():
+            wide = [i for i in range(ncol) if widths[i] > floor[i]]
+            if not wide:
+                break
+            widths[max(wide, key=lambda i: widths[i] - floor[i])] -= 1
+    out = []
+    for k, row in enumerate(cells):
+        parts = [textwrap.wrap(c, w, break_on_hyphens=False) or [""] for c, w in zip(row, widths)]
+        for j in range(max(len(p) for p in parts)):
+            out.append((" " * gap).join((p[j] if j < len(p) else "").ljust(w) for p, w in zip(parts, widths)).rstrip())
+        if k == 0:
+            out.append((" " * gap).join("-" * w for w in widths))
+    return out
+
+
+def _para(text: str, prefix: str = "") -> str:
+    return textwrap.fill(text, WIDTH, initial_indent=prefix, subsequent_indent=" " * len(prefix),
+                         break_on_hyphens=False, break_long_words=True)
+
+
+def differences(rows: list[dict]) -> list[dict]:
+    """The rows worth a reader's attention: those that differ or could not be compared."""
+    return [r for r in rows if r["verdict"] in (DIFFER, NOT_COMPARED)]
+
+
+def report(r: Reading, said: str, rows: list[dict], summary: dict, show_all: bool = False) -> str:
+    """The text ``inspect`` prints: the summary first, then the reading, then the rows that differ or were
+    not compared (every row, and the caches as read, with ``show_all``). No line is wider than :data:`WIDTH`."""
+    n = len(rows)
+    n_input = sum(x["verdict"] == INPUT for x in rows)
+    taken = f", {n_input} taken as the model's input" if n_input else ""
+    lines = [_para(f"Summary: {summary['agree']} agree, {summary['differ']} differ, {summary['not_compared']} not "
+                   f"compared{taken} ({n} rows): kernel {summary['release']} against the "
+                   f"{summary['model_version']} model."),
+             _para(f"Reading: {said}"),
+             _para(f"Kernel {summary['release']} ({r.machine or 'unknown machine'}): CPUs present "
+                   f"{summary['cpus_present']}, possible {summary['cpus_possible']}, online {summary['cpus_online']}; "
+                   f"NUMA nodes {summary['numa_nodes']}; BTF: {summary['btf']}"),
+             _para(f"Model version {summary['model_version']}"
+                   + (f" ({summary['version_note']})" if summary["version_note"] else "")
+                   + f"; min_objects = {kconfig.min_objects_factor()} * (fls({summary['cpus_present']}) + 1) = "
+                   f"{summary['min_objects']}")]
+    lines += [_para(p, "problem: ") for p in summary["problems"]]
+    if show_all:
+        lines += ["", "Caches as read from /sys/kernel/slab:"]
+        df = readings_table(r)
+        lines += wrap_table(["cache", *df.columns], [[name, *vals] for name, vals in zip(df.index, df.values.tolist())])
+        shown = rows
+        lines += ["", f"Model vs kernel, all {n} rows:"]
+    else:
+        shown = differences(rows)
+        if not shown:
+            lines += ["", _para(f"No differences: every compared row agrees (--all lists all {n} rows).")]
+        else:
+            lines += ["", _para(f"Rows that differ or were not compared ({len(shown)} of {n}; --all lists every row):")]
+    cols = ["item", "quantity", "model", "kernel", "verdict", "note"]
+    for group in dict.fromkeys(x["group"] for x in shown):
+        lines += ["", f"{group}:"]
+        lines += wrap_table(cols, [[x[c] for c in cols] for x in shown if x["group"] == group])
+    return "\n".join(lines) + "\n"
+
+
+DESCRIPTION = """\
+Read this machine's kernel slab caches (/sys/kernel/slab) and struct layouts (BTF), or a saved
+snapshot, and compare them with the models of the same kernel version.
+
+The output starts with a summary (how many rows agree, differ or were not compared), then
+says what was read, then lists only the rows that differ or could not be compared. --all lists every
+row and the caches as read. Lines fit in 100 columns."""
+
+EPILOG = """\
+examples:
+  python -m allocsim inspect                            this machine's kernel
+  python -m allocsim inspect --json mine.json           save the reading as a snapshot
+  python -m allocsim inspect --snapshot mine.json --version 7.0
+                                                        a snapshot against the 7.0 model
+
+Bad input (a snapshot that is not one, a directory, a missing output directory) stops with one
+sentence and exit status 2."""
+
+
+def _check_output(path: str) -> Path:
+    """Where ``--json`` writes, refused before anything is read if it cannot be written there."""
+    p = Path(path)
+    if p.is_dir():
+        raise AllocsimError(f"--json {path} is a directory; give a file name such as {p / 'mine.json'}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise AllocsimError(f"cannot write the snapshot to {path}: the directory {parent} does not exist")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m allocsim inspect``: print the readings and the model-vs-kernel table."""
-    ap = argparse.ArgumentParser(prog="python -m allocsim inspect",
-                                 description="Read this machine's kernel slab caches (/sys/kernel/slab) and struct "
-                                             "layouts (BTF) and compare them with the models.")
+    """``python -m allocsim inspect``: print the summary, the reading and the model-vs-kernel differences."""
+    ap = argparse.ArgumentParser(prog="python -m allocsim inspect", description=DESCRIPTION, epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--snapshot", metavar="PATH", help="compare this snapshot instead of the live kernel")
     ap.add_argument("--json", metavar="PATH", help="write the live reading as a snapshot to PATH")
     ap.add_argument("--root", metavar="DIR", default="/", help="read /proc and /sys below DIR (default /)")
     ap.add_argument("--version", metavar="V", help="compare with this model version (default: the kernel's)")
+    ap.add_argument("--all", action="store_true", help="list every row (and the caches as read), not only differences")
     args = ap.parse_args(argv)
     out = sys.stdout
     try:
         if args.snapshot and args.json:
             raise AllocsimError("--json writes a live reading; it cannot be combined with --snapshot")
         if args.snapshot:
-            r, said = read_snapshot(args.snapshot), None
+            r = read_snapshot(args.snapshot)
             said = f"snapshot: {r.source.removeprefix('snapshot ')} (kernel {r.release}, taken {r.taken})"
         else:
+            target = _check_output(args.json) if args.json else None
             live = read_live(args.root)
-            if args.json:
+            if target is not None:
                 if not live_usable(live):
                     raise AllocsimError("the live kernel could not be read, so no snapshot was written: "
                                         + ("; ".join(live.notes) or "no kmalloc caches found"))
-                Path(args.json).write_text(json.dumps(live.to_json(), indent=1, sort_keys=False) + "\n")
-                print(f"wrote {args.json} (kernel {live.release}, {len(live.caches)} caches, "
-                      f"{len(live.structs)} structs from BTF)", file=out)
+                try:
+                    target.write_text(json.dumps(live.to_json(), indent=1, sort_keys=False) + "\n")
+                except OSError as exc:
+                    raise AllocsimError(f"cannot write the snapshot to {args.json}: {exc.strerror or exc}") from None
+                print(_para(f"wrote {args.json} (kernel {live.release}, {len(live.caches)} caches, "
+                            f"{len(live.structs)} structs from BTF)"), file=out)
             if live_usable(live):
                 r, said = live, f"live: this machine's kernel {live.release}, read at {live.taken}"
             else:
                 r, said = load("snapshot")
-                print("note: this machine's kernel could not be read (" + ("; ".join(live.notes) or "incomplete")
-                      + "); showing the shipped snapshot instead", file=out)
+                print(_para("note: this machine's kernel could not be read (" + ("; ".join(live.notes) or "incomplete")
+                            + "); showing the shipped snapshot instead"), file=out)
         rows, summary = compare(r, args.version)
     except AllocsimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"Reading: {said}", file=out)
-    print(f"Kernel {summary['release']} ({r.machine or 'unknown machine'}): CPUs present {summary['cpus_present']}, "
-          f"possible {summary['cpus_possible']}, online {summary['cpus_online']}; NUMA nodes {summary['numa_nodes']}; "
-          f"BTF: {summary['btf']}", file=out)
-    print(f"Model version {summary['model_version']}" + (f" ({summary['version_note']})" if summary["version_note"] else "")
-          + f"; min_objects = 4 * (fls({summary['cpus_present']}) + 1) = {summary['min_objects']}", file=out)
-    for p in summary["problems"]:
-        print(f"problem: {p}", file=out)
-    print("\nCaches as read from /sys/kernel/slab:", file=out)
-    out.write(readings_table(r).to_string() + "\n")
-    print("\nModel vs kernel:", file=out)
-    _print_table(table(condense(rows)), out)
-    print(f"\n{summary['agree']} agree, {summary['differ']} differ, {summary['not_compared']} not compared", file=out)
+    out.write(report(r, said, rows, summary, show_all=args.all))
     return 0
 
 

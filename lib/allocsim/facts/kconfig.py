@@ -14,42 +14,37 @@ no KASAN metadata, no ``slab_min_order=`` / ``slab_max_order=`` / ``slab_min_obj
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 
-from allocsim.facts.errors import AllocsimError, DataError
+from allocsim.facts.errors import AllocsimError
 from allocsim.facts.datafile import kernel_yaml
 from allocsim.facts import structs as layout
 from allocsim.facts.versions import VERSIONS, check_version, family  # noqa: F401  (kconfig.VERSIONS, kconfig.check_version)
-from allocsim.facts.paths import DATA
 
 
 _yaml = kernel_yaml
 
 
 def kmalloc_sizes() -> tuple[int, ...]:
-    doc = _yaml("kmalloc.yaml")
-    sizes = doc.get("sizes")
-    if not isinstance(sizes, list) or not all(isinstance(s, int) and s > 0 for s in sizes) or sizes != sorted(sizes):
-        raise DataError("data/kernel/kmalloc.yaml: field 'sizes' must be a rising list of positive integers")
-    return tuple(sizes)
+    """The object sizes of the kmalloc caches ``create_kmalloc_caches()`` creates (``data/kernel/kmalloc.yaml``)."""
+    return tuple(_yaml("kmalloc.yaml")["sizes"])
 
 
 def kmalloc_size(size: int) -> int:
     """The object size of the kmalloc cache a request of ``size`` bytes lands in — mirrors
-    ``kmalloc_slab()`` (sizes <= 192 through ``kmalloc_size_index``, larger to the next power of
-    two). Raises for sizes above ``KMALLOC_MAX_CACHE_SIZE`` (those bypass slab: ``__kmalloc_large_node``)."""
+    ``kmalloc_slab()`` (mm/slab.h): sizes up to ``small_rule_max`` (192) through the
+    ``kmalloc_size_index[]`` table, i.e. the smallest cache that fits (8, 16, 32, 64, 96, 128, 192), larger
+    sizes to the next power of two (``fls(size - 1)``). Raises for sizes above ``KMALLOC_MAX_CACHE_SIZE``
+    (those bypass slab: ``__kmalloc_large_node``)."""
     doc = _yaml("kmalloc.yaml")
-    if not isinstance(size, int) or size < 1:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise AllocsimError(f"kmalloc size must be a positive integer number of bytes, not {size!r}")
     if size > doc["kmalloc_max_cache_size"]:
         raise AllocsimError(f"kmalloc size {size} is above KMALLOC_MAX_CACHE_SIZE ({doc['kmalloc_max_cache_size']}); such requests bypass the slab caches")
-    for s in kmalloc_sizes():
-        if s >= size:
-            return s
-    raise AssertionError("unreachable: sizes end at kmalloc_max_cache_size")
+    if size <= doc["small_rule_max"]:
+        return next(s for s in kmalloc_sizes() if s >= size)
+    return 1 << (size - 1).bit_length()
 
 
 def kmalloc_size_roundup(size: int) -> int:
@@ -76,34 +71,29 @@ def kmalloc_cache_name(size: int) -> str:
 # Kernel versions
 
 def _slub() -> dict:
-    doc = _yaml("slub.yaml")
-    need_int = ("page_size", "slub_max_order", "slub_min_order", "max_page_order", "max_objs_per_page",
-                "min_objects_factor", "min_partial", "max_partial")
-    for key in need_int:
-        if not isinstance(doc.get(key), int) or isinstance(doc.get(key), bool) or doc[key] < 0:
-            raise DataError(f"data/kernel/slub.yaml: field {key!r} must be a non-negative integer")
-    for key in ("versions", "waste_fractions", "cpu_partial_tiers"):
-        if not isinstance(doc.get(key), list) or not doc[key]:
-            raise DataError(f"data/kernel/slub.yaml: field {key!r} must be a non-empty list")
-    return doc
+    """``data/kernel/slub.yaml``, checked against its schema (:data:`allocsim.facts.datafile.KERNEL_SCHEMAS`)."""
+    return _yaml("slub.yaml")
 
 
 def _sheaves() -> dict:
-    doc = _yaml("sheaves.yaml")
-    for key in ("capacity_tiers",):
-        if not isinstance(doc.get(key), list) or not doc[key]:
-            raise DataError(f"data/kernel/sheaves.yaml: field {key!r} must be a non-empty list")
-    return doc
+    return _yaml("sheaves.yaml")
 
 
 # ---------------------------------------------------------------------------------------------------
 # Slab geometry: mm/slub.c calculate_order(), calc_slab_order(), set_cpu_partial(), kmem_cache_open()
 
-_MAX_CPUS = 8192  # CONFIG_NR_CPUS upper bound on x86-64 (CONFIG_MAXSMP)
+def nr_cpus_max() -> int:
+    """The most CPUs an x86-64 kernel can be built for (``NR_CPUS_RANGE_END``, ``data/kernel/slub.yaml``):
+    the upper bound of every CPU count the models and the chapters accept."""
+    return _slub()["nr_cpus_max"]
 
 
-def _page_size() -> int:
+def page_size() -> int:
+    """``PAGE_SIZE`` (``data/kernel/slub.yaml``)."""
     return _slub()["page_size"]
+
+
+_page_size = page_size
 
 
 def _fls(x: int) -> int:
@@ -133,9 +123,14 @@ def _check_size(size, what: str = "slab object size") -> int:
 
 
 def _check_cpus(n, what: str) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= _MAX_CPUS:
-        raise AllocsimError(f"{what} must be an integer from 1 to {_MAX_CPUS}, not {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= nr_cpus_max():
+        raise AllocsimError(f"{what} must be an integer from 1 to {nr_cpus_max()}, not {n!r}")
     return n
+
+
+def min_objects_factor() -> int:
+    """The 4 of ``calculate_order()``'s ``min_objects = 4 * (fls(nr_cpus) + 1)`` (``data/kernel/slub.yaml``)."""
+    return _slub()["min_objects_factor"]
 
 
 def min_objects(ncpu_present: int, ncpu_possible: int | None = None) -> int:
@@ -144,7 +139,7 @@ def min_objects(ncpu_present: int, ncpu_possible: int | None = None) -> int:
     nr_cpus = _check_cpus(ncpu_present, "the number of present CPUs")
     if nr_cpus <= 1 and ncpu_possible is not None:
         nr_cpus = _check_cpus(ncpu_possible, "the number of possible CPUs")
-    return _slub()["min_objects_factor"] * (_fls(nr_cpus) + 1)
+    return min_objects_factor() * (_fls(nr_cpus) + 1)
 
 
 def _calc_slab_order(size: int, min_order: int, max_order: int, fract_leftover: int) -> int:
@@ -199,13 +194,9 @@ def min_partial(size: int) -> int:
     return max(doc["min_partial"], min(doc["max_partial"], (size.bit_length() - 1) // 2))
 
 
-def _tier(tiers: list, size: int, key: str, fname: str) -> int:
-    for row in tiers:
-        if not isinstance(row, dict) or not isinstance(row.get("min_size"), int) or not isinstance(row.get(key), int):
-            raise DataError(f"data/kernel/{fname}: every tier needs integer 'min_size' and {key!r}, not {row!r}")
-        if size >= row["min_size"]:
-            return row[key]
-    raise DataError(f"data/kernel/{fname}: the tiers must end with min_size 0")
+def _tier(tiers: list, size: int, key: str) -> int:
+    """The first tier with ``size >= min_size`` (the schema makes the tiers fall and end at 0)."""
+    return next(row[key] for row in tiers if size >= row["min_size"])
 
 
 def set_cpu_partial(size: int, objs_per_slab: int, version: str) -> tuple[int, int]:
@@ -219,7 +210,7 @@ def set_cpu_partial(size: int, objs_per_slab: int, version: str) -> tuple[int, i
         raise AllocsimError(f"objects per slab must be a positive integer, not {objs_per_slab!r}")
     if not family(v).cpu_slab:
         return 0, 0
-    nr = _tier(_slub()["cpu_partial_tiers"], size, "objects", "slub.yaml")
+    nr = _tier(_slub()["cpu_partial_tiers"], size, "objects")
     return nr, math.ceil(nr * 2 / objs_per_slab)
 
 
@@ -231,13 +222,17 @@ def sheaf_header() -> int:
     return layout.offsetof("slab_sheaf", "objects")
 
 
-def _pointer_size() -> int:
-    return layout.load("slab_sheaf").field("cache").size
+def pointer_size() -> int:
+    """``sizeof(void *)`` on x86-64: the ``pointer`` scalar of ``data/kernel/structs.yaml``."""
+    return layout.scalar_size("pointer")
+
+
+_pointer_size = pointer_size
 
 
 def sheaf_capacity_base(size: int) -> int:
     """The 7.0 base capacity by ``s->size``: 4 (>= PAGE_SIZE), 12 (>= 1024), 26 (>= 256), else 60."""
-    return _tier(_sheaves()["capacity_tiers"], _check_size(size), "capacity", "sheaves.yaml")
+    return _tier(_sheaves()["capacity_tiers"], _check_size(size), "capacity")
 
 
 def _max_request() -> int:

@@ -8,5 +8,4 @@ from pathlib import Path
 
 ROOT = Path(os.environ.get("ALLOCSIM_ROOT", Path(__file__).resolve().parents[3]))
 DATA = ROOT / "data"
-CHAPTERS = ROOT / "chapters"
 BUILD = ROOT / "_build"

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from allocsim.facts.errors import AllocsimError, DataError
-from allocsim.facts.datafile import kernel_yaml as _yaml
-from allocsim.facts.versions import check_version
+from allocsim.facts.datafile import kernel_yaml as _yaml, on_clear
+from allocsim.facts.versions import VERSIONS, check_version
 
 _FILE = "data/kernel/structs.yaml"
 
@@ -106,12 +106,37 @@ def _align_up(x: int, a: int) -> int:
     return (x + a - 1) // a * a
 
 
+_CHECKED: list[dict] = []
+
+
+@on_clear
+def _forget() -> None:
+    _CHECKED.clear()
+    load.cache_clear()
+
+
 def _doc() -> dict:
+    """``data/kernel/structs.yaml``; on first read every scalar and every struct is checked (laid out once
+    for each known kernel version), so a malformed entry is refused when the file is loaded."""
     doc = _yaml("structs.yaml")
-    for key in ("scalars", "structs"):
-        if not isinstance(doc.get(key), dict):
-            raise DataError(f"{_FILE}: field {key!r} must be a mapping")
+    if not any(d is doc for d in _CHECKED):
+        for name in doc["scalars"]:
+            _scalar(doc, name)
+        for name, spec in doc["structs"].items():
+            if not isinstance(spec, dict) or not str(spec.get("source", "")).strip():
+                raise DataError(f"{_FILE}: struct {name!r} needs a 'source' (file and kernel version)")
+            for v in VERSIONS:
+                _compose(doc, spec, f"struct {name}", (name,), v)
+        _CHECKED.append(doc)
     return doc
+
+
+def scalar_size(name: str) -> int:
+    """``sizeof`` a scalar type of ``data/kernel/structs.yaml`` (``"pointer"`` is ``sizeof(void *)``)."""
+    doc = _doc()
+    if name not in doc["scalars"]:
+        raise AllocsimError(f"unknown scalar type {name!r}; the known scalars are: {', '.join(doc['scalars'])}")
+    return _scalar(doc, name).size
 
 
 def _scalar(doc: dict, name: str) -> _Type:

@@ -12,14 +12,15 @@ from allocsim.facts.errors import AllocsimError, DataError
 
 
 def _versions() -> tuple[str, ...]:
-    vs = kernel_yaml("slub.yaml").get("versions")
-    if not isinstance(vs, list) or not vs or not all(isinstance(v, str) and re.fullmatch(r"\d+\.\d+", v) for v in vs):
-        raise DataError("data/kernel/slub.yaml: field 'versions' must be a non-empty list of \"MAJOR.MINOR\" strings")
-    return tuple(vs)
-
-
-#: The kernel versions the models know (``data/kernel/slub.yaml``), oldest first.
-VERSIONS: tuple[str, ...] = _versions()
+    """``data/kernel/slub.yaml`` ``versions`` (its schema: "MAJOR.MINOR" strings, oldest first, each once),
+    refused unless every version has what the models need: a row in :data:`FAMILY_OF`."""
+    vs = tuple(kernel_yaml("slub.yaml")["versions"])
+    for v in vs:
+        if FAMILY_OF.get(v) not in FAMILIES:
+            raise DataError(f"data/kernel/slub.yaml: field 'versions' lists {v}, which has no row in "
+                            f"allocsim.facts.versions.FAMILY_OF (a version needs one: its model family, one of "
+                            f"{', '.join(FAMILIES)})")
+    return vs
 
 _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?(?:-rc\d+)?(?:[-+_~].*)?$")
 
@@ -72,6 +73,18 @@ FAMILY_OF: dict[str, str] = {
     "6.19": "cpu-slab",
     "7.0": "sheaves",
 }
+
+
+#: The kernel versions the models know (``data/kernel/slub.yaml``), oldest first.
+VERSIONS: tuple[str, ...] = _versions()
+
+
+def reload() -> tuple[str, ...]:
+    """Read the versions again (after a test pointed :data:`allocsim.facts.paths.DATA` elsewhere or added a
+    :data:`FAMILY_OF` row); modules that imported ``VERSIONS`` by name keep their copy."""
+    global VERSIONS
+    VERSIONS = _versions()
+    return VERSIONS
 
 
 def family(v) -> Family:

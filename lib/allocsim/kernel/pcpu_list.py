@@ -65,6 +65,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from allocsim.facts import bypass
 from allocsim.facts import costs as _costs
 from allocsim.facts.errors import AllocsimError
 from allocsim.kernel.result import Result
@@ -512,7 +513,7 @@ def memory_table(cpus=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), max_nr: int
     return pd.DataFrame(rows)
 
 
-BYPASS_COLUMNS = {"patch": "per-CPU list (patch v3)", "bio": "bio cache (block/bio.c)", "slub": "SLUB (kmalloc / sheaves)"}
+BYPASS_COLUMNS = bypass.CACHES
 
 
 def bypass_table(columns=("patch", "bio", "slub")):
@@ -520,25 +521,11 @@ def bypass_table(columns=("patch", "bio", "slub")):
     ``slub``) what that cache does, followed by its source in brackets."""
     import pandas as pd
 
-    from allocsim.facts.errors import DataError
-    from allocsim.facts.paths import DATA
-
     for c in columns:
         if c not in BYPASS_COLUMNS:
             raise AllocsimError(f"bypass table column must be one of {', '.join(BYPASS_COLUMNS)}, not {c!r}")
-    from allocsim.facts.datafile import read_yaml
-
-    doc = read_yaml(DATA / "bypass.yaml")
-    if not isinstance(doc, dict) or not str(doc.get("source", "")).strip():
-        raise DataError("data/bypass.yaml: field 'source' is missing")
-    items = doc.get("items")
-    if not isinstance(items, list) or not items:
-        raise DataError("data/bypass.yaml: field 'items' must be a non-empty list")
     rows = []
-    for i, it in enumerate(items, start=1):
-        for c in ("item",) + tuple(k for col in BYPASS_COLUMNS for k in (col, f"{col}_source")):
-            if not isinstance(it, dict) or not str(it.get(c, "")).strip():
-                raise DataError(f"data/bypass.yaml item {i}: field {c!r} is missing or empty; every cell needs text and a source")
+    for it in bypass.load():
         row = {"item": it["item"]}
         for c in columns:
             row[BYPASS_COLUMNS[c]] = f"{it[c]} [{it[c + '_source']}]"

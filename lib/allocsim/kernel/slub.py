@@ -110,7 +110,7 @@ def configure(program: Program, kernel: str = "7.0", object_size: int = 256, she
         raise AllocsimError("slub.run program must have at least one CPU")
     if ncpu_present is None:
         ncpu_present = ncpu
-    ncpu_present = _check_int("ncpu_present", ncpu_present, ncpu, 8192)
+    ncpu_present = _check_int("ncpu_present", ncpu_present, ncpu, kconfig.nr_cpus_max())
     if cpus_per_node is None:
         cpus_per_node = ncpu
     cpus_per_node = _check_int("cpus_per_node", cpus_per_node, 1, ncpu)
@@ -139,7 +139,7 @@ def _peak_live(program: Program) -> int:
 
 def _sheaf_lines(capacity: int) -> int:
     """64-byte lines ``kzalloc()`` zeroes for a sheaf of ``capacity`` pointers."""
-    return -(-(kconfig.sheaf_header() + 8 * capacity) // 64)
+    return -(-(kconfig.sheaf_header() + kconfig.pointer_size() * capacity) // 64)
 
 
 def new_model_state(cfg: SlubConfig, program: Program, cost_vector: np.ndarray, scale: int = 1):

@@ -26,5 +26,30 @@ def plain(value):
 def glue(key: str, value, display: bool = False):
     from myst_nb import glue as _glue
 
-    value = plain(value)
+    value = glue_markdown(plain(value))
     return _glue(key, value, display=display)
+
+
+class Md(str):
+    """Text glued as Markdown (pasted with ``{glue:md}``): a cache name in backticks, a sentence with a link."""
+
+
+def glue_markdown(value):
+    """``value`` as myst-nb should record it: :class:`Md` → an IPython ``Markdown`` object."""
+    if isinstance(value, Md):
+        from IPython.display import Markdown
+
+        return Markdown(str(value))
+    return value
+
+
+def glue_all(section, prefix: str = ""):
+    """Glue every field of a dataclass under its own name (``prefix`` + field name), so a chapter's
+    section is one call: the keys are the dataclass's field names, never list positions. Fields whose
+    name starts with ``_`` are not glued. Returns ``section``."""
+    from dataclasses import fields
+
+    for f in fields(section):
+        if not f.name.startswith("_"):
+            glue(prefix + f.name, glue_markdown(getattr(section, f.name)))
+    return section

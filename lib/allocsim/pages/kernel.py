@@ -3,6 +3,8 @@ comparison themselves are :mod:`allocsim.facts.inspect`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import altair as alt
 import pandas as pd
 
@@ -10,6 +12,8 @@ from allocsim.facts import versions
 from allocsim.pages import charts
 from allocsim.facts import inspect
 from allocsim.facts import kconfig
+from allocsim.facts import structs
+from allocsim.pages.glue import Md
 
 #: CPU counts the geometry chart sweeps (present CPUs; 1 stands for a machine whose nr_cpu_ids is also 1)
 CPU_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 192, 256, 512, 1024)
@@ -142,7 +146,7 @@ def geometry_curves(version: str, sizes=CHART_SIZES, cpus=CPU_SWEEP) -> pd.DataF
         for n in cpus:
             g = kconfig.cache_geometry(size, n, version)
             rows.append({"cache": g.name, "size": size, "cpus": n, "objs_per_slab": g.objs_per_slab,
-                         "order": g.order, "slab_kib": (4096 << g.order) // 1024,
+                         "order": g.order, "slab_kib": (kconfig.page_size() << g.order) // 1024,
                          "min_objects": kconfig.min_objects(n)})
     return pd.DataFrame(rows)
 
@@ -170,3 +174,77 @@ def geometry_chart(rows: list[dict], summary: dict, version: str) -> alt.Chart:
     return alt.layer(*layers).properties(
         title=alt.TitleParams(f"calculate_order() ({version} model) and the kernel's readings",
                               subtitle="lines: model; black diamonds: /sys/kernel/slab/<cache>/objs_per_slab"))
+
+
+#: The object size of the thread's module benchmark ("When I tested 256-byte objects").
+THREAD_OBJECT_SIZE = 256
+
+
+@dataclass(frozen=True)
+class SheafSizes:
+    """The 7.0 default sheaf capacities the section quotes, and the arithmetic behind the thread's "26"."""
+
+    header_bytes: int
+    pointer_bytes: int
+    dio_cache: Md
+    cap96_70: int
+    big_size: int
+    big_cache: Md
+    cap256_70: int
+    base256: int
+    sheaf_bytes_26: int
+    sheaf_bucket_26: int
+
+
+def sheaf_sizes(dio_size: int, big: int = THREAD_OBJECT_SIZE, version: str | None = None) -> SheafSizes:
+    """``dio_size``: the model's ``sizeof(struct iomap_dio)``; ``big``: the thread's benchmark object."""
+    v = version or versions.newest()
+    base = kconfig.sheaf_capacity_base(big)
+    ptr = kconfig.pointer_size()
+    return SheafSizes(kconfig.sheaf_header(), ptr, Md(f"`{kconfig.kmalloc_cache_name(dio_size)}`"),
+                      kconfig.calculate_sheaf_capacity(dio_size, 0, v), big, Md(f"`{kconfig.kmalloc_cache_name(big)}`"),
+                      kconfig.calculate_sheaf_capacity(big, 0, v), base, kconfig.sheaf_header() + ptr * base,
+                      kconfig.sheaf_alloc_size(base))
+
+
+@dataclass(frozen=True)
+class Dio:
+    """``struct iomap_dio`` in the model and in the reading, and the kmalloc class of the patch's element."""
+
+    dio_model: int
+    dio_kernel: Md
+    hdr: int
+    elem: int
+    elem_bucket: int
+    elem_slack: int
+    dio_class: Md
+    elem_class: Md
+
+
+def dio_section(facts: inspect.Facts, version: str) -> Dio:
+    k = facts.structs["iomap_dio"].size if "iomap_dio" in facts.structs else None
+    m, hdr = structs.sizeof("iomap_dio", version), structs.sizeof("pcpu_cache_element")
+    bucket = kconfig.kmalloc_size(m + hdr)
+    return Dio(m, Md(f"{k} bytes" if k is not None else "unknown (no BTF in this reading)"), hdr, m + hdr, bucket,
+               bucket - (m + hdr), Md(f"`{kconfig.kmalloc_cache_name(m)}`"), Md(f"`{kconfig.kmalloc_cache_name(m + hdr)}`"))
+
+
+@dataclass(frozen=True)
+class ReadingSummary:
+    """Which kernel the page shows and how the comparison came out, for the prose."""
+
+    said: Md
+    release: Md
+    model_v: Md
+    ncpu: int
+    min_objects: int
+    n_rows: int
+    n_agree: int
+    n_differ: int
+    n_not: int
+
+
+def reading_summary(said: str, summary: dict, rows: list[dict]) -> ReadingSummary:
+    """From :func:`allocsim.facts.inspect.load` and :func:`allocsim.facts.inspect.compare`."""
+    return ReadingSummary(Md(said), Md(f"`{summary['release']}`"), Md(summary["model_version"]), summary["cpus_present"],
+                          summary["min_objects"], len(rows), summary["agree"], summary["differ"], summary["not_compared"])

@@ -12,12 +12,13 @@ import pandas as pd
 from allocsim.pages import charts
 from allocsim.facts import costs
 from allocsim.pages import params
+from allocsim.pages.specs import CLOCK_GHZ
 
 KEY_PACKAGES = ("numba", "numpy", "pandas", "altair", "papermill", "jupytext", "jupyter-book", "myst-nb", "Sphinx",
                 "vl-convert-python", "hypothesis", "pytest", "playwright")
 
 
-def cost_frame(name: str = "default", clock_ghz: float = 4.0) -> pd.DataFrame:
+def cost_frame(name: str = "default", clock_ghz: float = CLOCK_GHZ) -> pd.DataFrame:
     f = costs.load(name).frame()
     f["ns"] = f["cycles"] / clock_ghz
     return f[["key", "cycles", "low", "high", "ns", "what", "machine", "source", "tag"]]
@@ -33,13 +34,26 @@ def cost_rows(tbl: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def log_ticks(high: float) -> list[float]:
+    """Tick values for a (symmetric) log axis from 0 up to ``high``: 0, 1, 2, 5, 10, 20, 50, … — so the
+    small costs, where most entries lie, have ticks too."""
+    ticks, decade = [0.0], 1.0
+    while decade <= high:
+        ticks += [v * decade for v in (1, 2, 5) if v * decade <= high * 2]
+        decade *= 10
+    return ticks
+
+
 def cost_chart(name: str = "default") -> alt.Chart:
+    """Each primitive's cost (point) and cited range (bar), on a symmetric log axis with ticks at 1-2-5."""
     f = costs.load(name).frame()
+    ticks = log_ticks(float(f["high"].max()))
     base = alt.Chart(f).encode(y=alt.Y("key:N", title=None, sort=list(costs.KEYS), axis=alt.Axis(labelLimit=200)))
     tooltip = [alt.Tooltip("key:N"), alt.Tooltip("cycles:Q"), alt.Tooltip("low:Q"), alt.Tooltip("high:Q"),
                alt.Tooltip("what:N"), alt.Tooltip("machine:N"), alt.Tooltip("source:N")]
     rng = base.mark_rule(strokeWidth=3, color="#bbb").encode(
-        x=alt.X("low:Q", title=charts.axis("cost per operation, log scale", "cycles"), scale=alt.Scale(type="symlog")),
+        x=alt.X("low:Q", title=charts.axis("cost per operation, log scale", "cycles"),
+                scale=alt.Scale(type="symlog", domain=[0, ticks[-1]]), axis=alt.Axis(values=ticks, format="d")),
         x2="high:Q", tooltip=tooltip)
     pt = base.mark_point(filled=True, size=90, color=charts.ACCENT).encode(x="cycles:Q", tooltip=tooltip)
     return (rng + pt).properties(title=alt.Title(f"Cost table '{name}'", subtitle="point: value used; bar: cited range"),

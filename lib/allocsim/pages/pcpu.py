@@ -1,21 +1,31 @@
 """Analysis and charts for chapter 2 ("The per-CPU cache patch"): the io_uring scenarios run through
 :mod:`allocsim.kernel.pcpu_list`, the point where the private list stops paying, memory, and the pictures.
-The chapter only calls these functions; everything here takes the chapter's parameter namespace ``P``
-(see ``allocsim/specs/02_pcpu.py``) or plain values.
+The chapter calls one function per section and glues the dataclass it returns
+(:func:`allocsim.pages.glue.glue_all`: each glue key is a field name); everything here takes the chapter's
+parameter namespace ``P`` (see ``allocsim/pages/specs/02_pcpu.py``) or plain values.
+
+Every run is the io_uring workload of :func:`allocsim.workloads.adapter.io_uring` — the same mapping and
+the same base work per IO as chapters 3 and 5, so a quantity such as 7.0 ``kmalloc`` cycles per IO has
+one value in the book.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
-from allocsim.pages import charts
-from allocsim.workloads import iouring
+from allocsim.facts import costs as _costs
+from allocsim.facts import structs
+from allocsim.facts import thread
 from allocsim.kernel import pcpu_list as pl
+from allocsim.pages import charts
+from allocsim.pages.glue import Md
+from allocsim.workloads import adapter
+from allocsim.workloads import iouring
 
 LIST, KMALLOC = "per-CPU list", "kmalloc"
 
@@ -27,17 +37,35 @@ def _two_colors(field: str = "allocator") -> alt.Color:
 
 
 # ------------------------------------------------------------------------------------------------
+# The workload in words (chapters 2 and 3 describe the run their parameters set up)
+
+
+def _share_pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def completion_words(cfg: iouring.IOUring) -> str:
+    """Where the frees of ``cfg`` run, in words: one context when a single share is 1, else each share."""
+    kinds = [(cfg.hardirq_share, "in the completion interrupt (hardirq context, as with `t/io_uring -p0`)"),
+             (cfg.task_share, "in the submitting task, which polls for its completions (`-p1`)"),
+             (cfg.softirq_share, "in the block softirq, where blk-mq redirects a completion")]
+    used = [(s, w) for s, w in kinds if s > 0]
+    text = used[0][1] if len(used) == 1 else "; ".join(f"{_share_pct(s)} {w}" for s, w in used)
+    if cfg.cross_cpu_share > 0:
+        text += f" — and {_share_pct(cfg.cross_cpu_share)} of them on another CPU than the submitter's"
+    return text
+
+
+def workload_words(cfg: iouring.IOUring) -> str:
+    """The run ``cfg`` sets up, as a clause: submitters, depth, batches and completion order."""
+    who = "one submitter thread" if cfg.submitters == 1 else f"{cfg.submitters} submitter threads, one per CPU,"
+    order = "in submission order" if cfg.completion_order == "fifo" else "in random order"
+    return (f"{who} with {cfg.queue_depth} IOs in flight, submitted in batches of {cfg.submit_batch} and reaped "
+            f"in batches of {cfg.complete_batch}, completed {order}")
+
+
+# ------------------------------------------------------------------------------------------------
 # Running the model
-
-def workload(P, **overrides) -> iouring.IOUring:
-    """The io_uring run the chapter's parameters describe (``overrides`` replace fields)."""
-    cfg = iouring.IOUring(
-        submitters=P.submitters, queue_depth=P.queue_depth, submit_batch=P.submit_batch,
-        complete_batch=P.complete_batch, ios=P.ios, task_share=P.task_share, hardirq_share=P.hardirq_share,
-        softirq_share=P.softirq_share, cross_cpu_share=P.cross_cpu_share, completion_order=P.completion_order,
-        warmup=P.warmup, seed=P.seed)
-    return replace(cfg, **overrides).validate()
-
 
 def list_model(P):
     """``Program -> Result``: the patch with the chapter's threshold, max_nr and kmalloc backend."""
@@ -49,16 +77,20 @@ def kmalloc_model(P):
     return lambda prog: pl.kmalloc_only(prog, kmalloc=P.kmalloc, kernel=P.kernel)
 
 
+#: Jesper Brouer's SLUB fast-path measurement, the stand-in's source (a public commit of the kernel).
+BROUER_COMMIT = "fbd02630c6e3"
+COMMIT_URL = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id={}"
+
+
 def backend_note(P) -> str:
     """A paragraph (Markdown) saying which kmalloc model this page used and what that implies."""
-    from allocsim.facts import costs as _costs
-
     if P.kmalloc == "standin":
         t = _costs.load()
         c = sum(t.cycles(k) * n for k, n in pl.STANDIN_CHARGES["kmalloc"])
         return (f"This page sends the misses and the refused frees to **the fixed-cost kmalloc stand-in**. It "
                 f"charges every `kmalloc` and every `kfree` {c:.0f} cycles: half of the SLUB fast-path "
-                "alloc+free pair Jesper Brouer measured (commit `fbd02630c6e3`). It never takes a slow path and "
+                "alloc+free pair Jesper Brouer measured (commit "
+                f"[`{BROUER_COMMIT}`]({COMMIT_URL.format(BROUER_COMMIT)})). It never takes a slow path and "
                 "does not care which CPU frees an object, so it flatters `kmalloc` wherever SLUB would take its "
                 "remote-free path; with the stand-in the `kernel` parameter only changes the memory comparison "
                 "below. Re-run with `kmalloc=\"slub\"` to send the misses through the SLUB model of the kernel "
@@ -72,11 +104,10 @@ def backend_note(P) -> str:
 def thread_note(P, saved_cycles: float) -> str:
     """A sentence (Markdown) setting the modelled saving per IO (interrupt completions) against the
     thread's IOPS figures for the kernel this page models (6.19 with the stand-in)."""
-    from allocsim.facts import thread
     from allocsim.pages import thread as thread_views
 
     f = thread.iops_figures().set_index(["kernel", "allocator"])["miops"]
-    kern = {"7.0": "7.0-rc4", "6.19": "6.19"}.get(P.kernel if P.kmalloc == "slub" else "6.19")
+    kern = thread_kernel(P.kernel if P.kmalloc == "slub" else "6.19")
     if kern is None:
         return (f"The thread has no IOPS figures for {P.kernel}, so the modelled saving of {saved_cycles:.0f} "
                 "cycles per IO has nothing to be set against here.")
@@ -93,10 +124,19 @@ def thread_note(P, saved_cycles: float) -> str:
             "chapter compares all six figures with the models.")
 
 
+def thread_kernel(version: str) -> str | None:
+    """The thread's label for the kernel the models call ``version`` ("7.0" → "7.0-rc4"), or None if the
+    thread has no IOPS figures for it."""
+    from allocsim.facts import kconfig
+
+    labels = {kconfig.check_version(k): k for k in thread.iops_figures()["kernel"].unique()}
+    return labels.get(version)
+
+
 def steady(P, **overrides) -> dict:
     """Steady-state figures per IO for one scenario: hit rate, splices, kmalloc/kfree calls, cycles
     per IO with the list and without it, and the objects left cached once every IO has completed."""
-    cfg = workload(P, **overrides)
+    cfg = adapter.io_uring(P, **overrides)
     ss = iouring.steady_state(list_model(P), cfg)
     base = iouring.steady_state(kmalloc_model(P), cfg)
     after = list_model(P)(iouring.program(replace(cfg, drain=True)))
@@ -207,6 +247,200 @@ def list_lengths(program, event_path, cpu: int = 0, events: int | None = None) -
 
 
 # ------------------------------------------------------------------------------------------------
+# The chapter's sections: one function each, returning what the prose pastes
+
+
+@dataclass(frozen=True)
+class PathCosts:
+    """What the list's paths cost (cycles), and the kernel of the backend."""
+
+    c_hit: float
+    c_free: float
+    c_splice: float
+    kernel_v: Md
+
+
+def path_costs(P) -> PathCosts:
+    pc = dict(zip(pl.PATHS, pl.path_costs()))
+    return PathCosts(pc["alloc_hit"], pc["free_irq"], pc["alloc_splice"] - pc["alloc_hit"], Md(f"`{P.kernel}`"))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The io_uring run of the page: t/io_uring's defaults as the book assumes them, this page's run in
+    words, its size, its warm-up and the first splice with interrupt completions."""
+
+    d_n: int
+    d_qd: int
+    d_sb: int
+    d_cb: int
+    t_opts: Md
+    w_words: Md
+    w_completion: Md
+    base_gap: int
+    n_events: int
+    ios_total: int
+    warm_misses: int
+    w_first: int
+    w_end: int
+    irq_first_splice: int
+    _irq: pd.DataFrame = None
+    _polled: pd.DataFrame = None
+
+
+def workload_section(P, events: int = 480) -> Workload:
+    d0 = adapter.defaults()
+    cfg = adapter.io_uring(P)
+    prog = iouring.program(cfg)
+    run = list_model(P)(prog)
+    first, end = iouring.steady_window(cfg)
+    traces = {}
+    for name in (IRQ, POLLED):
+        p = iouring.program(adapter.io_uring(P, **SCENARIOS[name]))
+        traces[name] = list_lengths(p, list_model(P)(p).event_path, events=events)
+    irq = traces[IRQ]
+    splices = irq.index[irq["path"] == "alloc_splice"]
+    return Workload(d0.submitters, d0.queue_depth, d0.submit_batch, d0.complete_batch,
+                    Md(f"`t/io_uring {adapter.t_io_uring(cfg)}`"), Md(workload_words(cfg)), Md(completion_words(cfg)),
+                    cfg.submit_gap, prog.n_events, cfg.ios * cfg.submitters, run.stats["alloc_kmalloc"], first, end,
+                    int(splices[0]) if len(splices) else -1, irq, traces[POLLED])
+
+
+@dataclass(frozen=True)
+class Steady:
+    """Steady-state figures of the named scenarios: interrupt completions, polled, and this page's."""
+
+    irq_hit: float
+    irq_cyc: float
+    irq_kmalloc: float
+    irq_saved: float
+    irq_saved_ns: float
+    irq_splice_per: float
+    p1_cyc: float
+    p1_saved: float
+    me_hit: float
+    me_cyc: float
+    me_saved: float
+    ghz: float
+
+
+def steady_section(P, sc: pd.DataFrame) -> Steady:
+    """From :func:`scenarios`."""
+    d, p1, me = sc.loc[IRQ], sc.loc[POLLED], sc.loc[THIS]
+    return Steady(100 * d["hit rate"], d["list cycles per IO"], d["kmalloc cycles per IO"], d["saved cycles per IO"],
+                  d["saved cycles per IO"] / P.clock_ghz, 1 / d["splices per IO"] if d["splices per IO"] else 0,
+                  p1["list cycles per IO"], p1["saved cycles per IO"], 100 * me["hit rate"], me["list cycles per IO"],
+                  me["saved cycles per IO"], P.clock_ghz)
+
+
+#: The columns of the scenario table and their headers on the page.
+SCENARIO_COLUMNS = {"hit rate": "hit rate", "kmalloc per IO": "kmalloc calls /IO", "kfree per IO": "kfree calls /IO",
+                    "list cycles per IO": "cycles /IO, list", "kmalloc cycles per IO": "cycles /IO, kmalloc",
+                    "saved cycles per IO": "saved /IO"}
+SCENARIO_FORMATS = {"hit rate": ".1%", "kmalloc calls /IO": ".3f", "kfree calls /IO": ".3f", "cycles /IO, list": ".1f",
+                    "cycles /IO, kmalloc": ".1f", "saved /IO": ".1f"}
+
+
+def scenario_table(sc: pd.DataFrame) -> pd.DataFrame:
+    """:func:`scenarios` as the page shows it."""
+    return sc[list(SCENARIO_COLUMNS)].rename(columns=SCENARIO_COLUMNS)
+
+
+@dataclass(frozen=True)
+class ThreadSaving:
+    """What the thread's figures say the list saved per IO, and the modelled saving against it."""
+
+    t_ns619: float
+    t_ns70: float
+    t_cyc619: float
+    t_cyc70: float
+    thread_note: Md
+
+
+def thread_saving(P, saved_cycles: float) -> ThreadSaving:
+    from allocsim.pages import thread as thread_views
+
+    f = thread.iops_figures().set_index(["kernel", "allocator"])["miops"]
+    ns = {k: thread_views.ns_saved(f[k, "per-CPU list"], f[k, "kmalloc"]) for k in ("6.19", thread_kernel("7.0"))}
+    ns619, ns70 = ns["6.19"], ns[thread_kernel("7.0")]
+    return ThreadSaving(ns619, ns70, ns619 * P.clock_ghz, ns70 * P.clock_ghz, Md(thread_note(P, saved_cycles)))
+
+
+def pct_or_none(x: float | None) -> Md:
+    """A break-even share for the prose: ``87%``, or "nowhere in the sweep"."""
+    return Md(f"{100 * x:.0f}%" if x is not None else "nowhere in the sweep")
+
+
+@dataclass(frozen=True)
+class Sweeps:
+    """Softirq and cross-CPU sweeps: where the list stops paying and what is left cached."""
+
+    be_soft: Md
+    be_cross: Md
+    full_soft: float
+    full_soft_k: float
+    cross_left: int
+    cross_left_kib: float
+    half_share: float
+    half_hit: float
+    _soft: pd.DataFrame = None
+    _cross: pd.DataFrame = None
+    _be_soft: float | None = None
+    _be_cross: float | None = None
+
+
+def sweeps(P, sc: pd.DataFrame, points: int = 11) -> Sweeps:
+    """Vary the softirq share (of the completions not in task context) and the cross-CPU share from 0 to
+    all, everything else as on the page."""
+    grid = [i / (points - 1) for i in range(points)]
+    soft = sweep(P, "softirq_share", [g * (1 - P.task_share) for g in grid], task_share=P.task_share,
+                 cross_cpu_share=P.cross_cpu_share)
+    cross = sweep(P, "cross_cpu_share", grid, task_share=P.task_share, hardirq_share=P.hardirq_share,
+                  softirq_share=P.softirq_share)
+    be_s, be_c = break_even(soft), break_even(cross)
+    left = int(sc.loc[CROSS100, "cached after run, most on one CPU"])
+    half = soft.iloc[(soft["share"] - 0.5 * (1 - P.task_share)).abs().argmin()]
+    return Sweeps(pct_or_none(be_s), pct_or_none(be_c), soft[LIST].iloc[-1], soft[KMALLOC].iloc[-1], left,
+                  left * pl.memory(P.max_nr, P.kernel)["kmalloc_class"] / 1024, 100 * half["share"],
+                  100 * half["hit rate"], soft, cross, be_s, be_c)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """The memory the patch keeps: object and element sizes, kmalloc classes, per CPU and per machine,
+    against what SLUB keeps per CPU for the plain cache."""
+
+    m_size: int
+    m_header: int
+    m_request: int
+    m_class: Md
+    m_plain: Md
+    m_overhead: float
+    m_percpu_kib: float
+    m_max_nr: int
+    m_ncpu: int
+    m_machine_mib: float
+    m_slub_kib: float
+    m_slub_what: Md
+    m_src: Md
+
+
+def memory_section(P) -> Memory:
+    mem = pl.memory(P.max_nr, P.kernel)
+    dio = structs.load("iomap_dio")
+    return Memory(mem["element_size"], mem["header"], mem["request"], Md(f"`{mem['kmalloc_cache']}`"),
+                  Md(f"`{mem['plain_cache']}`"), 100 * (mem["kmalloc_class"] - mem["plain_class"]) / mem["plain_class"],
+                  mem["per_cpu_bytes"] / 1024, mem["max_nr"], P.ncpu, P.ncpu * mem["per_cpu_bytes"] / 2**20,
+                  mem["slub_per_cpu_bytes"] / 1024, Md(mem["slub_per_cpu_what"]), Md(dio.source))
+
+
+def struct_fields(name: str = "iomap_dio") -> pd.DataFrame:
+    """The struct's members with their offsets and sizes, as the C layout rules place them."""
+    s = structs.load(name)
+    return pd.DataFrame([{"offset": f.offset, "member": f.name, "bytes": f.size} for f in s.fields])
+
+
+# ------------------------------------------------------------------------------------------------
 # Charts
 
 def mechanism_chart(threshold: int, max_nr: int) -> alt.LayerChart:
@@ -214,7 +448,7 @@ def mechanism_chart(threshold: int, max_nr: int) -> alt.LayerChart:
     W, H, XMAX, YMAX = charts.WIDTH + 120, 300, 100, 60  # pixels and data units
     w, h = 12, 5  # half a box, in data units
     boxes = pd.DataFrame([
-        {"id": "kmalloc", "x": 12, "y": 50, "label": "kmalloc(size + 8)", "sub": "the backend",
+        {"id": "kmalloc", "x": 12, "y": 50, "label": f"kmalloc(size + {pl.header_size()})", "sub": "the backend",
          "code": "kmalloc(PCPU_CACHE_ELEMENT_SIZE(pcpu_cache_list), GFP_KERNEL)"},
         {"id": "alloc", "x": 46, "y": 50, "label": "pcpu_cache_list_alloc()", "sub": "task context, at submission",
          "code": "cache = per_cpu_ptr(pcpu_cache_list->cache, get_cpu()); ... put_cpu();"},
@@ -315,7 +549,7 @@ def cached_chart(df: pd.DataFrame, max_nr: int) -> alt.LayerChart:
     lines = alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("share:Q", title=charts.axis("completions on another CPU"), axis=alt.Axis(format="%")),
         y=alt.Y("objects:Q", title=charts.axis("objects left on the lists")),
-        color=alt.Color("where:N", title=None, scale=alt.Scale(
+        color=alt.Color("where:N", title=None, legend=alt.Legend(labelLimit=0), scale=alt.Scale(
             domain=["cached on submitting CPUs", "cached on other CPUs"], range=[charts.COLORS[LIST], "#56B4E9"])),
         tooltip=[alt.Tooltip("share:Q", format=".0%"), "where:N", "objects:Q"],
     )
@@ -333,7 +567,7 @@ def memory_chart(df: pd.DataFrame, ncpu: int) -> alt.LayerChart:
     base = alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("cpus:Q", title=charts.axis("CPUs that ran direct IO"), scale=alt.Scale(type="log", base=2),
                 axis=alt.Axis(values=[v for v in (1, 4, 16, 64, 256, 1024, 4096) if v <= df["cpus"].max()])),
-        y=alt.Y("MiB:Q", title=charts.axis("objects kept per machine, at most", "MiB"), scale=alt.Scale(type="log")),
+        y=alt.Y("MiB:Q", title=charts.axis("memory the caches keep per machine, at most", "MiB"), scale=alt.Scale(type="log")),
         color=_two_colors(),
         tooltip=["what:N", "cpus:Q", alt.Tooltip("MiB:Q", format=".2f")],
     )

@@ -293,7 +293,7 @@ def capacity_table(version: str = "7.0", sizes=None) -> pd.DataFrame:
     rows = []
     for size in sizes or kconfig.kmalloc_sizes():
         base = kconfig.sheaf_capacity_base(size)
-        raw = header + 8 * base
+        raw = header + kconfig.pointer_size() * base
         bucket = kconfig.kmalloc_size_roundup(raw)
         rows.append({"cache": kconfig.kmalloc_cache_name(size), "s->size": size, "base capacity": base,
                      "sheaf bytes at base": raw, "kmalloc bucket": bucket,

@@ -1,6 +1,7 @@
 from allocsim.facts import kconfig
 from allocsim.facts.errors import AllocsimError
 from allocsim.pages.params import ChapterSpec, Param
+from allocsim.pages.specs import CLOCK_GHZ
 
 
 def _check(ns):
@@ -23,7 +24,7 @@ SPEC = ChapterSpec(
     source="chapters/02-pcpu.md",
     title="The per-CPU cache patch",
     params=(
-        Param("ncpu", int, 64, "CPUs of the machine, for the machine-wide memory figures", low=1, high=8192),
+        Param("ncpu", int, 64, "CPUs of the machine, for the machine-wide memory figures", low=1, high=kconfig.nr_cpus_max()),
         Param("submitters", int, 1, "io_uring submitter threads, one per CPU (t/io_uring -n)", low=1, high=64),
         Param("queue_depth", int, 128, "IOs in flight per submitter (t/io_uring -d)", low=1, high=4096),
         Param("submit_batch", int, 32, "IOs submitted per io_uring_enter (t/io_uring -s)", low=1, high=4096),
@@ -41,7 +42,7 @@ SPEC = ChapterSpec(
         Param("ios", int, 20000, "IOs per submitter in each simulated run", low=512, high=2_000_000),
         Param("warmup", int, 4096, "IOs per submitter left out of the steady-state figures", low=1, high=1_000_000),
         Param("seed", int, 0, "seed of the random completion contexts, CPUs and order", low=0),
-        Param("clock_ghz", float, 3.0, "CPU clock, only to express cycles as nanoseconds", low=0.5, high=6.0),
+        Param("clock_ghz", float, CLOCK_GHZ, "CPU clock: expresses cycles as nanoseconds and sets the base work per IO (the thread's time per IO in cycles)", low=0.5, high=6.0),
     ),
     check=_check,
     # Time and memory of `run pcpu` scale with the IOs simulated (every sweep of the chapter runs

@@ -1,10 +1,11 @@
 """Chapter 3's parameters. The io_uring workload's parameters are the ones chapter 2 declares (same
 names, defaults and ranges: one definition, taken from that spec); the cross-checks are the workload's
-own (:meth:`allocsim.workloads.iouring.IOUring.validate`, :func:`allocsim.workloads.iouring.steady_window`)."""
+own, through the one mapping from parameters to the workload (:func:`allocsim.workloads.adapter.io_uring`)."""
 
 import importlib
 
-from allocsim.workloads import iouring
+from allocsim.facts import kconfig
+from allocsim.workloads import adapter
 from allocsim.facts.errors import AllocsimError
 from allocsim.pages.params import ChapterSpec, Param
 
@@ -14,8 +15,7 @@ _IO = ("submitters", "queue_depth", "submit_batch", "complete_batch", "task_shar
 
 
 def _check(ns):
-    fields = {k: getattr(ns, k) for k in _IO if k != "clock_ghz"}
-    iouring.steady_window(iouring.IOUring(**fields).validate())
+    adapter.io_uring(ns)
     if ns.machine_cpus < ns.submitters + (1 if ns.cross_cpu_share > 0 else 0):
         raise AllocsimError(f"parameter machine_cpus ({ns.machine_cpus}) must be at least the CPUs the workload uses")
 
@@ -28,9 +28,9 @@ SPEC = ChapterSpec(
         Param("kernel", str, "6.19", "kernel with the cpu slab (sheaves appeared for every cache in 7.0)",
               choices=("6.18", "6.19")),
         Param("object_size", int, 96, "bytes requested from kmalloc (sizeof(struct iomap_dio) is 96: kmalloc-96)",
-              low=1, high=8192),
+              low=1, high=kconfig.nr_cpus_max()),
         Param("machine_cpus", int, 64, "CPUs present, which sets the slab order and objects per slab (calculate_order)",
-              low=1, high=8192),
+              low=1, high=kconfig.nr_cpus_max()),
         *(_PCPU.param(name) for name in _IO),
     ),
     check=_check,

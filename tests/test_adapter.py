@@ -1,0 +1,79 @@
+"""The one mapping from chapter parameters to the io_uring workload (allocsim.workloads.adapter)."""
+
+from dataclasses import fields
+from types import SimpleNamespace
+
+import pytest
+
+from allocsim.facts import thread
+from allocsim.facts.errors import AllocsimError
+from allocsim.pages import params
+from allocsim.workloads import adapter, iouring
+
+
+def test_defaults_are_iourings_own():
+    assert adapter.defaults() == iouring.IOUring()
+    # a page that declares nothing gets t/io_uring's defaults, plus the base work of its clock
+    cfg = adapter.io_uring(SimpleNamespace(clock_ghz=3.0))
+    assert cfg == iouring.IOUring(submit_gap=adapter.base_work_cycles(3.0))
+
+
+def test_base_work_is_the_threads_619_kmalloc_time_per_io():
+    f = thread.iops_figures().set_index(["kernel", "allocator"])
+    ns = 1e3 / f.loc[("6.19", "kmalloc"), "miops"]  # 1/IOPS, written out independently
+    assert adapter.base_work_ns() == pytest.approx(ns)
+    assert adapter.base_work_cycles(3.0) == round(ns * 3.0)
+    assert adapter.base_work_cycles(1.0) == round(ns)
+    with pytest.raises(AllocsimError, match="clock_ghz"):
+        adapter.base_work_cycles(float("nan"))
+
+
+@pytest.mark.parametrize("slug", ["pcpu", "cpuslab"])
+def test_chapter_parameters_pass_through(slug):
+    P = params.validate(slug, {"queue_depth": 64, "submit_batch": 16, "complete_batch": 8, "task_share": 1.0,
+                               "hardirq_share": 0.0, "completion_order": "random", "seed": 3})
+    cfg = adapter.io_uring(P)
+    for name in adapter.PARAMETERS:
+        assert getattr(cfg, name) == getattr(P, name), name
+    assert cfg.submit_gap == adapter.base_work_cycles(P.clock_ghz)
+    assert cfg.ncpu == 0  # never the chapter's machine size
+
+
+def test_a_chapters_ncpu_is_not_the_workloads():
+    P = params.validate("pcpu", {"ncpu": 64, "cross_cpu_share": 1.0})
+    assert adapter.io_uring(P).n_cpus == 2
+
+
+def test_overrides_and_base_work_switch():
+    P = params.validate("pcpu", {})
+    assert adapter.io_uring(P, submit_gap=7).submit_gap == 7
+    assert adapter.io_uring(P, base_work=False).submit_gap == 0
+    assert adapter.io_uring(P, queue_depth=32, submit_batch=8).queue_depth == 32
+    with pytest.raises(AllocsimError, match="no field 'depth'"):
+        adapter.io_uring(P, depth=3)
+    with pytest.raises(AllocsimError, match="clock_ghz"):
+        adapter.io_uring(SimpleNamespace(queue_depth=8))
+
+
+def test_a_bad_combination_is_an_error_not_a_clamp():
+    P = params.validate("pcpu", {})
+    with pytest.raises(AllocsimError, match=r"submit_batch \(64\) must not exceed queue_depth \(32\)"):
+        adapter.io_uring(P, queue_depth=32, submit_batch=64)
+    with pytest.raises(AllocsimError, match="warmup"):
+        adapter.io_uring(P, warmup=16)
+    with pytest.raises(AllocsimError, match="ios"):
+        adapter.io_uring(P, ios=P.warmup)
+    # the chapter spec uses the same mapping, so the page rejects what the workload cannot run
+    with pytest.raises(AllocsimError, match="submit_batch"):
+        params.validate("cpuslab", {"queue_depth": 16})
+
+
+def test_t_io_uring_options():
+    assert adapter.t_io_uring(iouring.IOUring()) == "-p0 -d128 -s32 -c32 -n1"
+    polled = iouring.IOUring(task_share=1.0, hardirq_share=0.0, submitters=2, queue_depth=64)
+    assert adapter.t_io_uring(polled) == "-p1 -d64 -s32 -c32 -n2"
+
+
+def test_parameters_are_workload_fields():
+    names = {f.name for f in fields(iouring.IOUring)}
+    assert set(adapter.PARAMETERS) <= names and "ncpu" not in adapter.PARAMETERS
