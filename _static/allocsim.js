@@ -30,6 +30,20 @@
   var LIGHT = { background: "transparent" };
   var views = {};
 
+  // Deep merge of b into a (b wins): the dark colours must override the chart's own config
+  // (vega-embed's `config` option would not override colours the spec sets itself).
+  function merge(a, b) {
+    Object.keys(b).forEach(function (k) {
+      var v = b[k];
+      if (v && typeof v === "object" && !Array.isArray(v)) {
+        a[k] = merge(a[k] && typeof a[k] === "object" ? a[k] : {}, v);
+      } else {
+        a[k] = v;
+      }
+    });
+    return a;
+  }
+
   function dark() {
     return root.dataset.theme === "dark";
   }
@@ -48,7 +62,8 @@
       views[id].result.finalize();
     }
     views[id] = { theme: theme };
-    window.vegaEmbed(el, spec, { mode: "vega-lite", actions: false, config: dark() ? DARK : LIGHT })
+    spec.config = merge(spec.config || {}, dark() ? DARK : LIGHT);
+    window.vegaEmbed(el, spec, { mode: "vega-lite", actions: false })
       .then(function (result) { views[id].result = result; })
       .catch(function (err) {
         el.textContent = "This chart could not be drawn: " + err;
