@@ -7,7 +7,7 @@ import pytest
 
 from conftest import ROOT
 
-CHAPTERS = ("01-thread", "02-pcpu", "03-cpu-slab", "A1-your-kernel", "A2-methods")
+CHAPTERS = ("01-thread", "02-pcpu", "03-cpu-slab", "04-sheaves", "05-iops", "A1-your-kernel", "A2-methods")
 CELL = re.compile(r"```\{code-cell\} ipython3\n(.*?)```", re.S)
 MAX_LINES = 10
 

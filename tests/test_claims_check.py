@@ -112,3 +112,49 @@ def test_interval_nests_inside_its_band(value, unit, about, x):
     s = iv.status(x)
     assert (s == "reproduced") == (iv.lo <= x <= iv.hi)
     assert (s == "not reproduced") == (not iv.band_lo <= x <= iv.band_hi)
+
+
+# ---- one evaluator, one status per claim ---------------------------------------------------------------
+
+FAST = C.MicroSetup(rounds=(5, 10))
+
+
+def test_micro_claims_are_the_rows_evaluate_gives(rep):
+    ev = C.evaluate(rep, micro=FAST).set_index("id")
+    mc = C.micro_claims(FAST, costs=rep.setup.costs()).set_index("id")
+    assert list(mc.index) == list(C.MICRO_CLAIMS)
+    for cid in C.MICRO_CLAIMS:
+        assert mc.loc[cid, "status"] == ev.loc[cid, "status"]
+        assert list(mc.loc[cid, "values"]) == pytest.approx(list(ev.loc[cid, "values"]))
+
+
+def test_the_multithreaded_claim_follows_the_range_rule(rep):
+    row = C.micro_claims(FAST).set_index("id").loc["k128-multithread"]
+    iv = C.interval(thread.claims().set_index("id").loc["k128-multithread"].to_dict() | {"id": "k128-multithread"})
+    per = [iv.status(v) for v in row["values"]]
+    assert row["status"] == C.aggregate(per)
+    if "reproduced" in per and not all(s == "reproduced" for s in per):
+        assert row["status"] == "partly" and row["note"].startswith("in the interval at")
+
+
+def test_statuses_and_details(rep):
+    st = C.statuses(rep, FAST)
+    assert list(st) == list(thread.claims()["id"]) and set(st.values()) <= set(C.STATUSES)
+    det = C.status_details(rep, FAST)
+    assert {k: v.status for k, v in det.items()} == st
+    assert det["patch-gain"].label and det["patch-gain"].rule
+    assert st == dict(zip(*[C.evaluate(rep, micro=FAST)[c] for c in ("id", "status")]))
+
+
+def test_micro_setup_memoises_and_validates():
+    a = FAST.cycles("7.0", 32, 1, 256)
+    assert FAST.cycles("7.0", 32, 1, 256) == a == C.microbench_cycles("7.0", 32, 1, 256, rounds=(5, 10))
+    assert FAST.speedup(32, 2) == pytest.approx(FAST.cycles("7.0", 32, 2, None) / FAST.cycles("7.0", 32, 2, 256))
+    with pytest.raises(AllocsimError, match="multi_threads must be thread counts >= 2"):
+        C.MicroSetup(threads=(1, 4)).validate()
+
+
+def test_status_phrase():
+    assert [C.status_phrase(s) for s in C.STATUSES] == ["reproduced", "partly reproduced", "not reproduced"]
+    with pytest.raises(AllocsimError, match="status must be one of"):
+        C.status_phrase("maybe")

@@ -34,6 +34,11 @@ def test_chapter_executes_with_polled_completions_and_four_submitters(tmp_path):
     assert "t/io_uring -p1 -d128 -s32 -c32 -n4" in g["t_opts"]
     assert "the 7.0-rc4 kmalloc figure alone" in g["cal_on"]
     assert int(g["n_claims"]) == 13
+    # prose that describes the setting is generated from the parameters (a custom run never says the default's)
+    assert "-p1" in g["completion_where"] and "interrupt" not in g["completion_where"]
+    assert g["submitters_words"].startswith("4 CPU-bound submitters")
+    assert "not the book's default reading" in g["command_whose"] and "-p0 -d128 -s32 -c32 -n1" in g["command_whose"]
+    assert "-p1 -d128 -s32 -c32" in g["cmd_t_io_uring"] and "-n4" in g["cmd_t_io_uring"]
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     # the verdict and the claims table were rendered, and the parameter table records what was changed
     text = json.dumps(nb)

@@ -147,7 +147,7 @@ def test_bad_setup(kw, message):
 
 
 def test_bad_arguments():
-    with pytest.raises(AllocsimError, match="kernel must be one of '6.19', '7.0', not '6.1'"):
+    with pytest.raises(AllocsimError, match="kernel must be one of '6.18', '6.19', '7.0', not '6.1'"):
         R.run_config("6.1", "kmalloc", SMALL, 0)
     with pytest.raises(AllocsimError, match="allocator must be one of"):
         R.model_fn("7.0", "slab", SMALL)

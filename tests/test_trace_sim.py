@@ -59,12 +59,12 @@ def test_next_cpu_earliest_clock_and_dependencies():
     pos = p.start[:-1].copy()
     slot_time = np.full(p.n_slots, -1.0)
     # CPU 1 has the earlier clock but waits on slot 0: CPU 0 runs
-    assert sim.next_cpu(clock, pos, p.start, p.op, p.slot, slot_time) == 0
+    assert sim.next_cpu(clock, pos, p.start, p.op, p.slot, slot_time, p.gap) == 0
     pos[0] = 2
     slot_time[0] = 9.0
-    assert sim.next_cpu(clock, pos, p.start, p.op, p.slot, slot_time) == 1
+    assert sim.next_cpu(clock, pos, p.start, p.op, p.slot, slot_time, p.gap) == 1
     pos[1] = p.start[2]
-    assert sim.next_cpu(clock, pos, p.start, p.op, p.slot, slot_time) == sim.DONE
+    assert sim.next_cpu(clock, pos, p.start, p.op, p.slot, slot_time, p.gap) == sim.DONE
 
 
 def test_next_cpu_reports_deadlock():
@@ -73,7 +73,7 @@ def test_next_cpu_reports_deadlock():
     pos = p.start[:-1].copy()
     pos[2] = p.start[3]  # pretend CPU 2 never ran its alloc: program exhausted
     slot_time = np.full(p.n_slots, -1.0)
-    assert sim.next_cpu(clock, pos, p.start, p.op, p.slot, slot_time) == sim.DEADLOCK
+    assert sim.next_cpu(clock, pos, p.start, p.op, p.slot, slot_time, p.gap) == sim.DEADLOCK
 
 
 def test_lock_clock():

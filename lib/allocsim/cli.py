@@ -9,6 +9,9 @@
   bench NAME         run a benchmark that prints figures (see `bench --list`)
   inspect …          read this machine's kernel slab caches and BTF and hold the models against them
   numbers [--diff F] every glued value of the built book as CSV (chapter, name, value), or what changed
+  record …           record the running kernel's iomap_dio allocations and frees (root, tracefs, fio)
+  replay TRACE       measure a recorded trace and replay it through every allocator model
+  calibrate CSV      fit the IOPS model on your own (kernel, allocator, IOPS) figures and predict the rest
 
 Bad input (an unknown chapter or parameter, a parameter given twice, a value of the wrong type, out of
 range, NaN or infinite, an unwritable build folder) stops with one sentence and exit status 2, before any
@@ -187,6 +190,51 @@ def _cmd_numbers(args) -> int:
     return 0
 
 
+# -- record / replay / calibrate (issue 12) ---------------------------------------------------------
+def _cmd_record(args) -> int:
+    from allocsim.facts import record
+
+    return record.main(args)
+
+
+def _cmd_replay(args) -> int:
+    from allocsim.analysis import workload
+
+    return workload.main(args)
+
+
+def _cmd_calibrate(args) -> int:
+    from allocsim.analysis import calibrate
+
+    return calibrate.main(args)
+
+
+def _add_workload_commands(sub) -> None:
+    from allocsim.facts import record
+
+    rec = sub.add_parser("record", help="record iomap_dio allocations/frees from the running kernel (root)",
+                         description="Record kmem:kmalloc/kfree of struct iomap_dio while fio (or `-- CMD`) runs.")
+    record.add_arguments(rec)
+    rec.set_defaults(func=_cmd_record)
+    rp = sub.add_parser("replay", aliases=["workload"], help="measure a trace and replay it through every allocator model")
+    rp.add_argument("trace", nargs="?", default=None, help="a trace written by `record` (default: the shipped one)")
+    rp.add_argument("--edges", choices=("trim", "strict"), default="trim",
+                    help="trim (default): leave out frees of objects allocated before recording began and report "
+                         "them; strict: refuse such a trace")
+    rp.add_argument("--clock-ghz", type=float, default=3.0, help="cycles per ns for the recorded gaps and the ns figures")
+    rp.add_argument("--timing", choices=("recorded", "none"), default="recorded",
+                    help="recorded: the time between a CPU's events becomes non-allocator cycles; none: back to back")
+    rp.add_argument("--no-replay", action="store_true", help="print the measurement only")
+    rp.add_argument("--alloc-site", default="__iomap_dio_rw",
+                    help="the allocation call site the trace must be of (default __iomap_dio_rw; 'any' accepts all)")
+    rp.set_defaults(func=_cmd_replay)
+    ca = sub.add_parser("calibrate", help="fit the IOPS model on your own figures (CSV: kernel,allocator,miops)")
+    ca.add_argument("figures", help="CSV with columns kernel, allocator, miops (or iops)")
+    ca.add_argument("--clock-ghz", type=float, default=3.0, help="the clock the model's cycles are turned into ns with")
+    ca.add_argument("--ios", type=int, default=20_000, help="IOs per configuration simulated")
+    ca.set_defaults(func=_cmd_calibrate)
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m allocsim", description=__doc__.split("\n\n")[0].replace("``", ""),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -230,6 +278,7 @@ def parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="compare the running kernel's slab caches with the models", add_help=False)
     ins.add_argument("rest", nargs=argparse.REMAINDER)
     ins.set_defaults(func=_cmd_inspect)
+    _add_workload_commands(sub)
     return ap
 
 

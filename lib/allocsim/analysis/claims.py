@@ -1,12 +1,16 @@
-"""Every quantitative claim of the thread (``data/thread/claims.yaml``) held against the models.
+"""Every quantitative claim of the thread (``data/thread/claims.yaml``) held against the models — the
+book's one claims evaluator.
 
 :func:`evaluate` computes, for each claim id, the value the models give for the same quantity and
 setup, and a status. The IOPS claims come from a :class:`allocsim.analysis.runs.Reproduction` (the six
-configurations with the calibrated base cost); the microbenchmark claims are run here through chapter 4's
-helper :func:`allocsim.analysis.microbench.microbench` (:func:`allocsim.kernel.program.microbench` programs through
-:func:`allocsim.kernel.slub.run`), with chapter 4's stated assumptions for what the thread leaves open (a 64-CPU
-machine, FIFO frees); the default sheaf capacity comes from :func:`allocsim.facts.kconfig.cache_geometry`. Nothing
-is read from other chapters' notebooks.
+configurations with the calibrated base cost); the five microbenchmark claims (:func:`micro_claims`) are
+run through :func:`allocsim.analysis.microbench.microbench` with a :class:`MicroSetup` — what the thread
+leaves open (object size, free order, the machine's CPUs, the thread counts of "a multithreaded
+environment"), chapter 4's defaults unless a page passes its own; the default sheaf capacity comes from
+:func:`allocsim.facts.kconfig.cache_geometry`. Chapter 4 shows :func:`micro_claims` for its parameters,
+chapter 5 shows :func:`evaluate`, and the landing page asks :func:`statuses` (``{claim_id: status}``,
+computed once per process for the default setup; :func:`status_details` adds the values behind each).
+With default parameters all three therefore give every claim the same status.
 
 **The status rule.** Each claim gets an interval from its own wording:
 
@@ -37,18 +41,17 @@ assumptions, named in the ``how`` column.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from allocsim.analysis import iops
 from allocsim.facts import kconfig
-from allocsim.kernel import slub
 from allocsim.facts import thread
-from allocsim.kernel import program as trace
 from allocsim.facts.errors import AllocsimError
 from allocsim.analysis import microbench
+from allocsim.analysis import runs
 
 STATUSES = ("reproduced", "partly", "not reproduced")
 #: Relative half-width of an interval for "about X" / "roughly X".
@@ -108,21 +111,67 @@ def interval(claim: dict) -> Interval:
     return Interval(v - h, v + h, v / 2 if v > 0 else 2 * v, 2 * v if v > 0 else v / 2, f"stated precision ±{h:g}")
 
 
+@dataclass(frozen=True)
+class MicroSetup:
+    """How the thread's kernel-module benchmark is run where the thread leaves it open — one setup for
+    chapter 4 (built from its parameters), chapter 5 and the landing page (the defaults below, which are
+    chapter 4's defaults). ``threads`` is the range standing for "a multithreaded environment"."""
+
+    object_size: int = MICRO_OBJECT_SIZE
+    capacity: int = 256  # the explicit sheaf_capacity of the thread's tests
+    k_small: int = 32
+    k_large: int = 128
+    threads: tuple = MULTI_THREADS
+    free_order: str = "fifo"
+    machine_cpus: int = MICRO_MACHINE_CPUS
+    cpus_per_node: int | None = None
+    seed: int = 0
+    rounds: tuple | None = None  # None: microbench.MICRO_ROUNDS
+
+    def validate(self) -> "MicroSetup":
+        t = tuple(self.threads)
+        if not t or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 2 for x in t):
+            raise AllocsimError(f"multi_threads must be thread counts >= 2, not {t!r}")
+        return self
+
+    def cycles(self, kernel: str, k: int, threads: int, capacity: int | None, costs=None) -> float:
+        """Cycles per alloc+free pair (:func:`allocsim.analysis.microbench.microbench`), memoised."""
+        key = None if costs is None else tuple(costs.vector)
+        return _bench(self.object_size, self.free_order, self.machine_cpus, self.cpus_per_node, self.seed,
+                      self.rounds, kernel, int(k), int(threads), capacity, key, costs)
+
+    def improvement(self, kernel: str, k: int, capacity_before: int | None, costs=None) -> float:
+        """One thread: % of time saved by ``capacity`` over ``capacity_before`` (None: the kernel's default)."""
+        return microbench.improvement(self.cycles(kernel, k, 1, capacity_before, costs),
+                                      self.cycles(kernel, k, 1, self.capacity, costs))
+
+    def speedup(self, k: int, threads: int, costs=None) -> float:
+        """7.0, ``threads`` threads: the default cache's time over the ``capacity`` cache's."""
+        return self.cycles("7.0", k, threads, None, costs) / self.cycles("7.0", k, threads, self.capacity, costs)
+
+
+_BENCH: dict = {}
+
+
+def _bench(object_size, free_order, machine_cpus, cpus_per_node, seed, rounds, kernel, k, threads, capacity,
+           costs_key, costs) -> float:
+    key = (object_size, free_order, machine_cpus, cpus_per_node, seed, rounds, kernel, k, threads, capacity, costs_key)
+    if key not in _BENCH:
+        kw = {} if rounds is None else {"rounds": tuple(rounds)}
+        _BENCH[key] = float(microbench.microbench(kernel, k, threads, capacity, object_size=object_size,
+                                                  free_order=free_order, machine_cpus=max(machine_cpus, threads),
+                                                  cpus_per_node=cpus_per_node, seed=seed, costs=costs, **kw)["cycles"])
+    return _BENCH[key]
+
+
 def microbench_cycles(kernel: str, k: int, threads: int, sheaf_capacity: int | None, object_size: int = MICRO_OBJECT_SIZE,
                       rounds: tuple[int, int] | None = None, costs=None, seed: int = 0,
                       machine_cpus: int = MICRO_MACHINE_CPUS) -> float:
     """Cycles per alloc+free pair (one thread's view, lock waiting included) of the thread's module
     benchmark on a dedicated ``kmem_cache`` — each thread allocates ``k`` objects then frees them — in the
-    steady state: chapter 4's :func:`allocsim.analysis.microbench.microbench` (difference of runs of ``rounds[1]``
-    and ``rounds[0]`` rounds; ``None``: chapter 4's own choice)."""
-    kw = {} if rounds is None else {"rounds": rounds}
-    return float(microbench.microbench(kernel, k, threads, sheaf_capacity, object_size=object_size,
-                                       machine_cpus=max(machine_cpus, threads), seed=seed, costs=costs, **kw)["cycles"])
-
-
-def _improvement(t_before: float, t_after: float) -> float:
-    """Time saved, in % of the slower: "a roughly 10% improvement in time spent"."""
-    return (t_before - t_after) / t_before * 100.0
+    steady state (:func:`allocsim.analysis.microbench.microbench`; ``rounds`` None: its default)."""
+    ms = MicroSetup(object_size=object_size, machine_cpus=machine_cpus, seed=seed, rounds=rounds)
+    return ms.cycles(kernel, k, threads, sheaf_capacity, costs)
 
 
 def _fmt(x: float, unit: str) -> str:
@@ -157,7 +206,7 @@ def aggregate(statuses) -> str:
     return "partly" if any(s != "not reproduced" for s in statuses) else "not reproduced"
 
 
-def _where(xs, values, iv: Interval, what: str) -> str:
+def where(xs, values, iv: Interval, what: str) -> str:
     """Where along ``xs`` the modelled ``values`` are in the interval, or between which two they cross it."""
     inside = [x for x, v in zip(xs, values) if iv.lo <= v <= iv.hi]
     if inside:
@@ -168,93 +217,171 @@ def _where(xs, values, iv: Interval, what: str) -> str:
     return f"in the interval at none of {', '.join(map(str, xs))} {what}"
 
 
-def evaluate(rep, multi_threads=MULTI_THREADS, rounds: tuple[int, int] | None = None, costs=None) -> pd.DataFrame:
+_where = where  # the old private name
+
+
+#: The microbenchmark claims, evaluated by :func:`micro_claims` (chapter 4's table is exactly these rows).
+MICRO_CLAIMS = ("default-capacity-26", "k32-no-difference", "k128-single", "k128-multithread", "module-10pct")
+
+
+def _micro_row(cid: str, ms: MicroSetup, costs) -> tuple[list, list, str, str]:
+    """(xs, values, setup in words, how) of one microbenchmark claim; xs is the thread range for the
+    multithreaded claim, else ``[None]``."""
+    size, cap = ms.object_size, ms.capacity
+    geo = kconfig.cache_geometry(size, ms.machine_cpus, "7.0", kmalloc=False)
+    base = kconfig.sheaf_capacity_base(geo.size)
+    assumed = (f"{size}-byte objects, {ms.free_order} frees, {ms.machine_cpus}-CPU machine")
+    if cid == "default-capacity-26":
+        return ([None], [float(geo.sheaf_capacity)], f"7.0 calculate_sheaf_capacity(), s->size {geo.size} (base tier {base})",
+                f"calculate_sheaf_capacity() of 7.0 for s->size {geo.size} (base tier {base}, rounded to fill a kmalloc bucket)")
+    if cid == "k32-no-difference":
+        return ([None], [ms.improvement("7.0", ms.k_small, None, costs)],
+                f"7.0, K={ms.k_small}, 1 thread: default ({geo.sheaf_capacity}) vs capacity {cap}",
+                f"7.0, {assumed}, K={ms.k_small}, 1 thread: default capacity ({geo.sheaf_capacity}) vs {cap}")
+    if cid == "k128-single":
+        return ([None], [ms.improvement("7.0", ms.k_large, None, costs)],
+                f"7.0, K={ms.k_large}, 1 thread: default ({geo.sheaf_capacity}) vs capacity {cap}",
+                f"7.0, {assumed}, K={ms.k_large}, 1 thread: default capacity ({geo.sheaf_capacity}) vs {cap}")
+    if cid == "k128-multithread":
+        xs = list(ms.threads)
+        return (xs, [ms.speedup(ms.k_large, t, costs) for t in xs],
+                f"7.0, K={ms.k_large}, {', '.join(map(str, xs))} threads: default ({geo.sheaf_capacity}) vs capacity {cap}",
+                f"7.0, {assumed}, K={ms.k_large}, default capacity ({geo.sheaf_capacity}) vs {cap}, one node; "
+                f"threads not stated: {', '.join(map(str, xs))}")
+    if cid == "module-10pct":
+        return ([None], [ms.improvement("6.19", ms.k_small, None, costs)],
+                f"6.19, K={ms.k_small}, 1 thread: no sheaves vs capacity {cap}",
+                f"6.19, {assumed}, K={ms.k_small}, 1 thread: a cache without sheaves vs sheaf_capacity {cap} "
+                "(capacity, size and machine not stated for this test)")
+    raise AllocsimError(f"analysis.claims does not know how to evaluate claim {cid!r} (data/thread/claims.yaml); "
+                        "add it to analysis.claims")
+
+
+def _row(c: dict, xs: list, values: list, setup: str, how: str, note: str = "") -> dict:
+    iv = interval(c)
+    statuses = [iv.status(v) for v in values]
+    if len(values) == 1:
+        status, modelled = statuses[0], _fmt(values[0], c["unit"])
+    else:
+        status = aggregate(statuses)
+        modelled = " / ".join(f"{_fmt(v, c['unit'])} ({x})" for x, v in zip(xs, values))
+        note = where(xs, values, iv, "threads")
+    return {"id": c["id"], "label": c["quantity"] + (f", {c['allocator']}" if c.get("allocator") else ""),
+            "quantity": c["quantity"] + (f", {c['allocator']}" if c.get("allocator") else ""),
+            "kernel": c["kernel"], "quote": c["quote"], "claimed": _claimed(c), "modelled": modelled, "setup": setup,
+            "interval": f"{_fmt(iv.lo, c['unit'])} … {_fmt(iv.hi, c['unit'])} ({iv.basis})", "rule": iv.basis,
+            "status": status, "how": how, "note": note,
+            "value": values[0] if len(values) == 1 else np.nan, "values": values}
+
+
+def micro_claims(micro: MicroSetup = MicroSetup(), costs=None) -> pd.DataFrame:
+    """The five microbenchmark claims (:data:`MICRO_CLAIMS`) for ``micro``: one row each, columns as
+    :func:`evaluate` plus ``setup`` (the run in a few words)."""
+    micro.validate()
+    c = thread.claims().set_index("id", drop=False)
+    rows = []
+    for cid in MICRO_CLAIMS:
+        xs, values, setup, how = _micro_row(cid, micro, costs)
+        rows.append(_row(c.loc[cid].to_dict(), xs, values, setup, how))
+    return pd.DataFrame(rows)
+
+
+def evaluate(rep, multi_threads=None, rounds: tuple[int, int] | None = None, costs=None,
+             micro: MicroSetup | None = None) -> pd.DataFrame:
     """One row per claim of ``data/thread/claims.yaml``: the claim, the modelled value, the interval,
-    the status and how the model was run. ``rep`` is the chapter's :class:`~allocsim.analysis.runs.Reproduction`.
-    Raises :class:`AllocsimError` for a claim id this module does not know how to evaluate (so a new
-    claim cannot silently go untested)."""
+    the status and how the model was run. ``rep`` is the chapter's :class:`~allocsim.analysis.runs.Reproduction`;
+    the microbenchmark claims are :func:`micro_claims` of ``micro`` (default :class:`MicroSetup`, with
+    ``multi_threads`` and ``rounds`` if given). Raises :class:`AllocsimError` for a claim id this module
+    does not know how to evaluate (so a new claim cannot silently go untested)."""
     claims = thread.claims()
     costs = rep.setup.costs() if costs is None else costs
-    multi_threads = tuple(multi_threads)
-    if not multi_threads or any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 2 for t in multi_threads):
-        raise AllocsimError(f"multi_threads must be thread counts >= 2, not {multi_threads!r}")
-    cap_default = kconfig.cache_geometry(MICRO_OBJECT_SIZE, MICRO_MACHINE_CPUS, "7.0", kmalloc=False).sheaf_capacity
-    cache = {}
-
-    def mb(kernel, k, threads, cap):
-        key = (kernel, k, threads, cap)
-        if key not in cache:
-            cache[key] = microbench_cycles(kernel, k, threads, cap, rounds=rounds, costs=costs)
-        return cache[key]
-
+    micro = micro or MicroSetup()
+    if multi_threads is not None:
+        micro = replace(micro, threads=tuple(multi_threads))
+    if rounds is not None:
+        micro = replace(micro, rounds=tuple(rounds))
+    micro.validate()
     fitted = {f"{k} {a}" for k, a in rep.on}
     rows = []
     for c in claims.to_dict("records"):
         cid = c["id"]
-        iv = interval(c)
-        values: list[float]
         note = ""
         if c["unit"] == "M IOPS":
             kernel = kconfig.check_version(c["kernel"])
             values = [rep.predicted_miops(kernel, c["allocator"])]
-            how = f"io_uring model {rep.setup.t_io_uring()}, {kernel} {c['allocator']}, base cost calibrated on {'all six' if len(rep.on) == 6 else ', '.join(sorted(fitted))}"
+            how = (f"io_uring model {rep.setup.t_io_uring()}, {kernel} {c['allocator']}, base cost calibrated on "
+                   f"{'all six' if len(rep.on) == 6 else ', '.join(sorted(fitted))}")
             if f"{kernel} {c['allocator']}" in fitted:
                 note = "also calibration data" if len(rep.on) > 1 else "the calibration target (reproduced by construction)"
+            rows.append(_row(c, [None], values, f"{kernel} {c['allocator']}", how, note))
         elif cid == "patch-gain":
             values = [iops.gain_pct(rep.predicted_miops("6.19", "per-CPU list"), rep.predicted_miops("6.19", "kmalloc"))]
             how = "predicted IOPS, per-CPU list vs kmalloc on 6.19 (the kernel the v3 patch was written against [I])"
+            rows.append(_row(c, [None], values, "6.19 per-CPU list vs kmalloc", how))
         elif cid == "sheaf-70rc3-io":
             values = [iops.gain_pct(rep.predicted_miops("7.0", "sheaf-256"), rep.predicted_miops("7.0", "kmalloc"))]
-            how = "predicted IOPS, dedicated cache with sheaf_capacity 256 vs kmalloc on 7.0"
-        elif cid == "module-10pct":
-            values = [_improvement(mb("6.19", 32, 1, None), mb("6.19", 32, 1, 256))]
-            how = (f"6.19, {MICRO_OBJECT_SIZE}-byte objects, K=32, 1 thread, {MICRO_MACHINE_CPUS}-CPU machine: a cache "
-                   "without sheaves vs sheaf_capacity 256 (capacity, size and machine not stated for this test)")
-        elif cid == "default-capacity-26":
-            values = [float(cap_default)]
-            how = f"calculate_sheaf_capacity() of 7.0 for s->size {MICRO_OBJECT_SIZE} (base tier {kconfig.sheaf_capacity_base(MICRO_OBJECT_SIZE)}, rounded to fill a kmalloc bucket)"
-        elif cid == "k32-no-difference":
-            values = [_improvement(mb("7.0", 32, 1, None), mb("7.0", 32, 1, 256))]
-            how = f"7.0, {MICRO_OBJECT_SIZE}-byte objects, K=32, 1 thread: default capacity ({cap_default}) vs 256"
-        elif cid == "k128-single":
-            values = [_improvement(mb("7.0", 128, 1, None), mb("7.0", 128, 1, 256))]
-            how = f"7.0, {MICRO_OBJECT_SIZE}-byte objects, K=128, 1 thread: default capacity ({cap_default}) vs 256"
-        elif cid == "k128-multithread":
-            values = [mb("7.0", 128, t, None) / mb("7.0", 128, t, 256) for t in multi_threads]
-            how = (f"7.0, {MICRO_OBJECT_SIZE}-byte objects, K=128, default capacity ({cap_default}) vs 256, one node; "
-                   f"threads not stated: {', '.join(map(str, multi_threads))}")
+            how = (f"predicted IOPS, dedicated cache with sheaf_capacity {rep.setup.sheaf_capacity} vs kmalloc on 7.0")
+            rows.append(_row(c, [None], values, "7.0 sheaf-256 vs kmalloc", how))
         else:
-            raise AllocsimError(f"claims_check does not know how to evaluate claim {cid!r} (data/thread/claims.yaml); add it to claims_check.evaluate")
-        statuses = [iv.status(v) for v in values]
-        if len(values) == 1:
-            status = statuses[0]
-            modelled = _fmt(values[0], c["unit"])
-        else:
-            status = aggregate(statuses)
-            modelled = " / ".join(_fmt(v, c["unit"]) for v in values)
-            note = _where(multi_threads, values, iv, "threads")
-        rows.append({"id": cid, "quantity": c["quantity"] + (f", {c['allocator']}" if c["allocator"] else ""),
-                     "kernel": c["kernel"], "claimed": _claimed(c), "modelled": modelled,
-                     "interval": f"{_fmt(iv.lo, c['unit'])} … {_fmt(iv.hi, c['unit'])} ({iv.basis})",
-                     "status": status, "how": how, "note": note, "value": values[0] if len(values) == 1 else np.nan,
-                     "values": values})
+            xs, values, setup, how = _micro_row(cid, micro, costs)
+            rows.append(_row(c, xs, values, setup, how))
     return pd.DataFrame(rows)
 
 
-def summary(df: pd.DataFrame) -> dict:
-    """How many claims have each status."""
-    return {s: int((df["status"] == s).sum()) for s in STATUSES}
+def status_phrase(status: str) -> str:
+    """A status as prose says it: ``reproduced``, ``partly reproduced``, ``not reproduced``."""
+    if status not in STATUSES:
+        raise AllocsimError(f"status must be one of {STATUSES}, not {status!r}")
+    return "partly reproduced" if status == "partly" else status
+
+
+@dataclass(frozen=True)
+class ClaimStatus:
+    """One claim's status with what it rests on (see :func:`status_details`)."""
+
+    id: str
+    label: str
+    status: str
+    claimed: str
+    modelled: str
+    rule: str
+    note: str
+
+
+def status_details(rep=None, micro: MicroSetup | None = None) -> dict[str, ClaimStatus]:
+    """``{claim_id: ClaimStatus}`` — :func:`evaluate` in a form other pages can show. ``rep`` None: the
+    book's default :func:`allocsim.analysis.runs.reproduce` (memoised, so every page that asks gets the
+    same statuses from one computation)."""
+    df = _default_table() if rep is None and micro is None else evaluate(rep if rep is not None else _default_rep(),
+                                                                           micro=micro)
+    return {r["id"]: ClaimStatus(r["id"], r["label"], r["status"], r["claimed"], r["modelled"], r["rule"], r["note"])
+            for r in df.to_dict("records")}
+
+
+def statuses(rep=None, micro: MicroSetup | None = None) -> dict[str, str]:
+    """``{claim_id: status}`` for every claim of ``data/thread/claims.yaml``, each status one of
+    :data:`STATUSES`, by the rule of this module's docstring — the one status a claim has everywhere in
+    the book (chapters 4 and 5 and the landing page all read it from here). With no arguments: the book's
+    default setup (chapter 5's default :class:`~allocsim.analysis.runs.Reproduction` and the default
+    :class:`MicroSetup`), computed once per process. :func:`status_details` gives the values behind each."""
+    return {k: v.status for k, v in status_details(rep, micro).items()}
 
 
 _DEFAULT: dict = {}
 
 
-def statuses() -> dict[str, str]:
-    """``{claim_id: status}`` for the book's default setup (chapter 5's default reproduction), computed
-    once per process — the one status per claim the landing page shows. (Interim: helper content2's
-    unified evaluator provides this same public function; keep theirs at merge.)"""
-    if "table" not in _DEFAULT:
-        from allocsim.analysis import runs
+def _default_rep():
+    if "rep" not in _DEFAULT:
+        _DEFAULT["rep"] = runs.reproduce()
+    return _DEFAULT["rep"]
 
-        _DEFAULT["table"] = evaluate(runs.reproduce())
-    return dict(zip(_DEFAULT["table"]["id"], _DEFAULT["table"]["status"]))
+
+def _default_table() -> pd.DataFrame:
+    if "table" not in _DEFAULT:
+        _DEFAULT["table"] = evaluate(_default_rep())
+    return _DEFAULT["table"]
+
+
+def summary(df: pd.DataFrame) -> dict:
+    """How many claims have each status."""
+    return {s: int((df["status"] == s).sum()) for s in STATUSES}

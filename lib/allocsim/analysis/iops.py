@@ -1,4 +1,4 @@
-"""From allocator cycles per IO to IOPS (DESIGN §4): one CPU-bound submitter, so
+"""From allocator cycles per IO to IOPS: one CPU-bound submitter, so
 
     time per IO = base + allocator cycles per IO / clock.
 

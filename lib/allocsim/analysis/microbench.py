@@ -1,11 +1,18 @@
 """The thread's kernel-module microbenchmark run through the SLUB models: per alloc+free pair, in the steady state.
 
 Chapter 4 shows it and :mod:`allocsim.analysis.claims` evaluates the thread's microbenchmark claims with
-it (one home, so both read the same numbers).
+it (one home, so both read the same numbers). The second half holds chapter 4's arithmetic: the threads
+and heat-map sweeps, the cliff, and one small dataclass per section whose fields the chapter glues.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from allocsim.facts import kconfig
 from allocsim.facts.errors import AllocsimError
 from allocsim.kernel import program as trace
 from allocsim.kernel import slub
@@ -59,3 +66,213 @@ def microbench(kernel: str, k: int, threads: int, capacity: int | None, *, objec
 def improvement(before: float, after: float) -> float:
     """Time saved in % of the slower: the thread's "x% improvement in time spent"."""
     return (before - after) / before * 100.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Chapter 4's arithmetic, one small dataclass per section (the chapter glues their fields by name)
+
+
+
+def threads_sweep(kernel: str, k: int, capacity: int, *, threads=(1, 2, 4, 6, 8, 12, 16, 24, 32), object_size: int = 256,
+                  free_order: str = "fifo", machine_cpus: int = 64, cpus_per_node: int | None = None,
+                  seed: int = 0) -> pd.DataFrame:
+    """Default capacity vs ``capacity`` on ``kernel`` for K = ``k`` as threads grow: cycles, barn traffic,
+    lock waiting, objects moved to and from slabs, per alloc+free pair; ``speed-up`` is the default
+    cache's cycles over the other's at that thread count."""
+    kw = dict(object_size=object_size, free_order=free_order, machine_cpus=max(machine_cpus, max(threads)),
+              cpus_per_node=cpus_per_node or None, seed=seed)
+    rows = []
+    for n in threads:
+        d = microbench(kernel, k, n, None, **kw)
+        e = microbench(kernel, k, n, capacity, **kw)
+        for label, r in ((f"default ({d['capacity']})", d), (f"capacity {e['capacity']}", e)):
+            rows.append({"threads": n, "cache": label, **{key: r[key] for key in
+                         ("cycles", "barn", "wait", "barn wait", "list wait", "transfers", "slab objects", "barn_put_fail")},
+                         "speed-up": d["cycles"] / e["cycles"]})
+    return pd.DataFrame(rows)
+
+
+def threads_in_range(sweep: pd.DataFrame, low: float, high: float) -> list[int]:
+    """The thread counts of a :func:`threads_sweep` whose speed-up lies in ``[low, high]``."""
+    sp = sweep.groupby("threads")["speed-up"].first()
+    return [int(n) for n, x in sp.items() if low <= x <= high]
+
+
+def heat_grid(ks=None, caps=None):
+    """The 20 × 20 grid of the heat map: K from 8 to 640 (geometric), requested capacity from 28 to 256."""
+    ks = ks if ks is not None else sorted({int(round(x)) for x in np.geomspace(8, 640, 20)})
+    caps = caps if caps is not None else [int(round(x)) for x in np.linspace(28, 256, 20)]
+    return list(ks), list(caps)
+
+
+def heat_sweep(kernel: str, threads: int = 1, ks=None, caps=None, events_per_point: int = 4096, *, object_size: int = 256,
+               free_order: str = "fifo", machine_cpus: int = 64, cpus_per_node: int | None = None,
+               seed: int = 0) -> pd.DataFrame:
+    """Cycles per alloc+free pair over K × requested capacity (7.0 ``max()``-es the request with the
+    default), for ``threads`` threads; rounds chosen so each point runs about ``events_per_point``
+    alloc/free calls per thread in its measured window."""
+    ks, caps = heat_grid(ks, caps)
+    kw = dict(object_size=object_size, free_order=free_order, machine_cpus=max(machine_cpus, threads),
+              cpus_per_node=cpus_per_node or None, seed=seed)
+    rows = []
+    for cap in caps:
+        for k in ks:
+            r = max(4, events_per_point // (2 * k))
+            d = microbench(kernel, k, threads, cap, rounds=(r // 2, r // 2 + r), **kw)
+            rows.append({"K": k, "requested capacity": cap, "capacity": d["capacity"], "cycles": d["cycles"],
+                         "barn": d["barn"], "slab objects": d["slab objects"], "K / capacity": k / d["capacity"]})
+    return pd.DataFrame(rows)
+
+
+def cliff(df: pd.DataFrame) -> pd.DataFrame:
+    """Per capacity: the largest K in the sweep that never touches the barn, the smallest that does
+    (barn lock taken in the steady state), that K over the capacity (predicted: just above 2, main +
+    spare), and the cost per pair on either side."""
+    rows = []
+    for cap, g in df.groupby("capacity"):
+        g = g.sort_values("K")
+        quiet, busy = g[g["barn"] == 0], g[g["barn"] > 0]
+        if not len(busy):
+            rows.append({"capacity": cap, "last K without barn traffic": int(quiet["K"].max()),
+                         "first K with barn traffic": None, "first K / capacity": None,
+                         "cycles before": float(quiet["cycles"].iloc[-1]), "cycles after": None})
+            continue
+        k = int(busy["K"].iloc[0])
+        before = g[g["K"] < k]
+        rows.append({"capacity": cap, "last K without barn traffic": int(before["K"].max()) if len(before) else None,
+                     "first K with barn traffic": k, "first K / capacity": k / cap,
+                     "cycles before": float(before["cycles"].iloc[-1]) if len(before) else None,
+                     "cycles after": float(busy["cycles"].iloc[0])})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class DefaultCapacity:
+    """7.0's ``calculate_sheaf_capacity()`` for one object size, and which side of main + spare
+    (2 × capacity, at the base tier and at the rounded capacity) two round sizes K fall on."""
+
+    cap_size: int  # s->size
+    cap_base: int  # the base tier
+    cap_bytes: int  # header + one pointer per object of the base
+    cap_bucket: int  # the kmalloc bucket those bytes round up to
+    cap_final: int  # the capacity that fills the bucket
+    cap_header: int
+    cap_base2: int
+    cap_final2: int
+    same_side: bool  # both K on the same side of 2 × base and 2 × final
+
+
+def default_capacity(object_size: int, machine_cpus: int, k_small: int, k_large: int) -> DefaultCapacity:
+    """The default capacity section of chapter 4 (``kconfig.cache_geometry`` of a dedicated 7.0 cache)."""
+    geo = kconfig.cache_geometry(object_size, machine_cpus, "7.0", kmalloc=False)
+    size, header = geo.size, kconfig.sheaf_header()
+    base = kconfig.sheaf_capacity_base(size)
+    raw = header + kconfig.pointer_size() * base
+    final = kconfig.calculate_sheaf_capacity(size, 0, "7.0")
+    same = all((k <= 2 * base) == (k <= 2 * final) for k in (k_small, k_large))
+    return DefaultCapacity(size, base, raw, kconfig.kmalloc_size_roundup(raw), final, header, 2 * base, 2 * final, same)
+
+
+def same_side_words(same: bool) -> str:
+    return "on the same side of both" if same else "on different sides of the two"
+
+
+@dataclass(frozen=True)
+class Cliff:
+    """Where barn traffic starts in a one-thread heat sweep."""
+
+    cliff_lo: float  # smallest first-K-with-barn-traffic / capacity
+    cliff_hi: float
+    cliff_n: int  # capacities whose sweep reaches the barn
+    cliff_k_before: int  # at the smallest capacity (the default): last K without barn traffic
+    cliff_k_after: int  # … and first K with it (0: none in the sweep)
+
+
+def cliff_summary(heat: pd.DataFrame) -> Cliff:
+    c = cliff(heat)
+    busy = c.dropna(subset=["first K / capacity"])
+    b0 = c.sort_values("capacity").iloc[0]
+    after = b0["first K with barn traffic"]
+    return Cliff(float(busy["first K / capacity"].min()) if len(busy) else float("nan"),
+                 float(busy["first K / capacity"].max()) if len(busy) else float("nan"), int(len(busy)),
+                 int(b0["last K without barn traffic"]), int(after) if pd.notna(after) else 0)
+
+
+@dataclass(frozen=True)
+class HeatExtremes:
+    heat_floor: float
+    heat_worst: float
+    heat_worst_k: int
+    heat_worst_cap: int
+
+
+def heat_extremes(heat: pd.DataFrame) -> HeatExtremes:
+    w = heat.loc[heat["cycles"].idxmax()]
+    return HeatExtremes(float(heat["cycles"].min()), float(w["cycles"]), int(w["K"]), int(w["capacity"]))
+
+
+@dataclass(frozen=True)
+class Contention:
+    """Why one thread sees percent and many threads a factor (chapter 4), from a :func:`threads_sweep`."""
+
+    barn_per_pair: float  # one thread, default cache: barn lock acquisitions per pair
+    barn_per_round: float
+    one_cycles: float  # one thread: default cache, cycles per pair
+    one_fast: float  # one thread: the explicit capacity
+    hold: float  # cycles the barn lock is held per acquisition under contention
+    sat_threads: float  # threads whose barn work per pair adds up to one pair's time
+    max_threads: int
+    max_speedup: float
+    max_wait: float
+    max_cycles: float
+    flush_from: int | None  # fewest threads at which objects flow to and from slabs (None: none in the sweep)
+
+
+def contention(sweep: pd.DataFrame, k: int, costs) -> Contention:
+    """``hold`` = a spinlock pair + a cache-line transfer + two L1 hits (``data/costs.csv``)."""
+    d = sweep[sweep["cache"].str.startswith("default")].set_index("threads")
+    e = sweep[~sweep["cache"].str.startswith("default")].set_index("threads")
+    hold = costs.cycles("spin_lock_pair") + costs.cycles("cacheline_transfer") + 2 * costs.cycles("l1_hit")
+    barn = float(d["barn"].iloc[0])
+    flushing = d[d["slab objects"] > 0]
+    return Contention(barn, barn * k, float(d["cycles"].iloc[0]), float(e["cycles"].iloc[0]), float(hold),
+                      float(e["cycles"].iloc[0] / (barn * hold)) if barn else float("inf"), int(d.index.max()),
+                      float(d["speed-up"].iloc[-1]), float(d["wait"].iloc[-1]), float(d["cycles"].iloc[-1]),
+                      int(flushing.index.min()) if len(flushing) else None)
+
+
+def flush_words(flush_from: int | None) -> str:
+    return f"{flush_from} threads" if flush_from is not None else "no thread count in the sweep"
+
+
+def hidden_overhead(slow: float, fast: float, pct: float) -> float:
+    """Cycles per pair the measurement would have to include, on top of the allocator's, for a model
+    saving of ``slow`` → ``fast`` cycles to show as only ``pct`` % (``(slow - fast) / (slow + X) = pct``)."""
+    return (slow - fast) / (pct / 100.0) - slow
+
+
+@dataclass(frozen=True)
+class Gap619:
+    """The 6.19 claim (chapter 4's last section): the model's 6.19 caches at K = ``k_small``, the
+    overhead per pair that would shrink their difference to the claimed %, and what that overhead would
+    do to the 7.0 single-thread gain at K = ``k_large``."""
+
+    p619: float  # cycles per pair, no sheaves
+    fast619: float  # % of its frees on the cpu slab's fast path
+    s619: float  # with sheaves
+    x_overhead: float
+    k128_diluted: float  # % saved at K = k_large on 7.0 with that overhead added
+    c_fast: float  # cycles of one cpu-slab fast-path call
+
+
+def gap_619(object_size: int, capacity: int, k_small: int, k_large: int, claimed_pct: float, costs, *,
+            free_order: str = "fifo", machine_cpus: int = 64, cpus_per_node: int | None = None, seed: int = 0) -> Gap619:
+    kw = dict(object_size=object_size, free_order=free_order, machine_cpus=machine_cpus,
+              cpus_per_node=cpus_per_node or None, seed=seed)
+    plain = microbench("6.19", k_small, 1, None, **kw)
+    with_sh = microbench("6.19", k_small, 1, capacity, **kw)
+    x = hidden_overhead(plain["cycles"], with_sh["cycles"], claimed_pct)
+    m70 = microbench("7.0", k_large, 1, None, **kw)["cycles"]
+    m70b = microbench("7.0", k_large, 1, capacity, **kw)["cycles"]
+    return Gap619(plain["cycles"], 100 * plain["fast frees"], with_sh["cycles"], x, improvement(m70 + x, m70b + x),
+                  costs.cycles("percpu_cmpxchg16b"))

@@ -1,27 +1,31 @@
 """The six configurations of the thread's IOPS measurements, run through the allocator models.
 
 Each configuration is a (kernel, allocator) pair of :data:`allocsim.analysis.iops.CONFIGS`; this module says which
-model runs it and on which cache (reference/kernel.md; the thread, ``seed/thread.txt``):
+model runs it and on which cache (kernel sources: v6.19 and v7.0 ``mm/slub.c``, ``fs/iomap/direct-io.c``;
+the thread: ``data/thread/thread.txt``):
 
 =================  =======================================================================================
-kmalloc            ``kmalloc(sizeof(struct iomap_dio), GFP_KERNEL)`` (``__iomap_dio_rw()``, kernel.md §4.2):
-                   the kmalloc-96 cache — on 6.19 the cpu slab (kernel.md §3), on 7.0 sheaves with the default
-                   capacity of ``calculate_sheaf_capacity()`` (kernel.md §2.2); :func:`allocsim.kernel.slub.run` with
-                   ``kmalloc=True``.
+kmalloc            ``kmalloc(sizeof(struct iomap_dio), GFP_KERNEL)`` (``__iomap_dio_rw()`` in
+                   ``fs/iomap/direct-io.c``): the kmalloc cache of that size — on 6.19 the cpu slab
+                   (``slab_alloc_node()``/``do_slab_free()`` of v6.19 ``mm/slub.c``), on 7.0 sheaves with the
+                   default capacity of ``calculate_sheaf_capacity()`` (v7.0 ``mm/slub.c``);
+                   :func:`allocsim.kernel.slub.run` with ``kmalloc=True``.
 sheaf-256          Dave Chinner's proposal: a dedicated ``kmem_cache_create("iomap_dio", ...)`` with
-                   ``.sheaf_capacity = 256`` — on 6.19 opt-in sheaves on top of the cpu slab (kernel.md
-                   §1.3–§1.5), on 7.0 ``max(default, 256)`` (kernel.md §2.3); ``slub.run`` with
-                   ``kmalloc=False, sheaf_capacity=256``. ``SLAB_ACCOUNT`` (in Dave's snippet; the thread does
-                   not say whether the tested cache had it) is :attr:`Setup.slab_account`, see below.
+                   ``.sheaf_capacity = 256`` — on 6.19 opt-in sheaves on top of the cpu slab
+                   (``do_kmem_cache_create()``, ``alloc_from_pcs()``, ``free_to_pcs()`` of v6.19
+                   ``mm/slub.c``), on 7.0 ``max(default, 256)`` (``calculate_sheaf_capacity()``); ``slub.run``
+                   with ``kmalloc=False, sheaf_capacity=256``. ``SLAB_ACCOUNT`` (in Dave's snippet; the thread
+                   does not say whether the tested cache had it) is :attr:`Setup.slab_account`, see below.
 per-CPU list       the patch (v3): :func:`allocsim.kernel.pcpu_list.run`, whose misses fall back to
-                   ``kmalloc(sizeof(struct iomap_dio) + 8)`` — kmalloc-128 of the same kernel's SLUB model.
+                   ``kmalloc(sizeof(struct iomap_dio) + 8)`` — the next kmalloc cache of the same kernel's
+                   SLUB model.
 =================  =======================================================================================
 
 The workload is the io_uring direct-read loop of :mod:`allocsim.workloads.iouring` (t/io_uring defaults), measured
 in the steady state by :func:`allocsim.workloads.iouring.steady_state`.
 
 **The base cost is part of the workload.** One CPU-bound submitter spends ``base`` ns per IO outside the
-allocator (DESIGN §4). The models need that time too: whether an interrupt-context ``kfree`` finds the
+allocator (:mod:`allocsim.analysis.iops`). The models need that time too: whether an interrupt-context ``kfree`` finds the
 sheaves' ``local_trylock`` held depends on the share of the task's time spent holding it
 (:mod:`allocsim.kernel.sheaves`), so the program carries ``base`` as ``submit_gap`` cycles before each
 allocation (task context). ``base`` is the one calibrated parameter (:mod:`allocsim.analysis.iops`), so
@@ -47,6 +51,7 @@ import pandas as pd
 from allocsim.facts import versions
 from allocsim.facts import costs as _costs
 from allocsim.analysis import iops
+from allocsim.workloads import adapter
 from allocsim.workloads import iouring
 from allocsim.facts import kconfig
 from allocsim.kernel import pcpu_list
@@ -55,7 +60,8 @@ from allocsim.facts.errors import AllocsimError
 
 COMPLETIONS = ("hardirq", "task", "softirq")
 #: t/io_uring's completion modes: -p0 interrupts complete in hardirq context, -p1 polling in task context;
-#: "softirq" is a completion redirected through BLOCK_SOFTIRQ (kernel.md §4.3).
+#: "softirq" is a completion redirected through BLOCK_SOFTIRQ (``iomap_dio_done()`` completes inline from
+#: the bio's end_io, in whatever context that runs: v6.19 ``fs/iomap/direct-io.c``).
 _SHARES = {"hardirq": (0.0, 1.0, 0.0), "task": (1.0, 0.0, 0.0), "softirq": (0.0, 0.0, 1.0)}
 
 
@@ -77,6 +83,15 @@ class Setup:
     cost_table: str = "default"
     irq_work_share: float = 0.0  # share of the base cost spent in the completion handler (see workload())
     seed: int = 0
+
+    #: The fields chapter 5's parameters set (same names); the rest keep their defaults.
+    PARAMS = ("queue_depth", "submit_batch", "complete_batch", "completion", "cross_cpu_share", "submitters", "ios",
+              "object_size", "sheaf_capacity", "slab_account", "cost_table", "seed")
+
+    @classmethod
+    def from_params(cls, P) -> "Setup":
+        """The setup of chapter 5's validated parameters ``P`` (a namespace with the :data:`PARAMS` names)."""
+        return cls(**{k: getattr(P, k) for k in cls.PARAMS}).validate()
 
     def validate(self) -> "Setup":
         if self.completion not in COMPLETIONS:
@@ -101,33 +116,41 @@ class Setup:
 
     def workload(self, base_cycles: float) -> iouring.IOUring:
         """The io_uring run with ``base_cycles`` of non-allocator work per IO: ``(1 − irq_work_share)`` of
-        it before each submission (task context), the rest before each completion's free."""
+        it before each submission (task context), the rest before each completion's free. Built by the
+        book's one adapter (:func:`allocsim.workloads.adapter.io_uring`) from this setup's workload fields,
+        with the completion shares of :attr:`completion` and the base cost as the gaps (the calibrated base
+        replaces the adapter's base work)."""
         if not base_cycles >= 0:
             raise AllocsimError(f"the base cost per IO must be >= 0 cycles, not {base_cycles!r}")
         task, hard, soft = _SHARES[self.completion]
         sub = int(round(base_cycles * (1.0 - self.irq_work_share)))
         comp = int(round(base_cycles * self.irq_work_share))
-        return iouring.IOUring(submitters=self.submitters, queue_depth=self.queue_depth, submit_batch=self.submit_batch,
-                               complete_batch=self.complete_batch, ios=self.ios, task_share=task, hardirq_share=hard,
-                               softirq_share=soft, cross_cpu_share=self.cross_cpu_share, submit_gap=sub,
-                               complete_gap=comp, seed=self.seed).validate()
+        return adapter.io_uring(self, base_work=False, task_share=task, hardirq_share=hard, softirq_share=soft,
+                                submit_gap=sub, complete_gap=comp)
 
     def t_io_uring(self) -> str:
         """The t/io_uring options this setup models (the rest of the command line is the device)."""
-        p = 1 if self.completion == "task" else 0
-        return f"-p{p} -d{self.queue_depth} -s{self.submit_batch} -c{self.complete_batch} -n{self.submitters}"
+        return adapter.t_io_uring(self.workload(0))
 
 
-def _check_config(kernel: str, allocator: str):
-    if kernel not in iops.KERNELS:
-        raise AllocsimError(f"kernel must be one of {', '.join(map(repr, iops.KERNELS))}, not {kernel!r}")
-    if allocator not in iops.ALLOCATORS:
-        raise AllocsimError(f"allocator must be one of {', '.join(map(repr, iops.ALLOCATORS))}, not {allocator!r}")
+def _check_config(kernel: str, allocator: str, kernels=iops.KERNELS, allocators=iops.ALLOCATORS):
+    if kernel not in kernels:
+        raise AllocsimError(f"kernel must be one of {', '.join(map(repr, kernels))}, not {kernel!r}")
+    if allocator not in allocators:
+        raise AllocsimError(f"allocator must be one of {', '.join(map(repr, allocators))}, not {allocator!r}")
+
+
+#: Every (kernel, allocator) :func:`model_fn` runs: the thread's six plus 6.18 and ``dedicated`` — a
+#: ``kmem_cache_create("iomap_dio", ...)`` cache *without* ``sheaf_capacity`` (6.18/6.19: the cpu slab of
+#: its own cache; 7.0: the default sheaves every cache gets).
+MODEL_KERNELS = ("6.18", "6.19", "7.0")
+MODEL_ALLOCATORS = iops.ALLOCATORS + ("dedicated",)
 
 
 def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable | None = None):
-    """The callable ``Program -> Result`` that runs configuration ``(kernel, allocator)``."""
-    _check_config(kernel, allocator)
+    """The callable ``Program -> Result`` that runs configuration ``(kernel, allocator)`` (any of
+    :data:`MODEL_KERNELS` × :data:`MODEL_ALLOCATORS`)."""
+    _check_config(kernel, allocator, MODEL_KERNELS, MODEL_ALLOCATORS)
     table = setup.costs() if costs is None else costs
     size, seed = setup.object_size, setup.seed
     if allocator == "kmalloc":
@@ -135,6 +158,9 @@ def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable 
     if allocator == "sheaf-256":
         return lambda p: slub.run(p, kernel=kernel, object_size=size, kmalloc=False, sheaf_capacity=setup.sheaf_capacity,
                                   slab_account=setup.slab_account, costs=table, seed=seed)
+    if allocator == "dedicated":
+        return lambda p: slub.run(p, kernel=kernel, object_size=size, kmalloc=False, slab_account=setup.slab_account,
+                                  costs=table, seed=seed)
     element = size + pcpu_list.header_size()  # kmalloc(sizeof(struct pcpu_cache_element) + element_size)
 
     def backend(fb):
@@ -167,7 +193,7 @@ def describe_config(kernel: str, allocator: str, setup: Setup) -> dict:
 
 
 def run_config(kernel: str, allocator: str, setup: Setup, base_cycles: float,
-               costs: _costs.CostTable | None = None) -> SteadyState:
+               costs: _costs.CostTable | None = None) -> iouring.SteadyState:
     """Steady-state allocator cost of configuration ``(kernel, allocator)`` with ``base_cycles`` of other
     work per IO."""
     table = setup.costs() if costs is None else costs
@@ -215,9 +241,6 @@ class Reproduction:
     def row(self, kernel: str, allocator: str) -> dict:
         t = self.table
         return t[(t.kernel == kernel) & (t.allocator == allocator)].iloc[0].to_dict()
-
-    def predicted_ns(self, kernel: str, allocator: str) -> float:
-        return float(self.row(kernel, allocator)["predicted ns/IO"])
 
     def predicted_miops(self, kernel: str, allocator: str) -> float:
         return float(self.row(kernel, allocator)["predicted M IOPS"])

@@ -218,7 +218,7 @@ def _simulate(start, op, ctx, slot, gap, n_slots, threshold, max_nr, pc,
     n_obj = 0
     n_fb = 0
     while True:
-        cpu = _next_cpu(clock, pos, start, op, slot, slot_time)
+        cpu = _next_cpu(clock, pos, start, op, slot, slot_time, gap)
         if cpu == -1:
             break
         if cpu < 0:

@@ -13,7 +13,7 @@ Each event is
 
 A FREE on CPU ``b`` of a slot allocated on CPU ``a`` cannot run before that ALLOC: the scheduler
 (:mod:`allocsim.kernel.sim`) makes ``b`` wait. Models process events CPU by CPU, always advancing the CPU
-with the earliest clock (DESIGN §4), so the interleaving — and with it lock contention — follows
+whose next event starts earliest — its clock plus the event's gap (DESIGN §4), so the interleaving — and with it lock contention — follows
 from the costs, deterministically.
 
 Workload generators live beside this module: :func:`microbench` here (the thread's kernel-module

@@ -5,7 +5,7 @@ All functions are ``@njit`` over plain arrays so that every model can call them 
 loop. A model's loop looks like::
 
     while True:
-        cpu = next_cpu(clock, pos, start, op, slot, slot_time)
+        cpu = next_cpu(clock, pos, start, op, slot, slot_time, gap)
         if cpu < 0: break            # -1: all programs done; -2: deadlock (a free that never becomes possible)
         i = pos[cpu]; pos[cpu] += 1
         clock[cpu] += gap[i]
@@ -31,10 +31,12 @@ DEADLOCK = -2
 
 
 @njit(cache=True)
-def next_cpu(clock, pos, start, op, slot, slot_time):
-    """The runnable CPU with the earliest clock (lowest index on ties): one whose next event is an
-    ALLOC, or a FREE of a slot already allocated. Returns DONE when every program is finished and
-    DEADLOCK when CPUs remain but all wait on slots nobody will allocate."""
+def next_cpu(clock, pos, start, op, slot, slot_time, gap):
+    """The runnable CPU whose next event starts earliest — its clock plus that event's ``gap`` (lowest
+    index on ties): one whose next event is an ALLOC, or a FREE of a slot already allocated. Returns DONE
+    when every program is finished and DEADLOCK when CPUs remain but all wait on slots nobody will
+    allocate. (Comparing start times, not clocks, keeps a CPU with a long gap — an idle period of a
+    recorded trace — from taking a shared lock "in the future" of the others.)"""
     best = -1
     best_t = 0.0
     remaining = False
@@ -45,9 +47,10 @@ def next_cpu(clock, pos, start, op, slot, slot_time):
         remaining = True
         if op[i] == FREE and slot_time[slot[i]] < 0.0:
             continue
-        if best < 0 or clock[c] < best_t:
+        t = clock[c] + gap[i]
+        if best < 0 or t < best_t:
             best = c
-            best_t = clock[c]
+            best_t = t
     if best >= 0:
         return best
     if remaining:

@@ -13,7 +13,7 @@ It picks the model the kernel version and the cache imply —
 
 fills the cache geometry from :func:`allocsim.facts.kconfig.cache_geometry` (``calculate_order()``,
 ``set_cpu_partial()``, ``min_partial``, sheaf capacity), and runs the program event by event on simulated
-CPUs (:mod:`allocsim.kernel.sim`: the CPU with the earliest clock moves next; ``list_lock`` and the barn lock
+CPUs (:mod:`allocsim.kernel.sim`: the CPU whose next event starts earliest moves next; ``list_lock`` and the barn lock
 are shared locks with clocks, so contention emerges from the costs).
 
 ``slab_account=True`` models a ``SLAB_ACCOUNT`` cache (Dave Chinner's proposed ``iomap_dio`` cache sets
@@ -179,13 +179,13 @@ def simulate(I, F, start, op, ctx, slot, gap, n_slots, u, event_path):
 @njit(cache=True, _nrt=False)
 def event_loop(I, F, start, op, ctx, slot, gap, u, event_path, clock, pos, slot_time, slot_obj, path_count,
                path_cycles):
-    """The event loop: the runnable CPU with the earliest clock runs its next event
+    """The event loop: the runnable CPU whose next event starts earliest (clock + gap) runs it
     (:func:`allocsim.kernel.sim.next_cpu`); a FREE waits for its ALLOC; interrupt-context events get their
     ``local_trylock`` verdict from :func:`allocsim.kernel.sheaves.trylock_ok`. Compiled without numba's
     reference counting (it allocates nothing), which halves its cost."""
     total = 0.0
     while True:
-        cpu = next_cpu(clock, pos, start, op, slot, slot_time)
+        cpu = next_cpu(clock, pos, start, op, slot, slot_time, gap)
         if cpu < 0:
             return cpu, total
         i = pos[cpu]

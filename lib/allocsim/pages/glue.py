@@ -53,3 +53,14 @@ def glue_all(section, prefix: str = ""):
         if not f.name.startswith("_"):
             glue(prefix + f.name, glue_markdown(getattr(section, f.name)))
     return section
+
+
+def glue_fields(obj, prefix: str = "", skip=()) -> None:
+    """Glue every field of a dataclass instance under its own name (``prefix`` + field name), so a
+    chapter pastes ``{glue:text}`name``` for each number an analysis function returned — keys by name,
+    never by position."""
+    import dataclasses
+
+    for f in dataclasses.fields(obj):
+        if f.name not in skip:
+            glue(prefix + f.name, getattr(obj, f.name))

@@ -1,7 +1,10 @@
-"""Tables and charts for chapter 5 ("Reproducing the IOPS comparison"), so the notebook only calls them.
+"""Tables, charts and glue for chapter 5 ("Reproducing the IOPS comparison"), so the notebook only calls them.
 
-Everything here formats results computed by :mod:`allocsim.analysis.runs`, :mod:`allocsim.analysis.iops` and
-:mod:`allocsim.analysis.claims`; nothing is computed that the chapter's prose relies on without gluing it.
+Everything here formats results computed by :mod:`allocsim.analysis.comparison` (one function and one
+dataclass per section), :mod:`allocsim.analysis.runs`, :mod:`allocsim.analysis.iops` and
+:mod:`allocsim.analysis.claims`. The ``glue_*`` functions glue a section's dataclass field by field under
+the field's name, plus the few clauses whose wording follows the numbers (``comparison.*_words``); the
+prose is the chapter's.
 """
 
 from __future__ import annotations
@@ -10,18 +13,22 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from allocsim.pages import charts
+from allocsim.analysis import claims
+from allocsim.analysis import comparison
 from allocsim.analysis import iops
-from allocsim.facts import thread
+from allocsim.analysis import runs
 from allocsim.analysis.runs import Reproduction
+from allocsim.facts import thread
+from allocsim.pages import charts
+from allocsim.pages.glue import glue, glue_fields
+from allocsim.pages.mdtable import markdown
+
 
 
 def _step():
-    """The two reported 7.0-rc4 figures one 0.01M step apart (sheaf-256 and the per-CPU list), read
-    from data/thread/claims.yaml, as ``(lo, hi, pct)`` for the sentences and titles below."""
-    f = thread.iops_figures().set_index(["kernel", "allocator"])["miops"]
-    lo, hi = float(f["7.0-rc4", "sheaf-256"]), float(f["7.0-rc4", "per-CPU list"])
-    return lo, hi, iops.gain_pct(hi, lo)
+    """The two reported 7.0-rc4 figures one 0.01M step apart, as ``(lo, hi, pct)`` for the titles below."""
+    st = comparison.step()
+    return st.lo_fig, st.hi_fig, st.gap_pct
 
 #: The model's kernel names and the thread's.
 KERNEL_LABEL = {"6.19": "6.19", "7.0": "7.0-rc4"}
@@ -81,13 +88,22 @@ def cycles_chart(rep: Reproduction) -> alt.Chart:
                                                        subtitle="steady state of the io_uring loop; hover for the paths taken"))
 
 
+#: Number formats of :func:`prediction_table`.
+PREDICTION_FORMATS = {"allocator (ns)": ".2f", "reported (M IOPS)": ".2f", "predicted (M IOPS)": ".4f",
+                      "residual (ns)": "+.2f"}
+
+
 def prediction_table(rep: Reproduction) -> pd.DataFrame:
-    t = rep.table.copy()
-    t["kernel"] = t["kernel"].map(KERNEL_LABEL)
-    t["rounds to reported"] = t["rounds to reported"].map({True: "yes", False: "no"})
-    t["fitted on"] = t["fitted on"].map({True: "yes", False: ""})
-    return t[["kernel", "allocator", "alloc ns/IO", "reported ns/IO", "predicted ns/IO", "residual ns/IO",
-              "reported M IOPS", "predicted M IOPS", "rounds to reported", "fitted on"]]
+    """The fit, narrow enough for the text column: configuration, allocator ns per IO, reported and
+    predicted M IOPS, the residual in ns per IO, whether the prediction rounds to the figure and whether
+    the base was fitted on it (the ns per IO of each figure are 1000 / M IOPS)."""
+    t = rep.table
+    return pd.DataFrame({
+        "configuration": t["kernel"].map(KERNEL_LABEL) + " " + t["allocator"],
+        "allocator (ns)": t["alloc ns/IO"], "reported (M IOPS)": t["reported M IOPS"],
+        "predicted (M IOPS)": t["predicted M IOPS"], "residual (ns)": t["residual ns/IO"],
+        "rounds to it": t["rounds to reported"].map({True: "yes", False: "no"}),
+        "fitted on": t["fitted on"].map({True: "yes", False: ""})})
 
 
 def prediction_chart(rep: Reproduction) -> alt.LayerChart:
@@ -135,20 +151,6 @@ def loo_chart(loo: pd.DataFrame) -> alt.Chart:
     return (cells + text).properties(width=300, height=220, title=alt.Title(
         "Leave-one-out: fit on one figure, predict the other five",
         subtitle="✓ = the prediction rounds to the reported figure"))
-
-
-def clock_profile(rep: Reproduction, clocks=None) -> pd.DataFrame:
-    """RMS residual (ns per IO) of the one-parameter fit for other clocks, with the allocator cycles of
-    ``rep`` (they depend on the clock only through the base cost in the workload; see the chapter)."""
-    clocks = np.round(np.arange(1.5, 5.01, 0.1), 2) if clocks is None else clocks
-    from allocsim.analysis.runs import reported_miops
-
-    rows = []
-    for g in clocks:
-        t, cal = iops.table(reported_miops(), rep.alloc_cycles, float(g), on=rep.on)
-        rows.append({"clock_ghz": float(g), "rms_ns": float(np.sqrt((t["residual ns/IO"] ** 2).mean())),
-                     "rounding": int(t["rounds to reported"].sum()), "base_ns": cal.base_ns})
-    return pd.DataFrame(rows)
 
 
 def clock_chart(profile: pd.DataFrame, clock_ghz: float, noise_rms: float) -> alt.LayerChart:
@@ -215,19 +217,6 @@ def mechanism_chart(uses: pd.DataFrame, kernel: str, allocator: str, clock_ghz: 
                                                                  subtitle="cost-table primitives paid per IO × their cost"))
 
 
-def noise_frame(means: dict, reported: dict, a: str, b: str, cvs=None, seed: int = 0, draws: int = 50_000) -> pd.DataFrame:
-    """Over a range of CVs: P(single runs order the three allocators as reported), P(they give exactly
-    the reported figures), and the runs per allocator to tell ``a`` from ``b`` (95 %, power 80 %)."""
-    cvs = [0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02] if cvs is None else cvs
-    rows = []
-    for cv in cvs:
-        rows.append({"cv": cv, "cv_pct": cv * 100,
-                     "p_order": iops.p_same_order(means, reported, cv, draws=draws, seed=seed),
-                     "p_exact": iops.p_reported_order(means, cv, draws=draws, seed=seed, targets=reported),
-                     "runs": iops.runs_needed(reported[a], reported[b], cv)})
-    return pd.DataFrame(rows)
-
-
 def noise_chart(nf: pd.DataFrame, cv: float) -> alt.HConcatChart:
     x = alt.X("cv_pct:Q", title=charts.axis("run-to-run CV", "%"))
     p = nf.melt(id_vars=["cv_pct"], value_vars=["p_order", "p_exact"], var_name="what", value_name="p")
@@ -289,7 +278,8 @@ def claims_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-#: SLUB_STATS counters worth recording per run (sysfs names; kernel.md §1.8, §3).
+#: SLUB_STATS counters worth recording per run (their sysfs names: ``enum stat_item`` and the
+#: ``STAT_ATTR()`` list of v6.19 / v7.0 ``mm/slub.c``).
 COUNTERS_619 = ("alloc_fastpath", "alloc_slowpath", "free_fastpath", "free_slowpath", "free_frozen",
                 "cpu_partial_alloc", "cpu_partial_free", "alloc_cpu_sheaf", "free_cpu_sheaf")
 COUNTERS_SHEAVES = ("sheaf_refill", "sheaf_flush", "sheaf_alloc", "barn_get", "barn_get_fail", "barn_put", "barn_put_fail")
@@ -314,88 +304,7 @@ def expected_counters(rep: Reproduction) -> pd.DataFrame:
     return w.reset_index()
 
 
-def experiment_markdown(setup, P, runs_rep: int, runs_model: int, rep: Reproduction | None = None) -> str:
-    """The experiment that would settle the question, as MyST Markdown with this page's parameters."""
-    p = 1 if setup.completion == "task" else 0
-    fio_hipri = 1 if p else 0
-    lo, hi, pct = _step()
-    lines = [
-        f"Measure the allocator directly, not only the IOPS it leaves, and repeat enough to see {pct:.1f} %. "
-        f"With this page's noise assumption that is **{runs_rep} runs per allocator** to tell {lo:.2f}M from {hi:.2f}M "
-        f"(5 % level, 80 % power), and {runs_model} to resolve the difference the model predicts.",
-        "",
-        "1. **Three kernels per version, or better one kernel with a switch.** Build the patch, the dedicated "
-        f"cache (`sheaf_capacity = {setup.sheaf_capacity}`, once with and once without `SLAB_ACCOUNT`) and plain "
-        "kmalloc behind a boot or module parameter, so the variants can be interleaved run by run (A B C A B C …) "
-        "within one boot; otherwise alternate boots. Enable `CONFIG_SLUB_STATS=y`.",
-        "2. **Fix what the model holds fixed.** Pin the submitter to one CPU, route the NVMe queue's interrupt to "
-        "that CPU, and fix the clock so cycles and ns stay proportional:",
-        "",
-        "```bash",
-        "cpupower frequency-set -g performance",
-        "# Intel; on AMD: echo 0 > /sys/devices/system/cpu/cpufreq/boost",
-        "echo 1 > /sys/devices/system/cpu/intel_pstate/no_turbo",
-        "# the NVMe queue's interrupt to the submitter's CPU (2 here)",
-        "grep nvme /proc/interrupts",
-        "echo 2 > /proc/irq/<irq>/smp_affinity_list",
-        "```",
-        "",
-        "3. **The run**, t/io_uring from fio's source tree (`-p0` interrupts, as in the thread; "
-        "`-p1` needs `nvme.poll_queues` > 0):",
-        "",
-        "```bash",
-        f"taskset -c 2 t/io_uring -p{p} -d{setup.queue_depth} -s{setup.submit_batch} -c{setup.complete_batch} \\",
-        f"    -n{setup.submitters} -b4096 -B1 -F1 -O1 -R1 -r30 /mnt/ext4/testfile",
-        "```",
-        "",
-        "or the same with fio:",
-        "",
-        "```bash",
-        "fio --name=iomap_dio --filename=/mnt/ext4/testfile --size=16G \\",
-        "    --direct=1 --rw=randread --bs=4k --ioengine=io_uring \\",
-        f"    --iodepth={setup.queue_depth} --iodepth_batch_submit={setup.submit_batch} \\",
-        f"    --iodepth_batch_complete_min={setup.complete_batch} --hipri={fio_hipri} \\",
-        f"    --fixedbufs=1 --registerfiles=1 --numjobs={setup.submitters} --cpus_allowed=2 \\",
-        "    --time_based --ramp_time=5 --runtime=30",
-        "```",
-        "",
-        "4. **Record per run**, besides IOPS:",
-        "   - `perf stat -e cycles,instructions -C 2 -- sleep 30` and `perf record -g -C 2 -- sleep 10`: cycles per IO, "
-        "and the share in `kmem_cache_alloc*`, `kfree`, `__slab_free` and the list's `pcpu_cache_list_alloc/free` — "
-        "the quantity the models predict (their cycles per IO are in the first chart of this page);",
-        "   - the SLUB_STATS counters of the caches involved — `kmalloc-96` (a `kmalloc-rnd-NN-96` copy with "
-        "`CONFIG_RANDOM_KMALLOC_CACHES`), `kmalloc-128` (the list's fallback) and `iomap_dio` — reset before the run "
-        "with `echo 0 > /sys/kernel/slab/<cache>/<counter>` and read after: "
-        + ", ".join(f"`{c}`" for c in COUNTERS_619) + " (6.19) and "
-        + ", ".join(f"`{c}`" for c in COUNTERS_SHEAVES) + "; plus `sheaf_capacity`, `objs_per_slab` and "
-        "`cpu_partial` once;",
-        "   - the NVMe interrupt count from `/proc/interrupts` (how many completions each interrupt carries: the "
-        "model assumes one interrupt per wait batch) and the benchmark's memory cgroup (`cat /proc/self/cgroup`: "
-        "in the root cgroup `SLAB_ACCOUNT` costs almost nothing).",
-        "5. **Report** the mean and a 95 % confidence interval of IOPS per variant, and cycles per IO in the allocator "
-        "functions — a difference in the latter settles the question even where IOPS cannot.",
-    ]
-    text = "\n".join(lines)
-    if rep is not None:
-        ec = expected_counters(rep)
-        if len(ec):
-            from allocsim.pages.mdtable import markdown
-
-            cols = [c for c in ec.columns if c != "counter"]
-            pcpu_cols = [c for c in cols if c.endswith("per-CPU list")]
-            note = ("the per-CPU list's columns are its kmalloc-128 fallback" if pcpu_cols else
-                    "the per-CPU list's kmalloc-128 fallback reads zero on every counter: in the steady state the "
-                    "list never falls back")
-            text += (f"\n\nWhat the models expect those counters to read per IO in the steady state ({note}):\n\n"
-                     + markdown(ec, {c: ".3f" for c in cols}))
-    return text
-
-
 # ---- sentences whose wording depends on the numbers (so a re-run with other parameters stays true) ----
-
-def _fmt_ns(x: float) -> str:
-    return f"{x:.1f} ns"
-
 
 def miss_sentence(rep: Reproduction) -> str:
     """Why the predictions that do not round to the reported figure miss (or that none does)."""
@@ -425,12 +334,11 @@ def barn_sentence(rep: Reproduction, kernel: str, allocator: str) -> str:
     """Whether the sheaf's slow paths (spare swaps, barn, refill, flush) appear in the steady state."""
     r = rep.runs[(kernel, allocator)]
     used = {p: c for p, (c, _) in r.paths.items() if c and p in BARN_PATHS}
-    if not any(p.startswith("alloc_sheaf") or p.startswith("free_sheaf") or p.startswith("alloc_cpu") or p == "alloc_fastpath"
-               for p in r.paths):
-        return ""
+    if not any(p.startswith("alloc_sheaf") or p.startswith("free_sheaf") for p, (c, _) in r.paths.items() if c):
+        return ""  # no sheaf in this configuration (6.19 kmalloc, the per-CPU list)
     if not used:
         return ("In the steady state of this loop the sheaf never runs empty or full: no spare swap, barn exchange, "
-                "refill or flush happens at all — one submitter keeps its working set inside main and spare.")
+                "refill or flush happens at all — the objects in flight stay inside main and spare.")
     per = ", ".join(f"`{p}` {c / r.ios:.3f}" for p, c in sorted(used.items(), key=lambda kv: -kv[1]))
     return f"Beyond the fast path, the sheaf's slower paths run this often per IO: {per}."
 
@@ -449,73 +357,276 @@ def mechanism_sentence(uses: pd.DataFrame, allocator: str, clock_ghz: float, top
     return "The largest differences per IO, " + allocator + " against the list: " + "; ".join(parts) + "."
 
 
-def slab_account_sentence(with_rep: Reproduction, reported) -> str:
-    """What the reported 6.19 ordering of the dedicated cache and kmalloc says about SLAB_ACCOUNT."""
-    sh, km = with_rep.predicted_miops("6.19", "sheaf-256"), with_rep.predicted_miops("6.19", "kmalloc")
-    rs, rk = float(reported[("6.19", "sheaf-256")]), float(reported[("6.19", "kmalloc")])
-    pred = "slower than" if sh < km else "faster than"
-    rep_rel = "faster than" if rs > rk else "slower than" if rs < rk else "level with"
-    agree = (sh < km) == (rs < rk) and rs != rk
-    s = (f"An accounted dedicated cache on 6.19 is predicted at {sh:.3f}M, {pred} kmalloc at {km:.3f}M; the thread "
-         f"measured the dedicated cache {rep_rel} kmalloc ({rs:.2f}M against {rk:.2f}M).")
-    if not agree:
-        s += (" So, within the model, the reported figures fit a cache *without* `SLAB_ACCOUNT` — or a benchmark in the "
-              "root memory cgroup, where accounting costs almost nothing.")
-    else:
-        s += " The reported ordering does not tell the two variants apart."
+
+
+# ---- glue, section by section --------------------------------------------------------------------------
+
+def _md(text: str):
+    from IPython.display import Markdown
+
+    return Markdown(text)
+
+
+def label(kernel: str, allocator: str | None = None) -> str:
+    """``7.0-rc4 sheaf-256``: the thread's name for a model configuration."""
+    return KERNEL_LABEL[kernel] + ("" if allocator is None else f" {allocator}")
+
+
+def glue_setting(setup: runs.Setup) -> comparison.Setting:
+    """The workload and caches as the prose names them (all from the parameters)."""
+    s = comparison.setting(setup)
+    glue("t_opts", _md(f"`t/io_uring {s.t_opts}`"))
+    glue("t_opts_assumed", _md(f"`t/io_uring {comparison.ASSUMED.t_io_uring()}`"))
+    glue("command_whose", _md(comparison.command_words(s)))
+    glue("completion_where", _md(comparison.completion_words(s.completion)))
+    glue("submitters_words", _md(comparison.submitters_words(s.submitters)))
+    for key in ("kmalloc_cache", "fallback_cache"):
+        glue(key, _md(getattr(s, key)))
+    glue("object_size", s.object_size)
+    glue("sheaf_capacity", s.sheaf_capacity)
+    glue("default_capacity_70", s.default_capacity_70)
+    glue("warmup", setup.workload(0).warmup)
+    glue("qd", setup.queue_depth)
     return s
 
 
-def verdict_markdown(v: dict) -> str:
-    """The verdict as bullet points; ``v`` holds the numbers the chapter computed (see the chapter). The
-    wording follows the signs and sizes of the numbers, so a re-run with other parameters stays true."""
-    lines = []
-    e = v["v_619_edge_ns"]
-    inside = v["patch_lo"] <= v["g_patch_pred"] <= v["patch_hi"]
-    lead = (f"On 6.19 the per-CPU list beats kmalloc by {e:.1f} ns per IO in the model" if e > 0 else
-            f"On 6.19 the per-CPU list is {abs(e):.1f} ns per IO slower than kmalloc in the model")
-    lines.append(
-        f"- **{lead}** — a {v['g_patch_pred']:+.2f} % IOPS difference against {v['g_patch_rep']:+.2f} % reported "
-        f"(“about 2.6%” in the patch), " + ("inside" if inside else "outside")
-        + f" what the rounded figures allow ({v['patch_lo']:.2f}–{v['patch_hi']:.2f} %). The 6.19 cpu slab's free fast "
-        f"path takes {v['fast_free_619']:.0f} % of this workload's frees.")
-    sheaf_619 = v["sheaf_619_saving_ns"]  # kmalloc minus the dedicated cache on 6.19
-    if e > 0:
-        rec = 100 * sheaf_619 / e
-        verdict = "works" if rec >= 50 else "helps only partly" if rec > 0 else "does not help"
-        first = (f"Dave Chinner's proposal {verdict} in the model.** The dedicated cache with `sheaf_capacity = "
-                 f"{v['capacity']}` recovers {rec:.0f} % of that gap on 6.19")
-    else:
-        first = (f"Dave Chinner's proposal, in the model:** the dedicated cache with `sheaf_capacity = {v['capacity']}` "
-                 f"is {abs(sheaf_619):.1f} ns per IO {'faster' if sheaf_619 > 0 else 'slower'} than kmalloc on 6.19")
-    lines.append(
-        f"- **{first}; on 7.0-rc4 plain kmalloc and the dedicated cache differ by {abs(v['v_70_km_vs_sh_ns']):.1f} ns per "
-        "IO — Vlastimil Babka's point is that 7.0 already gives every cache sheaves.")
-    g, step = v["gap_focus"], v["step_ns"]
-    lo, hi, pct = _step()
-    head = (f"- **The patch's edge on 7.0-rc4 is {v['v_70_km_edge_ns']:+.1f} ns per IO over kmalloc and "
-            f"{v['v_70_sh_edge_ns']:+.1f} ns over the dedicated cache** ({v['v_70_km_edge_pct']:+.2f} % and "
-            f"{v['v_70_sh_edge_pct']:+.2f} % IOPS; positive: the list is faster). ")
-    if g <= 0:
-        body = (f"Over {v['focus']} the model puts the list *behind* ({g:+.1f} ns), so the reported order — the list "
-                f"ahead — is not what the model expects: single runs would show it with probability {v['p_order']:.2f}. "
-                f"Even with every cost at the end of its cited range that favours the list the edge is {v['gap_max']:+.1f} ns.")
-    elif g < step:
-        body = (f"The edge over {v['focus']} is smaller than one step of the thread's precision ({step:.1f} ns between "
-                f"{lo:.2f}M and {hi:.2f}M); with every cost at the end of its cited range that favours the list it is "
-                f"{v['gap_max']:.1f} ns. So the reported {hi:.2f}M against {lo:.2f}M is what rounding and a single run each "
-                f"produce from such a gap (probability {v['p_order']:.2f} of exactly that order from single runs if the "
-                f"model is right) — not evidence of a {pct:.1f} % advantage.")
-    else:
-        body = (f"The edge over {v['focus']} is larger than one step of the thread's precision ({step:.1f} ns between "
-                f"{lo:.2f}M and {hi:.2f}M), so the model leaves the list an edge the reported figures could resolve.")
-    lines.append(head + body)
-    need = v["need_per_op"]
-    missing = (f"the slab hooks the list skips (along with memcg accounting, KASAN and freelist hardening) would have to "
-               f"cost about {need:.0f} cycles per sheaf operation to produce the nominal 7 ns" if need > 0 else
-               "the model's edge already reaches the nominal 7 ns without them")
-    lines.append(
-        f"- **What could still make the list matter** is what the models do not charge: {missing}. And the list "
-        f"loses ground where its design does not fit: with completions in softirq its edge over kmalloc on 7.0-rc4 is "
-        f"{v['softirq_edge']:+.1f} ns, with half the completions on another CPU {v['cross_edge']:+.1f} ns.")
-    return "\n".join(lines)
+def configs_table(setup: runs.Setup) -> pd.DataFrame:
+    return pd.DataFrame([runs.describe_config(k, a, setup) for k, a in iops.CONFIGS]).assign(
+        kernel=lambda d: d["kernel"].map(KERNEL_LABEL))
+
+
+def glue_costs(rep: Reproduction, s: comparison.Setting) -> comparison.CostsPerIO:
+    for (k, a), v in rep.alloc_cycles.items():
+        glue(f"cyc_{k}_{a}", v)
+        glue(f"ns_{k}_{a}", v / rep.clock_ghz)
+    c = comparison.costs_per_io(rep)
+    glue_fields(c, skip=("kmalloc_cheaper_70",))
+    glue("kmalloc_gain_word", _md("less" if c.kmalloc_cheaper_70 else "more"))
+    glue("pcpu_hit_tail", _md(comparison.hit_words(c.pcpu_hit, s.fallback_cache)))
+    return c
+
+
+def miss_words(fit: comparison.Fit) -> str:
+    """Why the predictions that do not round to the reported figure miss (or that none does)."""
+    if not fit.missed:
+        return "Every prediction rounds to the reported figure."
+    parts = []
+    if any(a == "per-CPU list" for _, a, *_ in fit.missed):
+        parts.append("The per-CPU list is predicted slower than reported because the model gives it a smaller edge "
+                     "over the other two than the reported figures suggest; the section on the remaining nanoseconds "
+                     "takes that edge apart.")
+    for k, a, _, _, resid in fit.missed:
+        if a != "per-CPU list":
+            parts.append(f"{label(k, a)} is predicted {abs(resid):.1f} ns per IO {'slower' if resid > 0 else 'faster'} "
+                         "than reported.")
+    return " ".join(parts)
+
+
+def glue_fit(rep: Reproduction) -> comparison.Fit:
+    f = comparison.fit(rep)
+    glue_fields(f, skip=("missed", "rms_now"))
+    glue("cal_on", _md("all six figures" if len(rep.on) == 6 else f"the {label(*rep.on[0])} figure alone"))
+    glue("clock", rep.clock_ghz)
+    glue("missed", _md(", ".join(f"{label(k, a)} ({p:.4f}M against {r:.2f}M)" for k, a, p, r, _ in f.missed) or "none"))
+    glue("miss_why", _md(miss_words(f)))
+    st = comparison.step()
+    glue_fields(st, skip=("gap_pct",))
+    glue("step_gap_pct", st.gap_pct)
+    glue("precision_miops", iops.PRECISION_MIOPS)
+    return f
+
+
+def glue_clock(rep: Reproduction) -> pd.DataFrame:
+    prof = comparison.clock_profile(rep)
+    c = comparison.clock_check(rep, prof)
+    glue_fields(c, skip=("prefers_other_clock",))
+    glue("clock_verdict", _md(comparison.clock_words(c.prefers_other_clock)))
+    glue("fig_clock", clock_chart(prof, rep.clock_ghz, c.rms_noise))
+    return prof
+
+
+def _targets(names) -> str:
+    return ", ".join(n.replace("7.0 ", KERNEL_LABEL["7.0"] + " ") for n in names)
+
+
+def glue_loo(rep: Reproduction) -> pd.DataFrame:
+    loo, s = comparison.leave_one_out(rep)
+    glue_fields(s, skip=("lo_on", "hi_on", "best", "far_base_ns", "loo_rerun_delta"))
+    glue("loo_lo_on", _md(_targets(s.lo_on)))
+    glue("loo_hi_on", _md(_targets(s.hi_on)))
+    glue("loo_others", len(iops.CONFIGS) - 1)
+    glue("loo_best", _md(", ".join(f"{_targets([k])} ({v} of {len(iops.CONFIGS) - 1})" for k, v in s.best)))
+    glue("loo_rerun", _md(comparison.change_words(s.loo_rerun_delta)))
+    glue("fig_loo", loo_chart(loo))
+    return loo
+
+
+def gains_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The gains table as the page shows it (kernel names as the thread gives them)."""
+    d = table.drop(columns=["key", "lo", "hi"]).copy()
+    d["gain"] = d["gain"].str.replace("7.0", KERNEL_LABEL["7.0"], regex=False)
+    return d
+
+
+def glue_gains(rep: Reproduction, statuses: dict) -> pd.DataFrame:
+    t = comparison.gains_table(rep, statuses)
+    g = comparison.gains(rep, t)
+    glue_fields(g)
+    glue("patch_status", _md(claims.status_phrase(statuses["patch-gain"])))
+    return t
+
+
+def mechanism_words(kernel: str, allocator: str) -> str:
+    """What one operation of the page's allocator and of the list does (the kernel code it runs)."""
+    if kernel == "7.0" or allocator == "sheaf-256":
+        return ("A sheaf operation is `local_trylock()`, one array slot and the call into the slab allocator; a list "
+                "operation is a preempt-count round trip (`get_cpu()`/`put_cpu()`) and a pointer pop or push that touches "
+                "the per-CPU list head and the object's first word, plus, every so often, the splice of the interrupt "
+                "list under `local_irq_save()`.")
+    return ("A 6.19 kmalloc operation is a `cmpxchg16b` on the cpu slab's freelist and transaction id when the object's "
+            "slab is still the cpu slab, and otherwise a locked `cmpxchg16b` on the slab's own freelist (`__slab_free()`), "
+            "with the cpu partial list behind it; a list operation is a preempt-count round trip and a pointer pop or push.")
+
+
+def glue_gap(rep: Reproduction, kernel: str, allocator: str) -> comparison.Gap:
+    g = comparison.gap(rep, kernel, allocator)
+    glue_fields(g, skip=("behind", "gap_c", "reported_pcpu", "reported_other", "need_hi"))
+    glue("focus", _md(f"{allocator} on {KERNEL_LABEL[kernel]}"))
+    glue("focus_alloc", _md(allocator))
+    glue("focus_kernel", _md(KERNEL_LABEL[kernel]))
+    glue("gap_word", _md("behind" if g.behind else "ahead of"))
+    glue("mech_what", _md(mechanism_words(kernel, allocator)))
+    glue("barn_sentence", _md(barn_sentence(rep, kernel, allocator)))
+    glue("need_sentence", _md(comparison.need_words(g, allocator)))
+    uses = pd.concat([runs.primitive_uses(kernel, a, rep.setup, rep.base_cycles) for a in ("per-CPU list", allocator)],
+                     ignore_index=True)
+    glue("mech_sentence", _md(mechanism_sentence(uses, allocator, rep.clock_ghz)))
+    glue("fig_paths", paths_chart(runs.paths_frame(rep.runs, rep.clock_ghz), kernel, allocator))
+    glue("fig_mechanism", mechanism_chart(uses, kernel, allocator, rep.clock_ghz))
+    return g
+
+
+def glue_noise(rep: Reproduction, kernel: str, allocator: str, cv: float, seed: int) -> comparison.Noise:
+    nf, n = comparison.noise(rep, kernel, allocator, cv, seed)
+    glue_fields(n)
+    glue("one_run", _md(comparison.one_run_words(n.runs_rep, comparison.step().gap_pct)))
+    glue("fig_noise", noise_chart(nf, cv))
+    return n
+
+
+def glue_sensitivity(rep: Reproduction, kernel: str, allocator: str) -> comparison.Sensitivity:
+    tor, s = comparison.sensitivity(rep, kernel, allocator)
+    glue_fields(s, skip=("tor_top",))
+    glue("tor_top", _md(f"`{s.tor_top}`"))
+    glue("fig_tornado", tornado_chart(tor, allocator, kernel))
+    return s
+
+
+def edges_table(sc: pd.DataFrame) -> pd.DataFrame:
+    """The list's edge in each scenario (rows) over kmalloc and sheaf-256 on each kernel (columns)."""
+    e = comparison.scenario_edges(sc)
+    e["column"] = e["kernel"].map(KERNEL_LABEL) + " " + e["allocator"]
+    w = e.pivot_table(index=["key", "scenario"], columns="column", values="edge", sort=False).reset_index()
+    return w.drop(columns="key")
+
+
+def glue_scenarios(rep: Reproduction, kernel: str) -> pd.DataFrame:
+    """Every scenario edge as ``sc_<scenario key>_<kernel>_<allocator>`` (keys by name)."""
+    sc = comparison.scenarios(rep)
+    for r in comparison.scenario_edges(sc).to_dict("records"):
+        glue(f"sc_{r['key']}_{r['kernel']}_{r['allocator']}", r["edge"])
+    f = sc[(sc["key"] == "polled") & (sc["kernel"] == kernel) & (sc["allocator"] == "per-CPU list")]
+    glue("sc_polled_pcpu", float(f["alloc cycles/IO"].iloc[0]))
+    glue("fig_scenarios", scenario_chart(sc))
+    return sc
+
+
+SA_FORMATS = {"reported M IOPS": ".2f", "without SLAB_ACCOUNT": ".4f", "with SLAB_ACCOUNT": ".4f"}
+
+
+def glue_slab_account(rep: Reproduction, calibrate_on) -> pd.DataFrame:
+    sa, s = comparison.slab_account(rep, calibrate_on)
+    glue_fields(s, skip=("sheaf_with", "kmalloc_with", "reported_sheaf", "reported_kmalloc"))
+    glue("sa_sentence", _md(comparison.slab_account_words(s)))
+    return sa.assign(kernel=lambda d: d["kernel"].map(KERNEL_LABEL))
+
+
+def glue_verdict(rep: Reproduction, kernel: str, allocator: str, sc: pd.DataFrame, gains_t: pd.DataFrame,
+                 noise: comparison.Noise, sens: comparison.Sensitivity, gap: comparison.Gap) -> comparison.Verdict:
+    g = comparison.gains(rep, gains_t)
+    v = comparison.verdict(rep, kernel, allocator, sc, g)
+    st = comparison.step()
+    glue_fields(v, skip=("patch_inside", "below_step"))
+    glue("v619_faster", _md(comparison.faster_words(v.v_619_edge_ns)))
+    glue("sheaf619_faster", _md(comparison.faster_words(v.sheaf_619_saving_ns)))
+    glue("patch_inside", _md(comparison.inside_words(v.patch_inside)))
+    glue("proposal", _md(comparison.proposal_words(v.v_619_edge_ns, v.sheaf_619_saving_ns)))
+    glue("edge_body", _md(comparison.edge_words(v, f"{allocator} on {KERNEL_LABEL[kernel]}", st, sens.gap_max,
+                                                noise.p_order)))
+    glue("missing", _md(comparison.missing_words(gap.need_per_op, gap.rep_gap_ns, allocator)))
+    glue("closing", _md(comparison.closing_words(v.below_step)))
+    # for the landing page's summary (intro.md pastes these from this page)
+    glue("edge_70_sheaf_ns", v.v_70_sh_edge_ns)
+    glue("one_step_ns", st.step_ns)
+    return v
+
+
+# ---- the experiment: command lines from the parameters ---------------------------------------------------
+
+def t_io_uring_block(setup: runs.Setup) -> str:
+    """The t/io_uring command of the page's setting, as a fenced block."""
+    p = 1 if setup.completion == "task" else 0
+    return ("```bash\n"
+            f"taskset -c 2 t/io_uring -p{p} -d{setup.queue_depth} -s{setup.submit_batch} -c{setup.complete_batch} \\\n"
+            f"    -n{setup.submitters} -b4096 -B1 -F1 -O1 -R1 -r30 /mnt/ext4/testfile\n```")
+
+
+def fio_block(setup: runs.Setup) -> str:
+    """The same run with fio, as a fenced block."""
+    hipri = 1 if setup.completion == "task" else 0
+    return ("```bash\n"
+            "fio --name=iomap_dio --filename=/mnt/ext4/testfile --size=16G \\\n"
+            "    --direct=1 --rw=randread --bs=4k --ioengine=io_uring \\\n"
+            f"    --iodepth={setup.queue_depth} --iodepth_batch_submit={setup.submit_batch} \\\n"
+            f"    --iodepth_batch_complete_min={setup.complete_batch} --hipri={hipri} \\\n"
+            f"    --fixedbufs=1 --registerfiles=1 --numjobs={setup.submitters} --cpus_allowed=2 \\\n"
+            "    --time_based --ramp_time=5 --runtime=30\n```")
+
+
+def counters_words() -> str:
+    return (", ".join(f"`{c}`" for c in COUNTERS_619) + " (6.19) and " + ", ".join(f"`{c}`" for c in COUNTERS_SHEAVES))
+
+
+def expected_counters_words(rep: Reproduction) -> str:
+    """The table of expected SLUB_STATS counters per IO, with its lead-in (empty if none)."""
+    ec = expected_counters(rep)
+    if not len(ec):
+        return ""
+    cols = [c for c in ec.columns if c != "counter"]
+    fb = comparison.setting(rep.setup).fallback_cache
+    note = (f"the per-CPU list's columns are its {fb} fallback" if any(c.endswith("per-CPU list") for c in cols) else
+            f"the per-CPU list's {fb} fallback reads zero on every counter: in the steady state the list never falls back")
+    return (f"What the models expect those counters to read per IO in the steady state ({note}):\n\n"
+            + markdown(ec, {c: ".3f" for c in cols}))
+
+
+def glue_experiment(rep: Reproduction, noise: comparison.Noise) -> None:
+    glue("cmd_t_io_uring", _md(t_io_uring_block(rep.setup)))
+    glue("cmd_fio", _md(fio_block(rep.setup)))
+    glue("counters", _md(counters_words()))
+    glue("expected_counters", _md(expected_counters_words(rep)))
+
+
+def glue_claims(checks: pd.DataFrame) -> None:
+    glue("approx_pct", 100 * claims.APPROX)
+    glue("null_iops", claims.NULL_IOPS_PCT)
+    glue("null_micro", claims.NULL_MICRO_PCT)
+    summ = claims.summary(checks)
+    glue("n_claims", len(checks))
+    glue("n_repr", summ["reproduced"])
+    glue("n_partly", summ["partly"])
+    glue("n_not", summ["not reproduced"])
+    glue("multi_threads", _md(", ".join(map(str, claims.MULTI_THREADS))))
+    for cid, status in zip(checks["id"], checks["status"]):
+        glue(f"status_{cid}", status)  # chapter 4 glues its claims under the same keys
+    glue("claim26", float(thread.claims().set_index("id").loc["default-capacity-26", "value"]))

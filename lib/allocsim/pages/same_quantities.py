@@ -35,6 +35,11 @@ GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
      (("01-thread", "ns_70_pcpu"), ("02-pcpu", "t_ns70"))),
     ("sizeof(struct iomap_dio), bytes", (("02-pcpu", "m_size"), ("A1-your-kernel", "dio_model"))),
     ("sizeof(struct pcpu_cache_element), bytes", (("02-pcpu", "m_header"), ("A1-your-kernel", "hdr"))),
+) + tuple(
+    # one status per claim: chapter 4 shows the microbenchmark claims for its parameters, chapter 5 all claims,
+    # both from allocsim.analysis.claims (the landing page's status column calls claims.statuses())
+    (f"the status of claim {cid}", (("04-sheaves", f"status_{cid}"), ("05-iops", f"status_{cid}")))
+    for cid in ("default-capacity-26", "k32-no-difference", "k128-single", "k128-multithread", "module-10pct")
 )
 
 

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 from allocsim.workloads import iouring
 from allocsim.kernel import slub
-from allocsim.pages import slub as slub_views
+from allocsim.pages import sheaves as sheaves_page
 from allocsim.kernel import program as trace
 from allocsim.kernel.oracle import slub as ref
 from allocsim.book.benchmarks.pcpu import _best
@@ -62,10 +62,10 @@ def run(argv: list[str] | None = None) -> None:
             print(f"  {mname:<42} numba {rate / 1e6:7.1f} M ops/s   reference {rate_ref / 1e6:6.3f} M ops/s"
                   f"   ratio {rate / rate_ref:6.0f}x")
     P = SimpleNamespace(object_size=256, free_order="fifo", machine_cpus=64, cpus_per_node=0, seed=0, kernel="7.0")
-    ks, caps = slub_views.heat_grid()
-    slub_views.heat_sweep(P, threads=args.sweep_threads, ks=ks[:2], caps=caps[:2])  # warm
+    ks, caps = sheaves_page.mb.heat_grid()
+    sheaves_page.heat_sweep(P, threads=args.sweep_threads, ks=ks[:2], caps=caps[:2])  # warm
     t0 = time.perf_counter()
-    df = slub_views.heat_sweep(P, threads=args.sweep_threads)
+    df = sheaves_page.heat_sweep(P, threads=args.sweep_threads)
     t_sweep = time.perf_counter() - t0
     print(f"K x capacity sweep (chapter 4 heat map): {len(df)} points, {args.sweep_threads} thread(s), "
           f"{t_sweep:.1f} s")

@@ -54,7 +54,7 @@ def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, m
             if any(pos[c] < start[c + 1] for c in range(ncpu)):
                 raise RuntimeError("deadlock")
             break
-        cpu = min(ready, key=lambda c: (clock[c], c))
+        cpu = min(ready, key=lambda c: (clock[c] + gap[pos[c]], c))
         i = pos[cpu]
         pos[cpu] += 1
         clock[cpu] += gap[i]

@@ -37,7 +37,7 @@ def next_cpu(clock, pos, ends, program, slot_time):
             continue
         if program.op[i] != ALLOC and slot_time.get(int(program.slot[i])) is None:
             continue
-        if best is None or clock[c] < clock[best]:
+        if best is None or clock[c] + float(program.gap[i]) < clock[best] + float(program.gap[pos[best]]):
             best = c
     return best
 

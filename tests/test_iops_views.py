@@ -1,0 +1,134 @@
+"""Chapter 5's page module (allocsim.pages.iops): tables, charts, command lines and the clauses it glues."""
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from allocsim.analysis import comparison as cmp
+from allocsim.analysis import runs as R
+from allocsim.pages import iops as views
+
+
+@pytest.fixture(scope="module")
+def rep():
+    return R.reproduce(R.Setup(ios=6000), clock_ghz=3.0)
+
+
+def test_command_lines_follow_the_setup():
+    d = views.t_io_uring_block(R.Setup())
+    assert "t/io_uring -p0 -d128 -s32 -c32" in d and "-n1 " in d and d.startswith("```bash")
+    c = R.Setup(completion="task", submitters=4, queue_depth=64, submit_batch=16, complete_batch=8)
+    t, f = views.t_io_uring_block(c), views.fio_block(c)
+    assert "-p1 -d64 -s16 -c8" in t and "-n4 " in t
+    assert "--iodepth=64" in f and "--iodepth_batch_submit=16" in f and "--iodepth_batch_complete_min=8" in f
+    assert "--hipri=1" in f and "--numjobs=4" in f
+    assert "--hipri=0" in views.fio_block(R.Setup())
+
+
+def test_prediction_table_is_narrow(rep):
+    t = views.prediction_table(rep)
+    assert len(t.columns) <= 7 and len(t) == 6
+    assert set(views.PREDICTION_FORMATS) <= set(t.columns)
+    assert t["configuration"].str.contains("7.0-rc4").sum() == 3
+    assert (t["rounds to it"] == "yes").sum() == int(rep.table["rounds to reported"].sum())
+
+
+def test_miss_words_branches(rep):
+    f = cmp.fit(rep)
+    assert views.miss_words(replace(f, missed=())) == "Every prediction rounds to the reported figure."
+    only_pcpu = views.miss_words(replace(f, missed=(("6.19", "per-CPU list", 1.19, 1.20, 3.5),)))
+    assert only_pcpu.startswith("The per-CPU list is predicted slower")
+    other = views.miss_words(replace(f, missed=(("7.0", "kmalloc", 1.18, 1.19, 4.2), ("6.19", "sheaf-256", 1.2, 1.19, -2.0))))
+    assert "7.0-rc4 kmalloc is predicted 4.2 ns per IO slower" in other and "6.19 sheaf-256 is predicted 2.0 ns per IO faster" in other
+
+
+def test_mechanism_and_barn_words(rep):
+    assert "local_trylock()" in views.mechanism_words("7.0", "kmalloc")
+    assert "local_trylock()" in views.mechanism_words("6.19", "sheaf-256")
+    assert "cmpxchg16b" in views.mechanism_words("6.19", "kmalloc")
+    assert views.barn_sentence(rep, "7.0", "per-CPU list") == ""  # the list has no sheaf paths
+    assert views.barn_sentence(rep, "6.19", "kmalloc") == ""  # neither has 6.19's kmalloc
+    s = views.barn_sentence(rep, "7.0", "sheaf-256")
+    assert s.startswith("In the steady state") or s.startswith("Beyond the fast path")
+    uses = R.primitive_uses("7.0", "sheaf-256", rep.setup, rep.base_cycles)
+    uses = pd.concat([uses, R.primitive_uses("7.0", "per-CPU list", rep.setup, rep.base_cycles)], ignore_index=True)
+    assert views.mechanism_sentence(uses, "sheaf-256", 3.0).startswith("The largest differences per IO, sheaf-256")
+    assert views.mechanism_sentence(uses[uses["allocator"] == "sheaf-256"], "sheaf-256", 3.0) == ""
+
+
+def test_edges_table_and_gains_display(rep):
+    sc = cmp.scenarios(rep)
+    e = views.edges_table(sc)
+    assert list(e["scenario"]) == [label for label, _ in cmp.SCENARIOS.values()]
+    assert {"6.19 kmalloc", "7.0-rc4 sheaf-256"} <= set(e.columns)
+    g = views.gains_display(cmp.gains_table(rep, {"patch-gain": "partly"}))
+    assert "key" not in g.columns and g["gain"].str.contains("7.0-rc4").any()
+
+
+def test_expected_counters_and_claims_table(rep):
+    text = views.expected_counters_words(rep)
+    assert "kmalloc-128" in text and "| counter |" in text
+    assert "`alloc_fastpath`" in views.counters_words() and "`barn_put_fail`" in views.counters_words()
+    checks = pd.DataFrame([{"quantity": "q", "kernel": "7.0", "claimed": "1", "modelled": "1", "status": "partly",
+                            "how": "h", "note": ""}])
+    assert views.claims_table(checks)["status"].iloc[0] == "partly"
+
+
+def test_charts_build(rep):
+    loo, _ = cmp.leave_one_out(rep, rerun=False)
+    nf, _ = cmp.noise(rep, "7.0", "sheaf-256", 0.005)
+    charts = [views.cycles_chart(rep), views.prediction_chart(rep), views.loo_chart(loo),
+              views.clock_chart(cmp.clock_profile(rep, clocks=[2.5, 3.0]), 3.0, 1.9), views.noise_chart(nf, 0.005),
+              views.paths_chart(R.paths_frame(rep.runs, 3.0), "7.0", "sheaf-256")]
+    for ch in charts:
+        assert ch.to_dict()["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+    assert views.label("7.0", "kmalloc") == "7.0-rc4 kmalloc" and views.label("6.19") == "6.19"
+
+
+def _collect(monkeypatch):
+    """Replace myst-nb's glue by a dict, for the page module and for glue_fields."""
+    import allocsim.pages.glue as G
+
+    got = {}
+    fake = lambda key, value, display=False: got.__setitem__(key, value)  # noqa: E731
+    monkeypatch.setattr(G, "glue", fake)
+    monkeypatch.setattr(views, "glue", fake)
+    return got
+
+
+def _keys_used(chapter: str) -> set:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "chapters" / chapter).read_text()
+    keys = set(re.findall(r"\{glue:(?:text|md)\}`([^`:]+)", text)) | set(re.findall(r"```\{glue:figure\} (\S+)", text))
+    return {k for k in keys if "::" not in k}
+
+
+def test_every_key_chapter_5_pastes_is_glued_by_the_page_module(rep, monkeypatch):
+    """The glue_* functions, run as the chapter runs them, glue every key the chapter's prose pastes."""
+    from allocsim.analysis import claims as C
+
+    got = _collect(monkeypatch)
+    s = views.glue_setting(rep.setup)
+    views.glue_costs(rep, s)
+    got["fig_cycles"] = None
+    views.glue_fit(rep)
+    got["fig_prediction"] = None
+    views.glue_clock(rep)
+    views.glue_loo(rep)
+    checks = C.evaluate(rep, micro=C.MicroSetup(rounds=(5, 10)))
+    gains = views.glue_gains(rep, dict(zip(checks["id"], checks["status"])))
+    gap = views.glue_gap(rep, "7.0", "sheaf-256")
+    noise = views.glue_noise(rep, "7.0", "sheaf-256", 0.005, 0)
+    sens = views.glue_sensitivity(rep, "7.0", "sheaf-256")
+    sc = views.glue_scenarios(rep, "7.0")
+    views.glue_slab_account(rep, "all")
+    views.glue_verdict(rep, "7.0", "sheaf-256", sc, gains, noise, sens, gap)
+    views.glue_experiment(rep, noise)
+    views.glue_claims(checks)
+    missing = _keys_used("05-iops.md") - set(got)
+    assert not missing, f"chapter 5 pastes keys nothing glues: {sorted(missing)}"
+    assert got["loo_rerun"].data.startswith("changes no configuration")
+    assert got["patch_status"].data in ("reproduced", "partly reproduced", "not reproduced")
