@@ -106,9 +106,6 @@ def _config_inited(app, config):
         except KeyboardInterrupt:
             _stop(f"interrupted; {app.outdir} was left as it was", 130)
         app.srcdir = type(app.srcdir)(stage)
-        # the stage's copy of the toc, exactly as `allocsim build` names it, so the two routes share
-        # one Sphinx environment (no full re-read when switching between them)
-        config.external_toc_path = (Path(stage) / "_toc.yml").as_posix()
     elif _state["mode"] == "stage" and os.environ.get("ALLOCSIM_DOCTREES"):
         app.doctreedir = type(app.doctreedir)(os.environ["ALLOCSIM_DOCTREES"])
 
