@@ -53,9 +53,10 @@ def _scratch_book(tmp_path, chapter_edit):
     """A copy of the book with one chapter (thread) edited, sharing lib/ and data/ by symlink."""
     root = tmp_path / "book"
     root.mkdir()
-    for name in ("_config.yml", "intro.md", "requirements.lock"):
+    for name in ("_config.yml", "intro.md", "requirements.lock", "references.bib"):
         shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "_ext", root / "_ext", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("_ext", "_static"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("lib", "data"):
         (root / name).symlink_to(ROOT / name)
     (root / "chapters").mkdir()
@@ -73,6 +74,7 @@ def test_a_chapter_that_raises_fails_the_build(tmp_path):
     proc = run_cli("build", env={"ALLOCSIM_ROOT": str(root)})
     assert proc.returncode == 1
     assert "chapter 'thread' failed: RuntimeError: deliberate failure for the test" in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1, proc.stderr
     assert not (root / "_build" / "executed" / "01-thread.ipynb").exists()
     assert (root / "_build" / "executed" / "01-thread.FAILED.ipynb").exists()
     assert not (root / "_build" / "html" / "index.html").exists()
@@ -91,9 +93,207 @@ def test_a_sphinx_warning_fails_the_build(tmp_path):
 
 def test_a_bad_parameter_inside_the_chapter_stops_with_one_sentence(tmp_path):
     def bad_default(src):
-        return src.replace("clock_ghz = 3.0", "clock_ghz = -1.0")
+        assert "clock_ghz: float = 3.0" in src
+        return src.replace("clock_ghz: float = 3.0", "clock_ghz: float = -1.0")
 
     root = _scratch_book(tmp_path, bad_default)
     proc = run_cli("build", env={"ALLOCSIM_ROOT": str(root)})
     assert proc.returncode == 1
-    assert "AllocsimError: parameter clock_ghz must be a number from 0.5 to 6.0, not -1.0" in proc.stderr
+    assert "ParameterError: parameter clock_ghz must be a number from 0.5 to 6.0, not -1.0" in proc.stderr
+
+
+# ------------------------------------------------------------------ the ordinary habits (issue 14)
+
+def _jupyter_book(*args, env=None, cwd=ROOT, timeout=1200):
+    import sys
+
+    e = dict(os.environ)
+    e.update(env or {})
+    jb = Path(sys.executable).with_name("jupyter-book")
+    return subprocess.run([str(jb), *args], cwd=cwd, text=True, capture_output=True, env=e, timeout=timeout)
+
+
+def _pages_text(html):
+    """Every page's text, with docutils' generated ids (``id12``; sphinxcontrib-bibtex numbers its
+    citations in reading order, which a fresh Sphinx environment may assign differently) normalised."""
+    import re
+
+    return {p.relative_to(html): re.sub(r"\bid\d+\b", "idN", p.read_text()) for p in sorted(html.rglob("*.html"))}
+
+
+def test_plain_jupyter_book_build_renders_the_same_book(built_book):
+    """`jupyter-book build .` on the checkout runs the papermill stage first (reusing the executed
+    chapters) and renders exactly the book `python -m allocsim build` rendered; no warning."""
+    before = _pages_text(built_book)
+    proc = _jupyter_book("build", ".", "-W", "-n", "--keep-going")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "executing the chapters with papermill first" in proc.stderr
+    assert "executed in" not in proc.stderr  # every chapter was reused
+    assert "WARNING" not in proc.stdout + proc.stderr
+    after = _pages_text(built_book)
+    assert after.keys() == before.keys()
+    differ = [str(k) for k in before if before[k] != after[k]]
+    assert differ == [], f"pages differ from the allocsim build: {differ}"
+
+
+def test_plain_jupyter_book_build_of_one_chapter_stops_with_one_sentence(built_book):
+    index = built_book / "index.html"
+    mtime = index.stat().st_mtime_ns
+    proc = _jupyter_book("build", "chapters/05-iops.md")
+    assert proc.returncode == 2
+    err = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: a single chapter cannot be rendered on its own"), proc.stderr
+    assert index.stat().st_mtime_ns == mtime
+    assert not (ROOT / "chapters" / "_build").exists()
+
+
+def test_cell_tags_follow_the_rule():
+    """Compute and plot cells are shown behind a toggle, plumbing removed (allocsim.book.celltags)."""
+    from allocsim.book import celltags
+
+    assert celltags.main(["--check"]) == 0
+
+
+def test_code_cells_are_shown_behind_a_toggle(built_book):
+    text = (built_book / "chapters" / "05-iops.html").read_text()
+    assert text.count("Show code cell source") >= 10
+    assert "params.validate" not in text  # plumbing is removed
+
+
+def test_no_url_in_any_script(built_book):
+    """No <script> of the built HTML, inline ones included, names an http(s) URL (thebe is off, charts
+    are embedded without Altair's CDN fallback loader)."""
+    import re
+
+    found = {}
+    for path in built_book.rglob("*.html"):
+        for m in re.finditer(r"<script\b[^>]*>.*?</script>", path.read_text(), re.S):
+            if re.search(r"https?://", m.group(0)):
+                found.setdefault(str(path.relative_to(built_book)), m.group(0)[:200])
+    assert found == {}
+
+
+def test_execution_report_and_footers(built_book):
+    report = (built_book / "execution.html").read_text()
+    assert report.count("pass") >= 7
+    assert "lock" in report and "commit" in report
+    page = (built_book / "chapters" / "02-pcpu.html").read_text()
+    assert 'class="allocsim-executed"' in page and "Executed 20" in page and "default parameters" in page
+    assert "allocsim-custom-run" not in page
+
+
+def test_references_page_links_mails_and_commits(built_book):
+    import html
+
+    text = html.unescape((built_book / "references.html").read_text())
+    assert "https://lore.kernel.org/r/aWh06YoiJrR3-J-X@dread.disaster.area" in text
+    assert "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id=2d517aa09bbc" in text
+    assert "Bonwick" in text and "magazines and vmem" in text.lower()
+
+
+def _seeded_build_dir(tmp_path, built_book):
+    """A build folder that already holds the session's executed chapters (their keys still match)."""
+    build = tmp_path / "build"
+    shutil.copytree(built_book.parent / "executed", build / "executed")
+    return build
+
+
+def test_custom_run_is_announced_on_its_page_and_the_landing_page(tmp_path, built_book):
+    build = _seeded_build_dir(tmp_path, built_book)
+    proc = run_cli("run", "thread", "-p", "clock_ghz", "4.2", "--book", env={"ALLOCSIM_BUILD": str(build)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = (build / "html" / "chapters" / "01-thread.html").read_text()
+    assert "Custom run: this page does not show the default book" in page
+    assert "<code>clock_ghz = 4.2</code> (default 3.0)" in page
+    run = next((build / "runs").iterdir()).name
+    assert run.startswith("thread-") and run in page
+    intro = (build / "html" / "intro.html").read_text()
+    assert "Custom runs: this book does not show the default parameters everywhere" in intro
+    assert "The thread" in intro[intro.index("Custom runs"):intro.index("Custom runs") + 2000]
+    other = (build / "html" / "chapters" / "05-iops.html").read_text()
+    assert "allocsim-custom-run" not in other
+    assert "custom parameters" in page  # the footer says so too
+    listing = run_cli("run", "--list", env={"ALLOCSIM_BUILD": str(build)})
+    assert run in listing.stdout and "clock_ghz=4.2" in listing.stdout and "ok" in listing.stdout
+
+
+def test_build_dir_option_and_read_only_checkout(tmp_path):
+    """Where the build folder cannot be written, `build` and `run` say so in one sentence, naming the
+    folder and how to build elsewhere (exit 2), before executing anything."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    mounted = False
+    if os.access(ro, os.W_OK):  # root ignores permissions: use a read-only tmpfs if we may mount
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)],
+                                 capture_output=True).returncode == 0
+        if not mounted:
+            pytest.skip("cannot make a read-only folder here (running as root without mount)")
+    try:
+        env = {"ALLOCSIM_BUILD": str(ro / "_build")}
+        for args, hint in ((["build"], "set ALLOCSIM_BUILD=DIR or pass --build-dir DIR"),
+                           (["run", "thread"], "pass --output FILE, or set ALLOCSIM_BUILD=DIR or --build-dir DIR")):
+            proc = run_cli(*args, env=env)
+            assert proc.returncode == 2, proc.stderr
+            err = [line for line in proc.stderr.splitlines() if line.strip()]
+            assert len(err) == 1 and str(ro / "_build") in err[0] and "read-only" in err[0] and hint in err[0], proc.stderr
+            assert "executing" not in proc.stdout
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(ro)])
+        ro.chmod(0o755)
+
+
+def _interrupt_when(args, marker, env, timeout=600):
+    """Start the CLI in its own process group, send SIGINT (what Ctrl-C in a terminal does to the whole
+    group) once ``marker`` appears on stdout; return (returncode, stdout, stderr)."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    e = dict(os.environ)
+    e.update(env)
+    proc = subprocess.Popen([sys.executable, "-m", "allocsim", *args], cwd=ROOT, env=e, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    out = []
+
+    def read():
+        for line in proc.stdout:
+            out.append(line)
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    deadline = time.time() + timeout
+    while not any(marker in line for line in out):
+        assert proc.poll() is None, f"ended before {marker!r}: {''.join(out)} {proc.stderr.read()}"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    t.join(timeout=10)
+    return proc.returncode, "".join(out), err
+
+
+@pytest.mark.parametrize("stage", ["execution", "rendering"])
+def test_ctrl_c_prints_one_line_and_keeps_the_previous_book(tmp_path, built_book, stage):
+    build = _seeded_build_dir(tmp_path, built_book)
+    env = {"ALLOCSIM_BUILD": str(build)}
+    first = run_cli("build", env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    index = build / "html" / "intro.html"
+    before = index.read_text()
+    if stage == "execution":
+        rc, out, err = _interrupt_when(["build", "--force"], "executing", env)
+    else:
+        rc, out, err = _interrupt_when(["build"], "rendering with jupyter-book", env)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 130 and lines == ["interrupted"], err
+    assert index.read_text() == before
+    leftovers = [p.name for p in build.rglob("*") if ".partial" in p.name]
+    assert leftovers == []
+    again = run_cli("build", env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (build / "html" / "intro.html").exists()

@@ -1,5 +1,7 @@
 """A real headless-browser check of the rendered book: every page loads with no request to another
-host, every Altair chart renders (vega served by the book itself) and shows a tooltip on hover."""
+host and no console error, every Altair chart renders (vega served by the book itself) and shows a
+tooltip on hover, nothing overflows the text column at 1280 px and 420 px, and in dark mode the charts
+are drawn with light text on the dark page."""
 
 import os
 import threading
@@ -52,36 +54,109 @@ def _pages(built_book):
     return ["index.html"] + [str(p.path).rsplit(".", 1)[0] + ".html" for p in book.pages() if p.path != "intro.md"]
 
 
-def _load(browser, url):
-    page = browser.new_page()
+def _load(browser, url, width=1280, scheme="light"):
+    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
     external, errors = [], []
     page.on("request", lambda r: external.append(r.url) if urlparse(r.url).hostname not in ("127.0.0.1", None) and not r.url.startswith("data:") else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("response", lambda r: errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
     page.goto(url, wait_until="load")
     return page, external, errors
+
+
+def _wait_for_charts(page, n_charts):
+    if n_charts:
+        page.wait_for_function(f"document.querySelectorAll('.allocsim-chart svg.marks, .allocsim-chart canvas').length >= {n_charts}",
+                               timeout=20000)
+
+
+#: Elements wider than the text column (.bd-article) that are not inside a box that scrolls or clips
+#: them horizontally; each as "tag.class (right edge px > column's right edge px)".
+_OVERFLOW_JS = """() => {
+  const col = document.querySelector('.bd-article');
+  if (!col) return ['no .bd-article'];
+  const right = col.getBoundingClientRect().right + 1;
+  const out = [];
+  const clipped = (el) => {
+    for (let a = el.parentElement; a && a !== col; a = a.parentElement) {
+      const ox = getComputedStyle(a).overflowX;
+      if (ox === 'auto' || ox === 'scroll' || ox === 'hidden' || ox === 'clip') return true;
+    }
+    return false;
+  };
+  for (const el of col.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.right <= right) continue;
+    if (getComputedStyle(el).position === 'fixed' || clipped(el)) continue;
+    out.push(`${el.tagName.toLowerCase()}.${(el.className.baseVal ?? el.className).toString().split(' ')[0]} (${Math.round(r.right)} > ${Math.round(right)})`);
+  }
+  return out.slice(0, 8);
+}"""
 
 
 def test_every_page_loads_offline_and_renders_its_charts(built_book, server, browser):
     for rel in _pages(built_book):
         html = (built_book / rel).read_text()
-        n_charts = html.count('id="altair-viz-')
+        n_charts = html.count('class="allocsim-chart"')
         page, external, errors = _load(browser, f"{server}/{rel}")
         try:
-            if n_charts:
-                page.wait_for_function(f"document.querySelectorAll('.vega-embed svg.marks, .vega-embed canvas').length >= {n_charts}",
-                                       timeout=20000)
-                assert page.locator(".vega-embed .error, .vega-embed-error").count() == 0
+            _wait_for_charts(page, n_charts)
+            assert page.locator(".allocsim-chart-error").count() == 0
+            widths = page.evaluate("[...document.querySelectorAll('.allocsim-chart svg.marks')].map(s => s.getBoundingClientRect().width)")
+            assert all(w > 50 for w in widths), f"{rel}: a chart drew with no width: {widths}"
             assert external == [], f"{rel} loaded from other hosts: {external[:5]}"
-            real_errors = [e for e in errors if "THEBE_JS_URL" not in e]
-            assert real_errors == [], f"{rel}: JavaScript errors {real_errors}"
+            assert errors == [], f"{rel}: console errors {errors}"
         finally:
             page.close()
+
+
+@pytest.mark.parametrize("width", [1280, 420])
+def test_nothing_overflows_the_text_column(built_book, server, browser, width):
+    """Wide tables, code and charts scroll inside the column (or reflow); none sticks out of it."""
+    problems = {}
+    for rel in ["intro.html" if r == "index.html" else r for r in _pages(built_book)]:  # index.html redirects
+        n_charts = (built_book / rel).read_text().count('class="allocsim-chart"')
+        page, _, errors = _load(browser, f"{server}/{rel}", width=width)
+        try:
+            _wait_for_charts(page, n_charts)
+            page.wait_for_timeout(300)
+            bad = page.evaluate(_OVERFLOW_JS)
+            if bad:
+                problems[rel] = bad
+            assert errors == [], f"{rel} at {width} px: console errors {errors}"
+        finally:
+            page.close()
+    assert problems == {}, f"elements wider than the text column at {width} px: {problems}"
+
+
+def test_charts_follow_the_dark_theme(built_book, server, browser):
+    """In dark mode the charts are drawn again with light axis labels on a transparent background."""
+    page, _, errors = _load(browser, f"{server}/chapters/05-iops.html", scheme="dark")
+    try:
+        _wait_for_charts(page, 1)
+        page.wait_for_function("document.documentElement.dataset.theme === 'dark'", timeout=5000)
+        page.wait_for_timeout(800)
+        fill = page.evaluate("(() => { const t = document.querySelector('.allocsim-chart svg .role-axis-label text'); return t && getComputedStyle(t).fill || t && t.getAttribute('fill'); })()")
+        assert fill, "no axis label found"
+        rgb = [int(x) for x in fill.replace("rgb(", "").replace(")", "").split(",")[:3]] if fill.startswith("rgb") else None
+        assert rgb is None or sum(rgb) > 450, f"axis labels are dark on the dark page: {fill}"
+        if rgb is None:
+            assert fill.lower() in ("#d8d8d8", "#e0e0e0"), fill
+        # switching back to light draws them dark again
+        page.evaluate("document.documentElement.dataset.theme = 'light'")
+        page.wait_for_timeout(800)
+        fill = page.evaluate("(() => { const t = document.querySelector('.allocsim-chart svg .role-axis-label text'); return t.getAttribute('fill') || getComputedStyle(t).fill; })()")
+        assert fill.lower() not in ("#d8d8d8", "#e0e0e0"), fill
+        assert errors == []
+    finally:
+        page.close()
 
 
 def test_charts_are_interactive_tooltips(built_book, server, browser):
     page, external, _ = _load(browser, f"{server}/chapters/01-thread.html")
     try:
-        page.wait_for_selector(".vega-embed svg.marks", timeout=20000)
+        page.wait_for_selector(".allocsim-chart svg.marks", timeout=20000)
         # hover bars of the IOPS chart until vega-tooltip shows one
         marks = page.locator(".vega-embed svg.marks path[role='graphics-symbol'], .vega-embed svg.marks path.mark-rect, .vega-embed svg .mark-rect path")
         shown = ""

@@ -100,3 +100,112 @@ def test_param_checks_in_python():
     with pytest.raises(AllocsimError, match="parameter clock_ghz must be a number from 0.5 to 6.0, not True"):
         s.validate({"clock_ghz": True})
     assert s.validate({"clock_ghz": 4}).clock_ghz == 4.0
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "1e999"])
+def test_non_finite_numbers_are_rejected(tmp_path, value):
+    out = tmp_path / "x.ipynb"
+    proc = run_cli("run", "thread", "-p", "clock_ghz", value, "-o", str(out))
+    assert proc.returncode == 2
+    assert f"parameter clock_ghz must be a number from 0.5 to 6.0, not {value!r}" in _one_line_error(proc)
+    assert not list(tmp_path.iterdir())
+
+
+def test_non_finite_numbers_are_rejected_inside_the_chapter_too():
+    with pytest.raises(AllocsimError, match="not '-inf'"):
+        params.spec("thread").param("clock_ghz").coerce("-inf")
+    with pytest.raises(params.ParameterError, match="parameter clock_ghz must be a number from 0.5 to 6.0, not nan"):
+        params.validate("thread", {"clock_ghz": float("nan")})
+    with pytest.raises(params.ParameterError, match="cross_cpu_share must be a number from 0.0 to 1.0, not inf"):
+        params.validate("pcpu", {"cross_cpu_share": float("inf")})
+
+
+def test_a_repeated_parameter_is_rejected(tmp_path):
+    out = tmp_path / "x.ipynb"
+    proc = run_cli("run", "thread", "-p", "clock_ghz", "4.0", "-p", "clock_ghz", "4.5", "-o", str(out))
+    assert proc.returncode == 2
+    assert "parameter clock_ghz is given twice" in _one_line_error(proc)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("slug", list(params.specs()))
+def test_parameters_cell_is_generated_from_the_spec(slug):
+    """One home: the spec. The chapter's parameters cell is exactly `params.cell_source(slug)` (write
+    it with `python -m allocsim params --write-cells`)."""
+    spec = params.spec(slug)
+    text = (ROOT / spec.source).read_text()
+    assert params.parameters_cell(text) == params.cell_source(slug)
+
+
+def test_papermill_help_notebook_shows_type_default_and_meaning(tmp_path):
+    nb = tmp_path / "02-pcpu.ipynb"
+    jupytext.write(jupytext.read(ROOT / "chapters" / "02-pcpu.md"), nb)
+    found = pm.inspect_notebook(str(nb))
+    q = found["queue_depth"]
+    assert (q["inferred_type_name"], q["default"]) == ("int", "128")
+    assert q["help"].startswith("IOs in flight per submitter")
+    for p in params.spec("pcpu").params:
+        assert found[p.name]["inferred_type_name"] == p.type.__name__
+        assert found[p.name]["help"].startswith(" ".join(p.help.split())[:30])
+
+
+def _papermill(tmp_path, chapter, *args):
+    import shutil
+    import subprocess
+    import sys
+
+    bin_ = Path(sys.executable).parent
+    cmd = (f"{bin_ / 'jupytext'} --to ipynb {chapter} -o - | "
+           f"{bin_ / 'papermill'} - {tmp_path / 'out.ipynb'} {' '.join(args)}")
+    return subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=ROOT, text=True, capture_output=True, timeout=600)
+
+
+def test_the_documented_plain_papermill_route_runs_a_chapter(tmp_path):
+    proc = _papermill(tmp_path, "chapters/01-thread.md", "-p", "clock_ghz", "4.2", "-p", "baseline", "sheaf-256")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nb = json.loads((tmp_path / "out.ipynb").read_text())
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert "clock_ghz = 4.2" in "".join(injected[0]["source"])
+    assert not [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def test_plain_papermill_bad_value_ends_in_one_clear_line(tmp_path):
+    """Papermill prints its own frames, then the chapter's error: ONE line, not the kernel's traceback."""
+    proc = _papermill(tmp_path, "chapters/01-thread.md", "-p", "clock_ghz", "9")
+    assert proc.returncode != 0
+    tail = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert tail[-1] == "ParameterError: parameter clock_ghz must be a number from 0.5 to 6.0, not 9.0", tail[-5:]
+    assert "Traceback" not in "\n".join(tail[tail.index(next(t for t in tail if t.startswith("Exception encountered"))):])
+
+
+def test_run_keeps_each_run_in_its_own_folder_and_lists_them(tmp_path):
+    env = {"ALLOCSIM_BUILD": str(tmp_path / "build")}
+    a = run_cli("run", "thread", "-p", "clock_ghz", "4.5", env=env)
+    b = run_cli("run", "thread", "-p", "clock_ghz", "5.0", env=env)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    folders = sorted(p.name for p in (tmp_path / "build" / "runs").iterdir())
+    assert len(folders) == 2 and all(f.startswith("thread-") for f in folders)
+    assert folders[0] != folders[1]
+    assert book.run_id("thread", {"clock_ghz": 4.5}) in folders  # named by chapter and parameter hash
+    for f in folders:
+        nb = tmp_path / "build" / "runs" / f / "01-thread.ipynb"
+        meta = json.loads(nb.read_text())["metadata"]["allocsim"]
+        assert meta["status"] == "ok" and meta["chapter"] == "thread" and meta["run"] == f
+    listing = run_cli("run", "--list", env=env)
+    assert listing.returncode == 0
+    assert "clock_ghz=4.5" in listing.stdout and "clock_ghz=5.0" in listing.stdout
+    assert listing.stdout.count(" ok ") == 2
+
+
+def test_the_estimate_warns_before_a_long_run(tmp_path):
+    """A run estimated over a minute says so (time and memory) before it starts; a default one does not."""
+    est = book.estimate("pcpu", {"ios": 2_000_000})
+    assert est is not None and est[0] > 60 and est[1] > 1000
+    small = book.estimate("pcpu", {})
+    assert small is not None and small[0] < 60
+    proc = run_cli("run", "pcpu", "-p", "ios", "2000000", "--estimate")
+    assert proc.returncode == 0
+    assert "about 2" in proc.stdout and "min and 2." in proc.stdout and "GB of memory" in proc.stdout
+    proc = run_cli("run", "pcpu", "-p", "ios", "2000000", "-p", "warmup", "0", "-o", str(tmp_path / "x.ipynb"))
+    assert proc.returncode == 2  # warmup 0 is out of range: stops before the estimate and the kernel
+    assert "estimated" not in proc.stdout and not list(tmp_path.iterdir())

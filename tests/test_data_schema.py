@@ -222,7 +222,7 @@ def _project_copy(tmp_path):
     root = tmp_path / "root"
     shutil.copytree(paths.DATA, root / "data")
     shutil.copytree(paths.ROOT / "chapters", root / "chapters")
-    for f in ("_toc.yml", "_config.yml", "intro.md"):
+    for f in ("_toc.yml", "_config.yml", "intro.md", "execution.md", "references.md", "references.bib"):
         shutil.copy(paths.ROOT / f, root / f)
     return root
 

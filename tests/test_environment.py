@@ -48,6 +48,12 @@ def test_lock_pins_every_direct_requirement():
             assert req.specifier.contains(pins[name], prereleases=True)
 
 
+def test_the_book_extensions_are_locked():
+    """The book's bibliography (sphinxcontrib-bibtex, via jupyter-book) and its browser test's driver."""
+    pins = lock()
+    assert "sphinxcontrib-bibtex" in pins and "jupytext" in pins and "papermill" in pins
+
+
 def test_jupyter_book_is_1x():
     assert lock()["jupyter-book"].startswith("1."), "the book is a Jupyter Book 1.x book (pin jupyter-book<2)"
 

@@ -1,8 +1,11 @@
 """The command line: ``python -m allocsim COMMAND`` (also installed as ``allocsim``).
 
   build              execute every chapter (papermill) and render the book to _build/html
-  run SLUG -p N V …  re-execute one chapter with other parameters (optionally rebuild the book with it)
+  run SLUG -p N V …  re-execute one chapter with other parameters into _build/runs/<chapter>-<hash>/
+                     (--book: rebuild the book showing it; --estimate: time and memory only;
+                     run --list: the kept runs)
   params [SLUG]      list every chapter's parameters: name, type, default, allowed values, meaning
+                     (--write-cells: regenerate the chapters' parameters cells from the specs)
   bench NAME         run a benchmark that prints figures (see `bench --list`)
   inspect …          read this machine's kernel slab caches and BTF and hold the models against them
   numbers [--diff F] every glued value of the built book as CSV (chapter, name, value), or what changed
@@ -11,8 +14,10 @@
   calibrate CSV      fit the IOPS model on your own (kernel, allocator, IOPS) figures and predict the rest
   sweep …            sample the whole cost table jointly and rerun the six configurations (Dask)
 
-Bad input (an unknown chapter or parameter, a value of the wrong type or out of range) stops with one
-sentence and exit status 2, before any kernel is started.
+Bad input (an unknown chapter or parameter, a parameter given twice, a value of the wrong type, out of
+range, NaN or infinite, an unwritable build folder) stops with one sentence and exit status 2, before any
+kernel is started; a chapter that fails exits 1 with one line; Ctrl-C prints one line and exits 130.
+The build folder is _build, or ALLOCSIM_BUILD / --build-dir.
 """
 
 from __future__ import annotations
@@ -33,31 +38,85 @@ def _check_data() -> None:
     validate_all()
 
 
+def _use_build_dir(args) -> None:
+    """``--build-dir DIR`` is the command-line form of ``ALLOCSIM_BUILD``."""
+    import os
+
+    if getattr(args, "build_dir", None):
+        os.environ["ALLOCSIM_BUILD"] = str(Path(args.build_dir).expanduser().absolute())
+
+
 def _cmd_build(args) -> int:
     from allocsim.book import runner as book
 
+    _use_build_dir(args)
     _check_data()
     book.build(force=args.force, log=lambda m: print(m, flush=True))
     return 0
 
 
+def _fmt_duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _list_runs() -> int:
+    from allocsim.book import runner as book
+
+    rows = book.runs()
+    if not rows:
+        print(f"no runs kept in {book.runs_dir()} yet; `run CHAPTER -p NAME VALUE` makes one")
+        return 0
+    print(f"{'run':<20} {'status':<11} {'when':<24} parameters")
+    for r in rows:
+        changed = ", ".join(f"{k}={v!r}" for k, v in (r.get("changed") or {}).items()) or "defaults"
+        status = r.get("status", "?")
+        if status == "ok" and isinstance(r.get("duration_s"), (int, float)):
+            status = f"ok {_fmt_duration(r['duration_s'])}"
+        print(f"{Path(r['folder']).name:<20} {status:<11} {r.get('started', '?'):<24} {changed}")
+    print(f"(notebooks in {book.runs_dir()}/<run>/)")
+    return 0
+
+
 def _cmd_run(args) -> int:
     from allocsim.book import runner as book
-    from allocsim.facts.paths import ROOT
 
+    _use_build_dir(args)
+    if args.list:
+        return _list_runs()
+    if not args.chapter:
+        raise AllocsimError("run needs a chapter (see `params`), or --list to show the kept runs")
     _check_data()
     values = book.parse_overrides(args.chapter, args.param or [])
     page = book.chapter_pages().get(args.chapter)
     if page is None:
         raise AllocsimError(f"unknown chapter {args.chapter!r}; chapters in _toc.yml are: {', '.join(book.chapter_pages())}")
-    out = Path(args.output) if args.output else book.RUNS / f"{page.stem}.ipynb"
-    if out.suffix != ".ipynb":
-        raise AllocsimError(f"--output must name a .ipynb file, not {str(out)!r}")
+    run = book.run_id(args.chapter, values)
+    if args.output:
+        out = Path(args.output)
+        if out.suffix != ".ipynb":
+            raise AllocsimError(f"--output must name a .ipynb file, not {str(out)!r}")
+        book.check_writable(out.absolute().parent, "the executed notebook", "choose another --output FILE")
+    else:
+        out = book.runs_dir() / run / f"{page.stem}.ipynb"
+        book.check_writable(out.parent, "the run", "pass --output FILE, or set ALLOCSIM_BUILD=DIR or --build-dir DIR")
+    if args.book:
+        book.check_writable(book.build_root(), "the book", book.BUILD_ELSEWHERE)
     shown = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "defaults"
+    guess = book.estimate(args.chapter, values)
+    long_run = guess is not None and guess[0] > 60
+    if args.estimate:
+        if guess is None:
+            print(f"{args.chapter}: no estimate (the chapter declares no work measure); its default run is short")
+        else:
+            print(f"{args.chapter} with {shown}: about {_fmt_duration(guess[0])} and {guess[1] / 1024:.1f} GB of memory")
+        return 0
+    if long_run:
+        seconds, mib = guess
+        print(f"note: this run is estimated to take about {_fmt_duration(seconds)} and {mib / 1024:.1f} GB of "
+              f"memory (scaled from measured runs by the events it simulates); Ctrl-C stops it", flush=True)
     print(f"[1/1] {args.chapter}: executing {page.path} with {shown} …", flush=True)
-    path, _ = book.execute(args.chapter, values, out=out.resolve(), force=True)
-    rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-    print(f"wrote {rel}", flush=True)
+    path, _ = book.execute(args.chapter, values, out=out.absolute(), force=True, progress=long_run, run=run)
+    print(f"wrote {book._rel(path)}", flush=True)
     if args.book:
         book.build(replace={args.chapter: path}, log=lambda m: print(m, flush=True))
     return 0
@@ -68,6 +127,11 @@ def _cmd_params(args) -> int:
 
     specs = params.specs()
     slugs = [args.chapter] if args.chapter else list(specs)
+    if args.write_cells:
+        for slug in slugs:
+            changed = params.write_cell(slug)
+            print(f"{params.spec(slug).source}: parameters cell {'rewritten' if changed else 'already up to date'}")
+        return 0
     for slug in slugs:
         s = params.spec(slug)
         print(f"{slug}  ({s.source}) — {s.title}")
@@ -207,18 +271,24 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="execute every chapter and render the book to _build/html")
     b.add_argument("--force", action="store_true", help="re-execute chapters even if unchanged")
+    b.add_argument("--build-dir", metavar="DIR", help="build folder (default _build; or set ALLOCSIM_BUILD)")
     b.set_defaults(func=_cmd_build)
 
     r = sub.add_parser("run", help="re-execute one chapter with other parameters")
-    r.add_argument("chapter", help="chapter slug (see `params`)")
+    r.add_argument("chapter", nargs="?", help="chapter slug (see `params`)")
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="set a parameter (repeatable)")
-    r.add_argument("-o", "--output", help="executed notebook to write (default _build/runs/<chapter>.ipynb)")
+                   help="set a parameter (once each)")
+    r.add_argument("-o", "--output", help="executed notebook to write (default _build/runs/<chapter>-<hash>/)")
     r.add_argument("--book", action="store_true", help="then rebuild the book showing this run for the chapter")
+    r.add_argument("--list", action="store_true", help="list the kept runs: chapter, parameters, when, status")
+    r.add_argument("--estimate", action="store_true", help="only print the estimated time and memory of the run")
+    r.add_argument("--build-dir", metavar="DIR", help="build folder (default _build; or set ALLOCSIM_BUILD)")
     r.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("params", help="list chapters' parameters")
     p.add_argument("chapter", nargs="?")
+    p.add_argument("--write-cells", action="store_true",
+                   help="rewrite each chapter's parameters cell from its spec (names, types, defaults, meanings)")
     p.set_defaults(func=_cmd_params)
 
     be = sub.add_parser("bench", help="run a benchmark that prints figures")

@@ -12,6 +12,11 @@ Use::
 
 from __future__ import annotations
 
+import hashlib
+import html
+import itertools
+import json
+
 import altair as alt
 
 #: The three allocators of the thread, in the order the book always lists them, with fixed colours
@@ -40,10 +45,50 @@ def _theme():
     }
 
 
+#: Top-level keys of a composed chart: these (and charts faceted by a row/column encoding) keep their
+#: own widths and scroll inside the column when wider than it; a single view or a layer takes the width
+#: of its container.
+_COMPOSED = ("hconcat", "vconcat", "concat", "facet", "repeat")
+_ids = itertools.count()
+
+
+def fit_container(spec: dict) -> dict:
+    """The spec as the book embeds it: a single view or a layer gets ``width: "container"`` (it takes
+    the text column's width and reflows with it, down to a phone's), and no ``$schema`` URL."""
+    spec = dict(spec)
+    spec.pop("$schema", None)
+    faceted = any(k in (spec.get("encoding") or {}) for k in ("row", "column", "facet"))
+    if not faceted and not any(k in spec for k in _COMPOSED):
+        spec["width"] = "container"
+        spec["autosize"] = {"type": "fit-x", "contains": "padding"}
+    return spec
+
+
+def render(spec: dict, **_meta) -> dict:
+    """Altair renderer for the book: a ``<div>`` carrying the spec (JSON in ``data-spec``), embedded by
+    ``_static/allocsim.js`` with the vega served by the book (``_ext/altair_offline.py``). Unlike
+    Altair's default HTML output, it names no CDN (no fallback loader), takes the container's width,
+    and is re-embedded with dark colours when the page switches to the dark theme."""
+    spec = fit_container(spec)
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    div = f"allocsim-chart-{digest}-{next(_ids)}"
+    title = spec.get("title")
+    title = title.get("text") if isinstance(title, dict) else title
+    title = " ".join(title) if isinstance(title, list) else title
+    label = html.escape(str(spec.get("description") or title or "chart"))
+    return {"text/html": (f'<div id="{div}" class="allocsim-chart" role="img" aria-label="{label}" '
+                          f'data-spec="{html.escape(text, quote=True)}"></div>'
+                          f'<script>window.allocsimEmbed ? allocsimEmbed("{div}") : '
+                          f'(window.allocsimPending = window.allocsimPending || []).push("{div}");</script>')}
+
+
 def enable() -> None:
-    """Register and enable the book theme (idempotent). Keeps Altair's default HTML renderer: the
-    book serves vega itself (``_ext/altair_offline.py``), so charts work offline."""
+    """Register and enable the book theme and renderer (idempotent). The renderer (:func:`render`) emits
+    no CDN URL: the book serves vega itself (``_ext/altair_offline.py``), so charts work offline."""
     alt.theme.register("allocsim", enable=True)(_theme)
+    alt.renderers.register("allocsim", render)
+    alt.renderers.enable("allocsim")
     alt.data_transformers.disable_max_rows()
     import pandas as pd
 

@@ -9,6 +9,7 @@ that the notebook's ``parameters`` cell defines exactly these names with these d
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -17,6 +18,15 @@ from typing import Any
 from allocsim.facts.errors import AllocsimError
 
 _TYPE_WORD = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+class ParameterError(AllocsimError):
+    """A chapter parameter that is not allowed. Inside a kernel (a chapter run by papermill, Jupyter or
+    IPython) it is shown as ONE line — IPython calls ``_render_traceback_`` instead of printing the
+    traceback — so a plain-papermill run with a bad ``-p`` ends in the sentence, not 30 lines of frames."""
+
+    def _render_traceback_(self):
+        return [f"ParameterError: {self}"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,12 @@ class Param:
                 value = int(raw)
             elif self.type is float:
                 value = float(raw)
+                if not math.isfinite(value):
+                    raise ValueError
             else:
                 value = raw
         except ValueError:
-            raise AllocsimError(f"parameter {self.name} must be {self.allowed()}, not {raw!r}") from None
+            raise ParameterError(f"parameter {self.name} must be {self.allowed()}, not {raw!r}") from None
         return self.check(value)
 
     def check(self, value: Any) -> Any:
@@ -67,13 +79,15 @@ class Param:
             else isinstance(value, str)
         )
         if not ok_type:
-            raise AllocsimError(f"parameter {self.name} must be {self.allowed()}, not {value!r}")
+            raise ParameterError(f"parameter {self.name} must be {self.allowed()}, not {value!r}")
         if self.type is float:
             value = float(value)
+            if not math.isfinite(value):
+                raise ParameterError(f"parameter {self.name} must be {self.allowed()}, not {value!r}")
         if self.choices is not None and value not in self.choices:
-            raise AllocsimError(f"parameter {self.name} must be {self.allowed()}, not {value!r}")
+            raise ParameterError(f"parameter {self.name} must be {self.allowed()}, not {value!r}")
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
-            raise AllocsimError(f"parameter {self.name} must be {self.allowed()}, not {value!r}")
+            raise ParameterError(f"parameter {self.name} must be {self.allowed()}, not {value!r}")
         return value
 
 
@@ -85,6 +99,11 @@ class ChapterSpec:
     params: tuple[Param, ...] = field(default_factory=tuple)
     #: optional cross-parameter check: a function(namespace) raising AllocsimError
     check: Any = None
+    #: optional work measure for the CLI's time and memory estimate: a function(namespace) → events
+    #: simulated (e.g. IOs × submitters); :attr:`measured` gives two measured executions of the whole
+    #: chapter, ``((events, seconds, peak MiB), …)``, through which time and memory are extrapolated.
+    work: Any = None
+    measured: tuple = ()
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -123,9 +142,45 @@ def spec(slug: str) -> ChapterSpec:
 
 def validate(slug: str, namespace: dict) -> SimpleNamespace:
     """Called at the top of a chapter with ``globals()``: checks every declared parameter's value
-    and returns them as a namespace. Raises :class:`AllocsimError` with one sentence."""
+    and returns them as a namespace. Raises :class:`ParameterError` (an :class:`AllocsimError`) with
+    one sentence, shown by IPython as one line."""
     s = spec(slug)
-    return s.validate({p.name: namespace[p.name] for p in s.params if p.name in namespace})
+    try:
+        return s.validate({p.name: namespace[p.name] for p in s.params if p.name in namespace})
+    except ParameterError:
+        raise
+    except AllocsimError as exc:
+        raise ParameterError(str(exc)) from None
+
+
+def extrapolate(spec: ChapterSpec, values: dict) -> tuple[float, float] | None:
+    """(seconds, peak MiB) of executing the chapter with ``values``: a straight line through the
+    spec's two measured executions, in the spec's work measure. None without a work measure."""
+    if spec.work is None or len(spec.measured) < 2:
+        return None
+    (w0, s0, m0), (w1, s1, m1) = spec.measured[:2]
+    w = float(spec.work(spec.validate(values)))
+    f = (w - w0) / (w1 - w0)
+    return max(s0 + f * (s1 - s0), 0.0), max(m0 + f * (m1 - m0), 0.0)
+
+
+_PY_TYPE = {int: "int", float: "float", str: "str", bool: "bool"}
+
+
+def cell_source(slug: str) -> str:
+    """The chapter's ``parameters`` cell, generated from its spec (the one home of names, types,
+    defaults and meanings): one annotated line per parameter, ``name: type = default  # meaning``,
+    which is what ``papermill --help-notebook`` shows. ``allocsim params --write-cells`` writes it into
+    the chapter; a test checks that every chapter's cell is exactly this text."""
+    s = spec(slug)
+    lines = [f"# Parameters (papermill -p NAME VALUE). Generated from lib/allocsim/pages/specs — "
+             f"`python -m allocsim params --write-cells` rewrites this cell."]
+    for p in s.params:
+        meaning = " ".join(f"{p.help} [{p.allowed()}]".split())
+        # papermill's parser reads an '=' in the comment as a second assignment
+        meaning = meaning.replace(">= ", "at least ").replace("<= ", "at most ").replace("=", " is ")
+        lines.append(f"{p.name}: {_PY_TYPE[p.type]} = {p.default!r}  # {meaning}")
+    return "\n".join(lines)
 
 
 def table(slug: str, ns: SimpleNamespace):
@@ -154,3 +209,41 @@ def table(slug: str, ns: SimpleNamespace):
     opened = " open" if changed else ""
     return Markdown(f'<details class="allocsim-params"{opened}><summary>{title}</summary>\n\n{body}\n\n'
                     f"Re-run with `python -m allocsim run {slug} -p NAME VALUE`.\n\n</details>\n")
+
+
+def _parameters_cell_span(text: str) -> tuple[int, int] | None:
+    """(start, end) character offsets of the body of the ``parameters`` code cell in a MyST notebook."""
+    import re
+
+    for m in re.finditer(r"^```\{code-cell\}[^\n]*\n((?::[^\n]*\n)*)", text, flags=re.M):
+        if re.search(r"^:tags:.*\bparameters\b", m.group(1), flags=re.M):
+            start = m.end()
+            end = text.index("\n```", start - 1)
+            return start, end + 1
+    return None
+
+
+def parameters_cell(text: str) -> str | None:
+    """The body of the ``parameters`` cell of a MyST notebook's text (None when it has none)."""
+    span = _parameters_cell_span(text)
+    return None if span is None else text[span[0]:span[1]].rstrip("\n")
+
+
+def write_cell(slug: str, root=None) -> bool:
+    """Rewrite the chapter's ``parameters`` cell from its spec (:func:`cell_source`); only that cell's
+    body changes. Returns True when the file changed."""
+    from pathlib import Path
+
+    from allocsim.facts.paths import ROOT
+
+    s = spec(slug)
+    path = Path(root or ROOT) / s.source
+    text = path.read_text()
+    span = _parameters_cell_span(text)
+    if span is None:
+        raise AllocsimError(f"{s.source} has no code cell tagged 'parameters'")
+    new = text[:span[0]] + cell_source(slug) + "\n" + text[span[1]:]
+    if new != text:
+        path.write_text(new)
+        return True
+    return False

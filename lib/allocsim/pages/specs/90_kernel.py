@@ -5,11 +5,11 @@ SPEC = ChapterSpec(
     source="chapters/A1-your-kernel.md",
     title="Your kernel",
     params=(
-        Param("source", str, "auto",
-              "which kernel reading the page shows: 'snapshot' (the reading shipped in data/snapshots/, so the "
-              "book renders the same everywhere), 'live' (this machine's /sys/kernel/slab and BTF; falls back to "
-              "the snapshot with a warning when they cannot be read) or 'auto' (this machine's kernel when readable, else "
-              "the snapshot, without a warning)",
+        Param("source", str, "snapshot",
+              "which kernel reading the page shows: 'snapshot' (the default: the reading shipped in "
+              "data/snapshots/, so the book renders the same whoever builds it), 'live' (this machine's "
+              "/sys/kernel/slab and BTF; falls back to the snapshot with a warning when they cannot be read) or "
+              "'auto' (this machine's kernel when readable, else the snapshot, without a warning)",
               choices=("auto", "snapshot", "live")),
         Param("model_version", str, "kernel",
               "the model version to compare with: 'kernel' (the reading's own version; the nearest known one "
