@@ -1,3 +1,4 @@
+from allocsim.facts import versions
 from allocsim.pages.params import ChapterSpec, Param
 
 SPEC = ChapterSpec(
@@ -13,7 +14,7 @@ SPEC = ChapterSpec(
               choices=("auto", "snapshot", "live")),
         Param("model_version", str, "kernel",
               "the model version to compare with: 'kernel' (the reading's own version; the nearest known one "
-              "for other releases) or one of 6.18, 6.19, 7.0",
-              choices=("kernel", "6.18", "6.19", "7.0")),
+              "for other releases) or one of the known versions",
+              choices=("kernel",) + versions.VERSIONS),
     ),
 )
