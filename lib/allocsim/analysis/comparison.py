@@ -3,7 +3,7 @@
 Each function takes the chapter's :class:`allocsim.analysis.runs.Reproduction` (and, where it needs them,
 the :class:`allocsim.analysis.runs.Setup`, the kernel and allocator the page examines) and returns a
 small frozen dataclass; the chapter glues every field under its own name
-(:func:`allocsim.pages.glue.glue_fields`), so the prose pastes numbers by name. Where the *wording* of
+(:func:`allocsim.pages.glue.glue_all`), so the prose pastes numbers by name. Where the *wording* of
 a sentence depends on the sign or size of a number, a small function here returns that clause (the
 ``*_words`` functions); they are unit-tested branch by branch.
 

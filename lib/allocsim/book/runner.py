@@ -1,6 +1,6 @@
 """Execute the chapters with papermill and render the book with Jupyter Book 1.x.
 
-Pipeline (DESIGN §3): ``chapters/*.md`` (MyST notebooks, text) → papermill executes each with its
+Pipeline: ``chapters/*.md`` (MyST notebooks, text) → papermill executes each with its
 parameters into ``<build>/executed/`` (build output, never committed) → a staging copy of the book
 (``<build>/stage``: config, toc, pages, the executed notebooks, generated pages) → ``jupyter-book build
 -W -n --keep-going`` with execution off → ``<build>/html``.

@@ -43,24 +43,14 @@ def glue_markdown(value):
     return value
 
 
-def glue_all(section, prefix: str = ""):
+def glue_all(section, prefix: str = "", skip=()):
     """Glue every field of a dataclass under its own name (``prefix`` + field name), so a chapter's
     section is one call: the keys are the dataclass's field names, never list positions. Fields whose
-    name starts with ``_`` are not glued. Returns ``section``."""
+    name starts with ``_`` or is in ``skip`` are not glued. Returns ``section``."""
     from dataclasses import fields
 
     for f in fields(section):
-        if not f.name.startswith("_"):
+        if not f.name.startswith("_") and f.name not in skip:
             glue(prefix + f.name, glue_markdown(getattr(section, f.name)))
     return section
 
-
-def glue_fields(obj, prefix: str = "", skip=()) -> None:
-    """Glue every field of a dataclass instance under its own name (``prefix`` + field name), so a
-    chapter pastes ``{glue:text}`name``` for each number an analysis function returned — keys by name,
-    never by position."""
-    import dataclasses
-
-    for f in dataclasses.fields(obj):
-        if f.name not in skip:
-            glue(prefix + f.name, getattr(obj, f.name))

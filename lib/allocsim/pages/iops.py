@@ -20,7 +20,7 @@ from allocsim.analysis import runs
 from allocsim.analysis.runs import Reproduction
 from allocsim.facts import thread
 from allocsim.pages import charts
-from allocsim.pages.glue import glue, glue_fields
+from allocsim.pages.glue import glue, glue_all
 from allocsim.pages.mdtable import markdown
 
 
@@ -400,7 +400,7 @@ def glue_costs(rep: Reproduction, s: comparison.Setting) -> comparison.CostsPerI
         glue(f"cyc_{k}_{a}", v)
         glue(f"ns_{k}_{a}", v / rep.clock_ghz)
     c = comparison.costs_per_io(rep)
-    glue_fields(c, skip=("kmalloc_cheaper_70",))
+    glue_all(c, skip=("kmalloc_cheaper_70",))
     glue("kmalloc_gain_word", _md("less" if c.kmalloc_cheaper_70 else "more"))
     glue("pcpu_hit_tail", _md(comparison.hit_words(c.pcpu_hit, s.fallback_cache)))
     return c
@@ -424,13 +424,13 @@ def miss_words(fit: comparison.Fit) -> str:
 
 def glue_fit(rep: Reproduction) -> comparison.Fit:
     f = comparison.fit(rep)
-    glue_fields(f, skip=("missed", "rms_now"))
+    glue_all(f, skip=("missed", "rms_now"))
     glue("cal_on", _md("all six figures" if len(rep.on) == 6 else f"the {label(*rep.on[0])} figure alone"))
     glue("clock", rep.clock_ghz)
     glue("missed", _md(", ".join(f"{label(k, a)} ({p:.4f}M against {r:.2f}M)" for k, a, p, r, _ in f.missed) or "none"))
     glue("miss_why", _md(miss_words(f)))
     st = comparison.step()
-    glue_fields(st, skip=("gap_pct",))
+    glue_all(st, skip=("gap_pct",))
     glue("step_gap_pct", st.gap_pct)
     glue("precision_miops", iops.PRECISION_MIOPS)
     return f
@@ -439,7 +439,7 @@ def glue_fit(rep: Reproduction) -> comparison.Fit:
 def glue_clock(rep: Reproduction) -> pd.DataFrame:
     prof = comparison.clock_profile(rep)
     c = comparison.clock_check(rep, prof)
-    glue_fields(c, skip=("prefers_other_clock",))
+    glue_all(c, skip=("prefers_other_clock",))
     glue("clock_verdict", _md(comparison.clock_words(c.prefers_other_clock)))
     glue("fig_clock", clock_chart(prof, rep.clock_ghz, c.rms_noise))
     return prof
@@ -451,7 +451,7 @@ def _targets(names) -> str:
 
 def glue_loo(rep: Reproduction) -> pd.DataFrame:
     loo, s = comparison.leave_one_out(rep)
-    glue_fields(s, skip=("lo_on", "hi_on", "best", "far_base_ns", "loo_rerun_delta"))
+    glue_all(s, skip=("lo_on", "hi_on", "best", "far_base_ns", "loo_rerun_delta"))
     glue("loo_lo_on", _md(_targets(s.lo_on)))
     glue("loo_hi_on", _md(_targets(s.hi_on)))
     glue("loo_others", len(iops.CONFIGS) - 1)
@@ -471,7 +471,7 @@ def gains_display(table: pd.DataFrame) -> pd.DataFrame:
 def glue_gains(rep: Reproduction, statuses: dict) -> pd.DataFrame:
     t = comparison.gains_table(rep, statuses)
     g = comparison.gains(rep, t)
-    glue_fields(g)
+    glue_all(g)
     glue("patch_status", _md(claims.status_phrase(statuses["patch-gain"])))
     return t
 
@@ -490,7 +490,7 @@ def mechanism_words(kernel: str, allocator: str) -> str:
 
 def glue_gap(rep: Reproduction, kernel: str, allocator: str) -> comparison.Gap:
     g = comparison.gap(rep, kernel, allocator)
-    glue_fields(g, skip=("behind", "gap_c", "reported_pcpu", "reported_other", "need_hi"))
+    glue_all(g, skip=("behind", "gap_c", "reported_pcpu", "reported_other", "need_hi"))
     glue("focus", _md(f"{allocator} on {KERNEL_LABEL[kernel]}"))
     glue("focus_alloc", _md(allocator))
     glue("focus_kernel", _md(KERNEL_LABEL[kernel]))
@@ -508,7 +508,7 @@ def glue_gap(rep: Reproduction, kernel: str, allocator: str) -> comparison.Gap:
 
 def glue_noise(rep: Reproduction, kernel: str, allocator: str, cv: float, seed: int) -> comparison.Noise:
     nf, n = comparison.noise(rep, kernel, allocator, cv, seed)
-    glue_fields(n)
+    glue_all(n)
     glue("one_run", _md(comparison.one_run_words(n.runs_rep, comparison.step().gap_pct)))
     glue("fig_noise", noise_chart(nf, cv))
     return n
@@ -516,7 +516,7 @@ def glue_noise(rep: Reproduction, kernel: str, allocator: str, cv: float, seed: 
 
 def glue_sensitivity(rep: Reproduction, kernel: str, allocator: str) -> comparison.Sensitivity:
     tor, s = comparison.sensitivity(rep, kernel, allocator)
-    glue_fields(s, skip=("tor_top",))
+    glue_all(s, skip=("tor_top",))
     glue("tor_top", _md(f"`{s.tor_top}`"))
     glue("fig_tornado", tornado_chart(tor, allocator, kernel))
     return s
@@ -546,7 +546,7 @@ SA_FORMATS = {"reported M IOPS": ".2f", "without SLAB_ACCOUNT": ".4f", "with SLA
 
 def glue_slab_account(rep: Reproduction, calibrate_on) -> pd.DataFrame:
     sa, s = comparison.slab_account(rep, calibrate_on)
-    glue_fields(s, skip=("sheaf_with", "kmalloc_with", "reported_sheaf", "reported_kmalloc"))
+    glue_all(s, skip=("sheaf_with", "kmalloc_with", "reported_sheaf", "reported_kmalloc"))
     glue("sa_sentence", _md(comparison.slab_account_words(s)))
     return sa.assign(kernel=lambda d: d["kernel"].map(KERNEL_LABEL))
 
@@ -556,7 +556,7 @@ def glue_verdict(rep: Reproduction, kernel: str, allocator: str, sc: pd.DataFram
     g = comparison.gains(rep, gains_t)
     v = comparison.verdict(rep, kernel, allocator, sc, g)
     st = comparison.step()
-    glue_fields(v, skip=("patch_inside", "below_step"))
+    glue_all(v, skip=("patch_inside", "below_step"))
     glue("v619_faster", _md(comparison.faster_words(v.v_619_edge_ns)))
     glue("sheaf619_faster", _md(comparison.faster_words(v.sheaf_619_saving_ns)))
     glue("patch_inside", _md(comparison.inside_words(v.patch_inside)))

@@ -18,7 +18,7 @@ from allocsim.kernel import barn
 from allocsim.kernel import sheaves
 from allocsim.pages import charts
 from allocsim.pages.diagram import box_diagram
-from allocsim.pages.glue import glue, glue_fields
+from allocsim.pages.glue import glue, glue_all
 
 
 def micro_setup(P) -> claims.MicroSetup:
@@ -79,7 +79,7 @@ def glue_capacity(P) -> mb.DefaultCapacity:
     from IPython.display import Markdown
 
     dc = mb.default_capacity(P.object_size, P.machine_cpus, P.k_small, P.k_large)
-    glue_fields(dc, skip=("same_side",))
+    glue_all(dc, skip=("same_side",))
     glue("same_side", Markdown(mb.same_side_words(dc.same_side)))
     glue("k_small", P.k_small)
     glue("k_large", P.k_large)
@@ -151,8 +151,8 @@ def results_table(cl: pd.DataFrame) -> pd.DataFrame:
 
 
 def glue_heat(heat1: pd.DataFrame, heatn: pd.DataFrame) -> None:
-    glue_fields(mb.cliff_summary(heat1))
-    glue_fields(mb.heat_extremes(heatn))
+    glue_all(mb.cliff_summary(heat1))
+    glue_all(mb.heat_extremes(heatn))
     glue("heat_points", len(heat1))
     glue("n_k", heat1["K"].nunique())
     glue("n_cap", heat1["requested capacity"].nunique())
@@ -162,7 +162,7 @@ def glue_contention(P, sweep: pd.DataFrame) -> mb.Contention:
     from IPython.display import Markdown
 
     c = mb.contention(sweep, P.k_large, _costs.load())
-    glue_fields(c, skip=("flush_from",))
+    glue_all(c, skip=("flush_from",))
     glue("flush_from", Markdown(mb.flush_words(c.flush_from)))
     return c
 
@@ -170,7 +170,7 @@ def glue_contention(P, sweep: pd.DataFrame) -> mb.Contention:
 def glue_619(P) -> mb.Gap619:
     g = mb.gap_619(P.object_size, P.capacity, P.k_small, P.k_large, float(_claim("module-10pct")["value"]),
                    _costs.load(), **{k: v for k, v in _kw(P).items() if k != "object_size"})
-    glue_fields(g)
+    glue_all(g)
     glue("objs619", kconfig.cache_geometry(P.object_size, P.machine_cpus, "6.19", kmalloc=False).objs_per_slab)
     return g
 
