@@ -34,3 +34,105 @@ def test_chapter_executes_with_a_small_sweep(tmp_path):
 def test_bad_parameters_are_one_sentence(pairs, message):
     with pytest.raises(AllocsimError, match=message):
         book.parse_overrides("uncertainty", pairs)
+
+
+# --- the chapter's sections (allocsim.pages.uncertainty), on small inputs ---------------------------------
+
+import pandas as pd  # noqa: E402
+
+from allocsim.analysis import runs  # noqa: E402
+from allocsim.analysis import uncertainty as unc  # noqa: E402
+from allocsim.pages import uncertainty as views  # noqa: E402
+from allocsim.pages.glue import Md  # noqa: E402
+
+
+def test_inputs_section_counts_the_cost_table():
+    study = unc.Study(samples=4)
+    u = study.uncertainty()
+    s = views.inputs(study, u)
+    assert s.n_inputs == len(u.factors) and s.n_base == 4 and s.n_runs == 4 * (len(u.factors) + 2)
+    assert s.n_fixed == sum(d.fixed for d in u.dists.values())
+    assert isinstance(s.tri_rows, Md) and isinstance(s.groups, Md)
+    assert views.inputs(study) == s
+
+
+def test_tri_and_groups_words():
+    assert views.tri_words([]) == "No row is"
+    assert views.tri_words(["l1_hit"]) == "1 row is (`l1_hit`)"
+    assert views.tri_words(["a", "b"]) == "2 rows are (`a`, `b`)"
+    f = [unc.Factor("solo", ("x",)), unc.Factor("pair", ("a", "b"))]
+    assert views.groups_words(f) == "`pair` (`a`, `b`)"
+    assert views.groups_words(f[:1]) == "none"
+
+
+def test_engine_words():
+    assert views.engine_words(True, "dask", 3.0) == "a sweep already on disk (the same inputs), reused"
+    assert views.engine_words(False, "2 local Dask workers", 12.345) == "2 local Dask workers, at 12.3 samples per second"
+
+
+def test_sweep_section_compares_with_chapter_5():
+    setup = runs.Setup(ios=4224)
+    study = unc.Study(setup=setup, samples=2)
+    ch5 = runs.reproduce(setup, study.clock_ghz, study.calibrate_on)
+    s = views.sweep_section(study, False, "local", 2.0, unc.nominal(study), ch5)
+    assert s.nom_diff == pytest.approx(0.0, abs=1e-9)  # the same setup at the cited values is chapter 5
+    assert (s.ios, s.ch5_ios) == (4224, 4224) and s.engine == "local, at 2.0 samples per second"
+
+
+def _figs():
+    return pd.DataFrame({"kernel": ["6.19", "7.0", "7.0"], "allocator": ["kmalloc", "per-CPU list", "sheaf-256"],
+                         "P(reproduced)": [0.5, 0.904, 0.25]})
+
+
+def _p():
+    return {"p_all_six": 0.125, "p_edge_half": 0.02, "p_edge_step": 0.01, "edge_median": 0.001,
+            "edge_interval": (-0.002, 0.004), "edge_ns_median": 0.5, "edge_ns_interval": (-1.0, 2.0),
+            "gain_median": 1.5, "gain_interval": (1.0, 2.0), "gain_span": (0.9, 2.1), "p_gain_in_span": 0.75}
+
+
+def test_figures_section_names_best_and_worst():
+    f = views.figures_section(_figs(), _p())
+    assert f == views.Figures(0.125, "7.0-rc4 per-CPU list (0.90)", "7.0-rc4 sheaf-256 (0.25)")
+
+
+def test_probabilities_section_maps_every_number():
+    s = views.probabilities_section(_p())
+    assert (s.edge_med, s.edge_lo, s.edge_hi) == (0.001, -0.002, 0.004)
+    assert (s.edge_ns_med, s.edge_ns_lo, s.edge_ns_hi) == (0.5, -1.0, 2.0)
+    assert (s.p_half, s.p_step, s.cred_pct) == (0.02, 0.01, pytest.approx(100 * unc.CREDIBLE))
+    assert (s.gain_med, s.gain_lo, s.gain_hi, s.p_gain_span, s.span_lo, s.span_hi) == (1.5, 1.0, 2.0, 0.75, 0.9, 2.1)
+
+
+def _sob(st_edge, ci_edge):
+    rows = [{"output": "edge ns/IO", "input": f"in{i}", "ST": st, "ST ±": ci}
+            for i, (st, ci) in enumerate(zip(st_edge, ci_edge))]
+    rows += [{"output": "patch gain %", "input": "g0", "ST": 0.7, "ST ±": 0.05},
+             {"output": "patch gain %", "input": "g1", "ST": 0.1, "ST ±": 0.05}]
+    return pd.DataFrame(rows)
+
+
+def test_sensitivity_ranks_separated_intervals():
+    s = views.sensitivity(_sob([0.6, 0.3, 0.001, 0.0], [0.05, 0.05, 0.002, 0.001]))
+    assert (s.sob_top, s.sob_top_st, s.sob_top_ci) == ("`in0`", 0.6, 0.05)
+    assert (s.sob_matter, s.sob_ranked, s.sob_max_ci, s.sob_small) == (2, 2, 0.05, 2)
+    assert s.sob_rank_words.startswith("the intervals of `in0`, `in1` lie wholly above")
+    assert (s.gain_top, s.gain_top_st, s.gain_top_ci, s.matters) == ("`g0`", 0.7, 0.05, 0.01)
+
+
+def test_sensitivity_with_overlapping_intervals_asks_for_more_samples():
+    s = views.sensitivity(_sob([0.5, 0.45, 0.0], [0.1, 0.1, 0.001]))
+    assert (s.sob_matter, s.sob_ranked) == (2, 0)
+    assert "needs a larger sweep" in s.sob_rank_words
+
+
+def test_rank_words_one_input():
+    assert views.rank_words({"ranked": 1, "matter": 1, "top": ["x"]}).startswith("the interval of `x` lies wholly")
+    assert "needs a larger sweep" in views.rank_words({"ranked": 0, "matter": 0, "top": []})
+
+
+def test_verdict_words_hold_or_open():
+    held = views.verdict(_p()).verdict
+    assert "stays below one 0.01M step with probability 0.990, and below half a step with probability 0.980" in held
+    assert "verdict therefore holds" in held
+    opened = views.verdict_words(0.05, 0.2)
+    assert "by more than one 0.01M step with probability 0.050" in opened and "leave chapter 5's verdict open" in opened

@@ -264,3 +264,12 @@ def main(args) -> int:
         t[c] = t[c].map(lambda v: f"{v:.1f}")
     print(t.drop(columns="model").to_string(index=False))
     return 0
+
+
+def pcpu_front_shares(rp: Replay, kernel: str = "7.0") -> tuple[float, float]:
+    """The per-CPU list's behaviour in a replay on ``kernel``, as ``(bypass, hits)``: the share of frees it
+    hands straight to ``kfree()`` because they ran in softirq context, and the share of allocations its
+    lists served (a hit or a splice from the free side)."""
+    st = rp.results[(kernel, "per-CPU list")].extra["front"].stats
+    return (st["kfree_softirq"] / max(1, st["free"]),
+            (st["alloc_hit"] + st["alloc_splice"]) / max(1, st["alloc"]))
