@@ -170,12 +170,37 @@ def test_the_documented_plain_papermill_route_runs_a_chapter(tmp_path):
 
 
 def test_plain_papermill_bad_value_ends_in_one_clear_line(tmp_path):
-    """Papermill prints its own frames, then the chapter's error: ONE line, not the kernel's traceback."""
-    proc = _papermill(tmp_path, "chapters/01-thread.md", "-p", "clock_ghz", "9")
-    assert proc.returncode != 0
+    """The documented route (`papermill --engine allocsim`, the engine registered by the package under
+    papermill's `papermill.engine` entry point): a rejected value ends the run with ONE line, status 1,
+    no traceback at all, and an output notebook marked failed at the top (papermill's error banner)."""
+    proc = _papermill(tmp_path, "chapters/01-thread.md", "--engine", "allocsim", "-p", "clock_ghz", "9")
+    assert proc.returncode == 1, proc.stderr[-2000:]
     tail = [line for line in proc.stderr.splitlines() if line.strip()]
     assert tail[-1] == "ParameterError: parameter clock_ghz must be a number from 0.5 to 6.0, not 9.0", tail[-5:]
-    assert "Traceback" not in "\n".join(tail[tail.index(next(t for t in tail if t.startswith("Exception encountered"))):])
+    assert "Traceback" not in proc.stderr and "Exception encountered" not in proc.stderr
+    nb = json.loads((tmp_path / "out.ipynb").read_text())
+    assert "An Exception was encountered" in "".join(nb["cells"][0]["source"])
+
+
+def test_papermill_without_the_engine_still_fails_on_a_bad_value(tmp_path):
+    """Plain papermill (its default engine) cannot be made quiet by the package, but it still stops
+    with a non-zero status and the chapter's one-line error last in the notebook's traceback."""
+    proc = _papermill(tmp_path, "chapters/01-thread.md", "-p", "clock_ghz", "9")
+    assert proc.returncode != 0
+    assert "ParameterError: parameter clock_ghz must be a number from 0.5 to 6.0, not 9.0" in proc.stderr
+
+
+def test_the_engine_folds_an_error_into_one_line():
+    import nbformat
+
+    from allocsim.book import engine
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    assert engine.first_error(nb) is None
+    nb.cells[0].outputs = [nbformat.v4.new_output("error", ename="SystemExit", evalue="0", traceback=[]),
+                           nbformat.v4.new_output("error", ename="DataError", evalue="bad  row\n 3", traceback=[])]
+    assert engine.one_line(*engine.first_error(nb)) == "DataError: bad row 3"
+    assert engine.one_line("KeyboardInterrupt", "") == "KeyboardInterrupt"
 
 
 def test_run_keeps_each_run_in_its_own_folder_and_lists_them(tmp_path):
