@@ -1,6 +1,7 @@
 """The re-run command checks parameters before starting a kernel and leaves nothing that looks finished."""
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -220,6 +221,31 @@ def test_run_keeps_each_run_in_its_own_folder_and_lists_them(tmp_path):
     assert listing.returncode == 0
     assert "clock_ghz=4.5" in listing.stdout and "clock_ghz=5.0" in listing.stdout
     assert listing.stdout.count(" ok ") == 2
+
+
+@pytest.mark.parametrize("slug", list(params.specs()))
+def test_every_chapter_has_an_estimate_at_least_the_kernel_start_up(slug):
+    est = book.estimate(slug, {})
+    assert est is not None and est[0] >= params.STARTUP[0] and est[1] >= params.STARTUP[1]
+
+
+@pytest.mark.parametrize("slug, big", [
+    ("pcpu", {"ios": 2_000_000}),
+    ("sheaves", {"threads": 64, "k_large": 4096}),
+    ("iops", {"ios": 200_000, "submitters": 16}),
+    ("uncertainty", {"samples": 65536}),
+])
+def test_estimate_prints_over_a_minute_for_a_large_parameter_without_running(slug, big, tmp_path):
+    """`run --estimate` prints time and memory for a large parameter and starts no kernel."""
+    args = [a for k, v in big.items() for a in ("-p", k, str(v))]
+    proc = run_cli("run", slug, *args, "--estimate", env={"ALLOCSIM_BUILD": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r": about [0-9.]+ (min|h)", proc.stdout) and "GB of memory — over a minute" in proc.stdout, proc.stdout
+    assert not list(tmp_path.iterdir())  # nothing executed, nothing written
+    assert book.estimate(slug, big)[0] > max(60, book.estimate(slug, {})[0])
+    default = run_cli("run", slug, "--estimate")
+    assert default.returncode == 0 and "about" in default.stdout
+    assert ("over a minute" in default.stdout) == (book.estimate(slug, {})[0] > 60)
 
 
 def test_the_estimate_warns_before_a_long_run(tmp_path):

@@ -108,7 +108,8 @@ def _cmd_run(args) -> int:
         if guess is None:
             print(f"{args.chapter}: no estimate (the chapter declares no work measure); its default run is short")
         else:
-            print(f"{args.chapter} with {shown}: about {_fmt_duration(guess[0])} and {guess[1] / 1024:.1f} GB of memory")
+            over = " — over a minute" if long_run else ""
+            print(f"{args.chapter} with {shown}: about {_fmt_duration(guess[0])} and {guess[1] / 1024:.1f} GB of memory{over}")
         return 0
     if long_run:
         seconds, mib = guess

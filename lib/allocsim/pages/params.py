@@ -99,11 +99,16 @@ class ChapterSpec:
     params: tuple[Param, ...] = field(default_factory=tuple)
     #: optional cross-parameter check: a function(namespace) raising AllocsimError
     check: Any = None
-    #: optional work measure for the CLI's time and memory estimate: a function(namespace) → events
-    #: simulated (e.g. IOs × submitters); :attr:`measured` gives two measured executions of the whole
-    #: chapter, ``((events, seconds, peak MiB), …)``, through which time and memory are extrapolated.
+    #: work measure for the CLI's time and memory estimate: a function(namespace) → events simulated
+    #: (e.g. IOs × submitters; 1 for a chapter whose work does not depend on its parameters);
+    #: :attr:`measured` gives one or two measured executions of the whole chapter,
+    #: ``((events, seconds, peak MiB), …)``, through which time and memory are extrapolated
+    #: (:func:`extrapolate`; with one, the other point is the kernel start-up :data:`STARTUP`).
     work: Any = None
     measured: tuple = ()
+    #: with one measured execution, the memory a further event costs (MiB per event); 0 when memory
+    #: does not grow with the work (a straight line through the start-up would overstate it)
+    mib_per_event: float = 0.0
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -153,15 +158,29 @@ def validate(slug: str, namespace: dict) -> SimpleNamespace:
         raise ParameterError(str(exc)) from None
 
 
+#: What any chapter costs before it simulates anything: papermill starting a kernel that imports the
+#: package (numba, pandas, altair), (seconds, peak MiB). Measured on the build machine (shared 2-CPU
+#: AMD EPYC, Python 3.11) with ``/usr/bin/time papermill`` on a one-cell notebook importing
+#: ``allocsim.pages.charts`` and ``allocsim.kernel.sim``: 3.17 s and 3.57 s, 212 MiB.
+STARTUP = (3.4, 212.0)
+
+
 def extrapolate(spec: ChapterSpec, values: dict) -> tuple[float, float] | None:
-    """(seconds, peak MiB) of executing the chapter with ``values``: a straight line through the
-    spec's two measured executions, in the spec's work measure. None without a work measure."""
-    if spec.work is None or len(spec.measured) < 2:
+    """(seconds, peak MiB) of executing the chapter with ``values``: a straight line in the spec's
+    work measure (events simulated) through its measured executions — the first two when it has two;
+    with one, the time runs from :data:`STARTUP` (no work) through it and the memory grows from it by
+    ``mib_per_event``. A chapter whose work does not depend on its parameters measures ``work`` as 1,
+    so its estimate is its measured run. None without a work measure."""
+    if spec.work is None or not spec.measured:
         return None
-    (w0, s0, m0), (w1, s1, m1) = spec.measured[:2]
     w = float(spec.work(spec.validate(values)))
-    f = (w - w0) / (w1 - w0)
-    return max(s0 + f * (s1 - s0), 0.0), max(m0 + f * (m1 - m0), 0.0)
+    if len(spec.measured) >= 2:
+        (w0, s0, m0), (w1, s1, m1) = spec.measured[:2]
+        f = (w - w0) / (w1 - w0)
+        return max(s0 + f * (s1 - s0), STARTUP[0]), max(m0 + f * (m1 - m0), STARTUP[1])
+    (w1, s1, m1) = spec.measured[0]
+    seconds = STARTUP[0] + (s1 - STARTUP[0]) * w / w1
+    return max(seconds, STARTUP[0]), max(m1 + spec.mib_per_event * (w - w1), STARTUP[1])
 
 
 _PY_TYPE = {int: "int", float: "float", str: "str", bool: "bool"}

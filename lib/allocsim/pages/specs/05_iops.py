@@ -57,4 +57,12 @@ SPEC = ChapterSpec(
               low=0, high=2**31 - 1),
     ),
     check=_check,
+    # Every allocator's run simulates `ios` IOs per submitter.
+    # Measured on the build machine (shared 2-CPU AMD EPYC, Python 3.11): the runner's record of a default
+    # `make book` execution (`_build/executed/<page>.run.json`: duration_s, peak_rss_mib; the memory is the
+    # largest kernel of the build so far, an upper bound).
+    work=lambda ns: ns.ios * ns.submitters,
+    measured=((20_000, 10.4, 388.0),),
+    # memory per simulated IO as chapter 2 measured it (the same per-IO event arrays): (461 − 268) MiB / 180,000 IOs
+    mib_per_event=(461.0 - 268.0) / 180_000,
 )
