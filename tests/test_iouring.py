@@ -173,6 +173,30 @@ def test_steady_state_with_a_counting_model():
     assert ss.paths_frame().loc[0, "per_io"] == 2.0
 
 
+def _counting(prog):
+    n = prog.n_events
+    return Result(model="count", n_alloc=int((prog.op == ALLOC).sum()), n_free=int((prog.op == FREE).sum()),
+                  cycles=float(n), clock=np.zeros(prog.ncpu), paths={"event": (n, float(n))}, stats={})
+
+
+def test_long_runs_report_progress_on_stderr_only_when_asked(monkeypatch, capsys):
+    """`run` sets ALLOCSIM_PROGRESS=10 for a run estimated over a minute: the kernel's io_uring runs
+    then print a heartbeat (runs, IOs simulated, seconds) to stderr at most every 10 s."""
+    monkeypatch.setattr(io, "_PROGRESS", {"runs": 0, "ios": 0, "t0": None, "last": None})
+    c = io.IOUring(ios=5000, warmup=1000, submitters=2)
+    monkeypatch.delenv("ALLOCSIM_PROGRESS", raising=False)
+    io.steady_state(_counting, c)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("ALLOCSIM_PROGRESS", "0")
+    io.steady_state(_counting, c)
+    io.steady_state(_counting, c)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[-1].startswith("progress: 2 io_uring runs, 0.02 M IOs simulated in ")  # (992+4992)×2×2
+    monkeypatch.setenv("ALLOCSIM_PROGRESS", "3600")
+    io.steady_state(_counting, c)
+    assert capsys.readouterr().err == ""  # at most once an hour
+
+
 @pytest.mark.parametrize("kw, word", [
     (dict(queue_depth=0), "queue_depth"),
     (dict(queue_depth=-4), "queue_depth"),

@@ -259,12 +259,15 @@ def execute(slug: str, parameters: dict | None = None, out: Path | None = None, 
     }
     record = json.loads(json.dumps(record, default=str))
     env_before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
+    progress_before = os.environ.get("ALLOCSIM_PROGRESS")
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    if progress:  # long run: the kernel's simulations report every 10 s on stderr, streamed here
+        os.environ.setdefault("ALLOCSIM_PROGRESS", "10")
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(nb, str(partial), parameters=parameters, kernel_name="python3",
                             cwd=str((ROOT / page.path).parent), progress_bar=progress, log_output=False,
-                            extra_arguments=KERNEL_ARGS)
+                            stderr_file=sys.stderr if progress else None, extra_arguments=KERNEL_ARGS)
     except pm.PapermillExecutionError as exc:
         partial.replace(failed)
         detail = str(exc.evalue).strip().splitlines()[0] if str(exc.evalue).strip() else ""
@@ -278,6 +281,8 @@ def execute(slug: str, parameters: dict | None = None, out: Path | None = None, 
     finally:
         if env_before is None:
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
+        if progress_before is None:
+            os.environ.pop("ALLOCSIM_PROGRESS", None)
     for stale in (failed, record_path(failed)):
         stale.unlink(missing_ok=True)
     record.update(status="ok", duration_s=round(time.perf_counter() - t0, 1), peak_rss_mib=_peak_rss_mib())

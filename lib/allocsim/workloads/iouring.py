@@ -57,6 +57,9 @@ Slot ``s * ios + i`` is IO ``i`` of submitter ``s``.
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -295,13 +298,42 @@ def steady_window(cfg: IOUring) -> tuple[int, int]:
     return first, end
 
 
+#: Progress of the io_uring runs in this process: runs, IOs simulated, first and last report times.
+_PROGRESS = {"runs": 0, "ios": 0, "t0": None, "last": None}
+
+
+def _report_progress(ios: int, started: float) -> None:
+    """A heartbeat for long chapters: when ``ALLOCSIM_PROGRESS`` is set to a number of seconds (``run``
+    sets 10 for a run estimated over a minute, and streams the kernel's stderr), print to stderr, at
+    most that often, how many io_uring runs and IOs this kernel has simulated and for how long."""
+    every = os.environ.get("ALLOCSIM_PROGRESS")
+    if not every:
+        return
+    try:
+        every = float(every)
+    except ValueError:
+        return
+    p = _PROGRESS
+    now = time.monotonic()
+    if p["t0"] is None:
+        p["t0"] = p["last"] = started
+    p["runs"] += 1
+    p["ios"] += ios
+    if now - p["last"] >= every:
+        p["last"] = now
+        print(f"progress: {p['runs']} io_uring runs, {p['ios'] / 1e6:.2f} M IOs simulated in {now - p['t0']:.0f} s",
+              file=sys.stderr, flush=True)
+
+
 def steady_state(run, cfg: IOUring = IOUring()) -> SteadyState:
     """Run the allocator model ``run`` (any callable ``Program -> Result``) on the programs of
     ``cfg`` with ``ios`` and with ``warmup`` IOs per submitter (``drain=False``) and return the
     difference: the cost of the steady-state window only."""
     first, end = steady_window(cfg)
+    started = time.monotonic()
     short = run(program(replace(cfg, ios=first, drain=False)))
     long = run(program(replace(cfg, ios=end, drain=False)))
+    _report_progress((first + end) * cfg.submitters, started)
     paths = {}
     for k, (c, cy) in long.paths.items():
         c0, cy0 = short.paths.get(k, (0, 0.0))
