@@ -28,15 +28,15 @@ def test_variants():
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda s: s.replace("preempt_pair,1,0,3", "preempt_pair,x,0,3"), "line 2 \\(key 'preempt_pair'\\): field 'cycles' is 'x', which is not a number"),
-    (lambda s: s.replace("preempt_pair,1,0,3", "preempt_pair,-1,-2,3"), "line 2 \\(key 'preempt_pair'\\): field 'cycles' is '-1', which is not a number of cycles >= 0"),
-    (lambda s: s.replace("preempt_pair,1,0,3", "preempt_pair,9,0,3"), "line 2 \\(key 'preempt_pair'\\): field 'cycles' \\(9.0\\) must lie within"),
-    (lambda s: s.replace("preempt_pair,", "preempt_pairs,"), "line 2 \\(key 'preempt_pairs'\\): field 'key' is 'preempt_pairs'; allowed keys"),
+    (lambda s: s.replace("preempt_pair,11,10.6,11", "preempt_pair,x,10.6,11"), "line 4 \\(key 'preempt_pair'\\): field 'cycles' is 'x', which is not a number"),
+    (lambda s: s.replace("preempt_pair,11,10.6,11", "preempt_pair,-1,-2,11"), "line 4 \\(key 'preempt_pair'\\): field 'cycles' is '-1', which is not a number of cycles >= 0"),
+    (lambda s: s.replace("preempt_pair,11,10.6,11", "preempt_pair,9,10.6,11"), "line 4 \\(key 'preempt_pair'\\): field 'cycles' \\(9.0\\) must lie within"),
+    (lambda s: s.replace("preempt_pair,", "preempt_pairs,"), "line 4 \\(key 'preempt_pairs'\\): field 'key' is 'preempt_pairs'; allowed keys"),
     (lambda s: s, None),  # the unchanged copy loads
     (lambda s: "\n".join(line for line in s.splitlines() if not line.startswith("l2_hit")), "costs-bad.csv: no row for l2_hit"),
-    (lambda s: s.replace("Nehalem,same source as l1_hit,V", "Nehalem,same source as l1_hit,X", 1), "line 11 \\(key 'l2_hit'\\): field 'tag' is 'X'; allowed tags"),
-    (lambda s: s.replace("Nehalem,same source as l1_hit,V", "Nehalem,,V", 1), "line 11 \\(key 'l2_hit'\\): field 'source' is empty"),
-    (lambda s: s.replace("Nehalem,same source as l1_hit,V", "Nehalem", 1), "line 11 \\(key 'l2_hit'\\): has 6 cells, not 8"),
+    (lambda s: s.replace("Nehalem,same source as l1_hit,V", "Nehalem,same source as l1_hit,X", 1), "line 13 \\(key 'l2_hit'\\): field 'tag' is 'X'; allowed tags"),
+    (lambda s: s.replace("Nehalem,same source as l1_hit,V", "Nehalem,,V", 1), "line 13 \\(key 'l2_hit'\\): field 'source' is empty"),
+    (lambda s: s.replace("Nehalem,same source as l1_hit,V", "Nehalem", 1), "line 13 \\(key 'l2_hit'\\): has 6 cells, not 8"),
     (lambda s: s.replace("key,cycles", "name,cycles", 1), "costs-bad.csv: the header must be"),
 ])
 def test_malformed_cost_rows(tmp_path, monkeypatch, edit, message):

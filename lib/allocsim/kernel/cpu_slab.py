@@ -20,11 +20,14 @@ Mirrors, function by function:
   ``__kmem_cache_free_bulk()``, through which 6.18/6.19 sheaves are refilled and flushed
   (:mod:`allocsim.kernel.sheaves`): the bulk alloc drains ``c->freelist`` — the "double caching".
 
-Costs (``data/costs.csv``): fast paths ``percpu_cmpxchg16b`` (the row is Brouer's measured cost of
-a whole fast-path ``kmem_cache_alloc()`` / ``kmem_cache_free()`` call, so no ``function_call`` is added
-there; the slow paths add one per out-of-line call); slab-side cmpxchg ``locked_cmpxchg16b``; ``local_lock_irqsave`` of the
-cpu slab lock ``irq_save_restore``; ``list_lock`` ``spin_lock_pair`` + ``irq_save_restore`` (+ wait
-and cache-line transfer); one ``l1_hit`` per list or pointer step; ``page_alloc_free`` per slab.
+Costs (``data/costs.csv``, cost model v2): the fast paths charge the step sums ``cpu_slab_alloc`` and
+``cpu_slab_free`` of ``data/kernel/steps.yaml`` (``s->cpu_slab``, ``this_cpu_off``, the
+``kmem_cache_cpu`` line, the object's free pointer, one ``percpu_cmpxchg16b`` instruction); the entry
+point and hooks come from :func:`allocsim.kernel.sheaves.kmem_cache_alloc` (``SEG_ALLOC_ENTRY``); the slow
+paths add one ``function_call`` per out-of-line call; slab-side cmpxchg ``locked_cmpxchg16b``;
+``local_lock_irqsave`` of the cpu slab lock ``irq_save_restore``; ``list_lock``
+``spin_lock_irqsave_pair`` (+ wait and cache-line transfer); one ``l1_hit`` per list or pointer step;
+``page_alloc_free`` per slab.
 
 Simplifications: every allocation is ``NUMA_NO_NODE`` with no pfmemalloc slabs, so
 ``deactivate_slab()`` (node mismatch) and the ``CPUSLAB_FLUSH`` race never happen; operations are
@@ -37,7 +40,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from allocsim.facts import costs as _costs
 from allocsim.kernel import stats as _st
 from allocsim.kernel.slab_pages import (
     add_partial, build_detached_freelist, discard_empty_slab, discard_slab, list_lock, list_unlock, ndb, new_slab,
@@ -46,10 +48,8 @@ from allocsim.kernel.slab_pages import (
 from allocsim.kernel.state import (
     CFG, CF_CPU_PARTIAL_SLABS, CF_DEFRAG_RATIO, CF_MIN_PARTIAL, CF_NNODES, CF_OBJS, C_BULK, C_CALL, C_IRQSAVE, C_L1,
     C_LOCKED_CX, H_CC, H_ONEXT, NCC, ND_HEAD, ND_NR_PARTIAL, SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT,
-    SL_NODE, SL_WHERE, ST, W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_NONE
+    SEG_CS_ALLOC, SEG_CS_FREE, SL_NODE, SL_WHERE, ST, W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_NONE
 )
-
-C_PCPU_CX = _costs.C_PERCPU_CMPXCHG16B
 
 # kmem_cache_cpu columns (NCC of them, allocsim.kernel.slab_pages lays the rows out)
 CC_FREELIST, CC_SLAB, CC_PARTIAL, CC_PARTIAL_SLABS = range(4)
@@ -261,14 +261,14 @@ def slab_alloc_slow(I, F, cpu, t):
 @njit(cache=True, _nrt=False, inline='always')
 def slab_alloc(I, F, cpu, t):
     """``slab_alloc_node()`` → ``__slab_alloc_node()`` without sheaves: pop ``c->freelist``
-    (``alloc_fastpath``, ``percpu_cmpxchg16b``) or call ``___slab_alloc()`` (``function_call``).
+    (``alloc_fastpath``, the steps of ``cpu_slab_alloc`` in ``data/kernel/steps.yaml``) or call ``___slab_alloc()`` (``function_call``).
     Returns ``(obj, t, path)``."""
     c = ccb(I, cpu)
     obj = I[c + CC_FREELIST]
     if obj >= 0 and I[c + CC_SLAB] >= 0:
         I[c + CC_FREELIST] = I[onext_at(I, obj)]
         I[ST + _st.S_ALLOC_FASTPATH] += 1
-        return obj, t + F[C_PCPU_CX], _st.P_ALLOC_FASTPATH
+        return obj, t + F[SEG_CS_ALLOC], _st.P_ALLOC_FASTPATH
     return slab_alloc_slow(I, F, cpu, t + F[C_CALL])
 
 
@@ -316,14 +316,14 @@ def slab_free_619(I, F, slab, head, tail, cnt, cpu, t):
 @njit(cache=True, _nrt=False, inline='always')
 def do_slab_free(I, F, slab, head, tail, cnt, cpu, t):
     """``do_slab_free()``: if ``slab`` is this CPU's cpu slab, push the chain onto ``c->freelist`` with
-    ``this_cpu_try_cmpxchg128`` (``free_fastpath``, ``percpu_cmpxchg16b``), else ``__slab_free()``
+    ``this_cpu_try_cmpxchg128`` (``free_fastpath``, the steps of ``cpu_slab_free``), else ``__slab_free()``
     (``function_call``). Returns ``(t, path)``."""
     c = ccb(I, cpu)
     if I[c + CC_SLAB] == slab:
         I[onext_at(I, tail)] = I[c + CC_FREELIST]
         I[c + CC_FREELIST] = head
         I[ST + _st.S_FREE_FASTPATH] += 1
-        return t + F[C_PCPU_CX], _st.P_FREE_FASTPATH
+        return t + F[SEG_CS_FREE], _st.P_FREE_FASTPATH
     return slab_free_619(I, F, slab, head, tail, cnt, cpu, t + F[C_CALL])
 
 

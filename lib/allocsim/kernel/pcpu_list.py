@@ -32,26 +32,20 @@ Model functions and the kernel functions they mirror:
   else ``in_task()`` → push on ``free_list``; ``in_hardirq()`` → push on ``free_list_irq``;
   otherwise (softirq) → ``kfree``.
 
-Cycle charges per path (:data:`PATH_CHARGES`; every entry a row of ``data/costs.csv``):
-
-* ``preempt_pair`` — ``get_cpu()`` / ``put_cpu()`` (preempt_disable/enable), once per call;
-* ``l1_hit`` — reading ``cache->free_list`` (with ``nr``, ``nr_irq``: the 24-byte ``struct
-  pcpu_cache`` is one per-CPU line, hot in L1), and, when an element is popped or pushed, its
-  first word (``element->next``), which the caller is about to write (alloc) or has just written
-  (free) anyway;
-* ``irq_save_restore`` — ``local_irq_save``/``local_irq_restore`` around the splice.
-
-Not charged: the call into ``pcpu_cache_list_alloc``/``_free`` themselves (static functions in
-``direct-io.c``; whether gcc inlines them is not known, and their cost would be the same on
-every path), ``lockdep_assert_irqs_disabled()`` (empty without lockdep), and the ``kmalloc`` /
-``kfree`` the list falls back to: those are the *backend*'s. The model emits them as a second
+Cycle charges per path (cost model v2): the step sums ``pcpu_<path>`` of ``data/kernel/steps.yaml``
+(:func:`allocsim.facts.steps.pcpu_vector`) — ``dio_pcpu_cache_list``, ``->cache``, the CPU number and
+``__per_cpu_offset[cpu]`` (``per_cpu_ptr(…, get_cpu())``), the ``get_cpu()``/``put_cpu()`` preempt pair, the
+``struct pcpu_cache`` line, the element's ``next`` word when one is popped, ``max_nr`` and ``preempt_count()``
+on a free, ``local_irq_save`` around the splice; ``pcpu_cache_list_alloc()``/``_free()`` are static
+functions of ``direct-io.c`` and are taken as inlined (the rules at the head of ``steps.yaml``). The
+``kmalloc`` / ``kfree`` the list falls back to are the *backend*'s: the model emits them as a second
 :class:`~allocsim.kernel.program.Program` (the *fallback program*: same CPUs; one slot per element the
 list got from kmalloc; each event's ``gap`` is the front-end time since the previous fallback event
 on that CPU) and the backend — any callable ``Program -> Result`` — runs it. The total is
 ``front.combine(backend_result)``.
 
-Backends: :func:`kmalloc_standin` (default until the SLUB models land), a fixed cost per call from
-the cost table; or ``kmalloc="slub"``, which calls ``allocsim.kernel.slub.run`` on the fallback program with
+Backends: :func:`kmalloc_standin`, a fixed cost per call (the 6.19 cpu slab's hot-path step sums); or
+``kmalloc="slub"``, which calls ``allocsim.kernel.slub.run`` on the fallback program with
 ``object_size = element_size + 8`` (kmalloc-128 for ``struct iomap_dio``) for the chosen kernel.
 Switching the default is the one line :data:`DEFAULT_KMALLOC`.
 
@@ -67,6 +61,7 @@ import numpy as np
 from numba import njit
 
 from allocsim.facts import costs as _costs
+from allocsim.facts import steps as _steps
 from allocsim.facts.errors import AllocsimError
 from allocsim.kernel import state as _state
 from allocsim.kernel.result import Result
@@ -95,16 +90,6 @@ PATH_DOC = {
     "kfree_full": "nr + nr_irq >= max_nr: put_cpu, then kfree",
     "kfree_softirq": "softirq context: put_cpu, then kfree",
 }
-#: What each path executes, as (cost-table key, times) pairs; the backend's kmalloc/kfree come on top.
-PATH_CHARGES = {
-    "alloc_hit": (("preempt_pair", 1), ("l1_hit", 2)),
-    "alloc_splice": (("preempt_pair", 1), ("l1_hit", 2), ("irq_save_restore", 1)),
-    "alloc_kmalloc": (("preempt_pair", 1), ("l1_hit", 1)),
-    "free_task": (("preempt_pair", 1), ("l1_hit", 2)),
-    "free_irq": (("preempt_pair", 1), ("l1_hit", 2)),
-    "kfree_full": (("preempt_pair", 1), ("l1_hit", 1)),
-    "kfree_softirq": (("preempt_pair", 1), ("l1_hit", 1)),
-}
 #: Counters (Result.stats), in the order of the jitted counter vector.
 COUNTERS = ("alloc", "alloc_hit", "alloc_miss", "alloc_splice", "splice_objects", "alloc_kmalloc",
             "free", "free_task", "free_irq", "kfree_full", "kfree_softirq")
@@ -118,24 +103,25 @@ _next_cpu = njit(inline="always")(next_cpu.py_func)
 W_NONE, W_LIVE, W_TASK, W_IRQ, W_KFREED = 0, 1, 2, 3, 4
 
 
-def path_costs(table=None) -> np.ndarray:
-    """Cycles per path (float64[len(PATHS)]) from the cost table (default ``data/costs.csv``)."""
+def path_costs(table=None, hooks=None, steps="default") -> np.ndarray:
+    """Cycles per path (float64[len(PATHS)]): the step sums of ``data/kernel/steps.yaml`` (or the named
+    step file) costed with the cost table (default ``data/costs.csv``) under the hook switches."""
     table = _costs.load() if table is None else table
-    return np.array([sum(table.cycles(k) * n for k, n in PATH_CHARGES[p]) for p in PATHS], np.float64)
+    book = steps if isinstance(steps, _steps.StepBook) else _steps.load(steps)
+    return _steps.pcpu_vector(table, book, _steps.Hooks.of(hooks), PATHS)
 
 
-def charges_frame(table=None):
-    """The per-path charges as a table: path, what it does, the sum of primitives, cycles."""
+def charges_frame(table=None, hooks=None, steps="default"):
+    """The per-path charges as a table: path, what it does, cycles, and the backend call it makes."""
     import pandas as pd
 
     table = _costs.load() if table is None else table
-    pc = path_costs(table)
+    pc = path_costs(table, hooks, steps)
     rows = []
     for i, p in enumerate(PATHS):
-        parts = " + ".join(f"{n}×{k} ({table.cycles(k):g})" if n > 1 else f"{k} ({table.cycles(k):g})"
-                           for k, n in PATH_CHARGES[p])
         backend = "kmalloc" if p == "alloc_kmalloc" else "kfree" if p.startswith("kfree") else ""
-        rows.append({"path": p, "what": PATH_DOC[p], "charges": parts, "cycles": pc[i], "backend call": backend})
+        rows.append({"path": p, "what": PATH_DOC[p], "step segment": _steps.PCPU_SEGMENTS[p], "cycles": pc[i],
+                     "backend call": backend})
     return pd.DataFrame(rows)
 
 
@@ -329,11 +315,11 @@ def fallback_program(ncpu: int, cpu, op, ctx, obj, time, n_elements: int) -> Pro
 
 
 def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr: int = DIO_ALLOC_CACHE_MAX,
-             costs=None) -> tuple[Result, Program, State]:
+             costs=None, hooks=None, steps="default") -> tuple[Result, Program, State]:
     """Run the per-CPU list (the front end only) over ``program``. Returns its :class:`Result`
     (cycles of the list itself), the fallback program for the backend, and the final :class:`State`."""
     _validate(program, threshold, max_nr)
-    pc = path_costs(costs)
+    pc = path_costs(costs, hooks, steps)
     ncpu, n = program.ncpu, program.n_events
     n_alloc = int((program.op == ALLOC).sum())
     task = np.zeros((ncpu, max_nr), np.int64)
@@ -381,22 +367,29 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
 # ----------------------------------------------------------------------------------------------
 # The kmalloc backend
 
-#: The stand-in's charge per call: Brouer's measured SLUB fast-path alloc+free pair (42–43 cycles,
-#: kernel commit fbd02630c6e3), half per call — the ``percpu_cmpxchg16b`` row of data/costs.csv.
-STANDIN_CHARGES = {"kmalloc": (("percpu_cmpxchg16b", 1),), "kfree": (("percpu_cmpxchg16b", 1),)}
+def standin_charges(costs=None, hooks=None, steps="default") -> tuple[float, float]:
+    """The stand-in's cycles per kmalloc and per kfree: the hot-path step sums of the 6.19 cpu slab for the
+    kmalloc bucket of ``struct iomap_dio`` plus its header (``kmalloc_entry`` + ``slab_alloc_hooks`` +
+    ``cpu_slab_alloc``; ``kfree_entry`` + ``slab_free_hooks`` + ``cpu_slab_free``)."""
+    from allocsim.facts import kconfig
+
+    table = _costs.load() if costs is None else costs
+    book = steps if isinstance(steps, _steps.StepBook) else _steps.load(steps)
+    f = _steps.Facts(hooks=_steps.Hooks.of(hooks), cpu_slab=True, kmalloc=True,
+                     object_size=kconfig.kmalloc_size(element_size() + header_size()))
+    v = dict(zip(_steps.SLUB_SEGMENTS, _steps.slub_vector(table, book, f)))
+    return v["alloc_entry"] + v["cpu_slab_alloc"], v["free_entry"] + v["cpu_slab_free"]
 
 
-def kmalloc_standin(program: Program, costs=None) -> Result:
-    """A fixed-cost stand-in for kmalloc/kfree (used until the SLUB models are wired in): every
-    call costs what one operation of SLUB's measured fast path costs (:data:`STANDIN_CHARGES`).
+def kmalloc_standin(program: Program, costs=None, hooks=None, steps="default") -> Result:
+    """A fixed-cost stand-in for kmalloc/kfree: every call costs what the 6.19 cpu slab's fast path costs
+    (:func:`standin_charges`).
 
     It never takes a slow path, has no per-slab state, and ignores the CPU an object came from —
     so it flatters kmalloc under cross-CPU frees (where real SLUB takes ``__slab_free`` with a
     locked cmpxchg) and is independent of the kernel version. Chapters say when they use it."""
     check_program(program)
-    table = _costs.load() if costs is None else costs
-    c_alloc = sum(table.cycles(k) * n for k, n in STANDIN_CHARGES["kmalloc"])
-    c_free = sum(table.cycles(k) * n for k, n in STANDIN_CHARGES["kfree"])
+    c_alloc, c_free = standin_charges(costs, hooks, steps)
     n_alloc = int((program.op == ALLOC).sum())
     n_free = int((program.op == FREE).sum())
     cost = np.where(program.op == ALLOC, c_alloc, c_free)
@@ -424,34 +417,39 @@ def header_size() -> int:
     return layout.sizeof("pcpu_cache_element")
 
 
-def backend_for(kmalloc: str = DEFAULT_KMALLOC, kernel: str = "7.0", costs=None, object_size: int | None = None):
+def backend_for(kmalloc: str = DEFAULT_KMALLOC, kernel: str = "7.0", costs=None, object_size: int | None = None,
+                hooks=None, steps="default"):
     """The callable ``Program -> Result`` for the kmalloc the list falls back to."""
     if kmalloc not in KMALLOC_CHOICES:
         raise AllocsimError(f"kmalloc must be one of {', '.join(map(repr, KMALLOC_CHOICES))}, not {kmalloc!r}")
     if kmalloc == "standin":
-        return lambda prog: kmalloc_standin(prog, costs=costs)
+        return lambda prog: kmalloc_standin(prog, costs=costs, hooks=hooks, steps=steps)
     try:
         from allocsim.kernel import slub
     except ImportError:
         raise AllocsimError("kmalloc='slub' needs the SLUB models (allocsim.kernel.slub), which are not available in this "
                             "checkout; use kmalloc='standin'") from None
     size = element_size() + header_size() if object_size is None else object_size
-    return lambda prog: slub.run(prog, kernel=kernel, object_size=size, kmalloc=True, costs=costs)
+    return lambda prog: slub.run(prog, kernel=kernel, object_size=size, kmalloc=True, costs=costs, hooks=hooks,
+                                 steps=steps)
 
 
 def run(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr: int = DIO_ALLOC_CACHE_MAX,
-        costs=None, backend=None, kmalloc: str | None = None, kernel: str = "7.0") -> Result:
+        costs=None, backend=None, kmalloc: str | None = None, kernel: str = "7.0", hooks=None,
+        steps="default") -> Result:
     """The per-CPU list over ``program`` with its kmalloc/kfree calls run by ``backend`` (any
     callable ``Program -> Result``; default: :func:`backend_for` ``(kmalloc or DEFAULT_KMALLOC,
-    kernel)``). Returns ``front.combine(backend_result)``; ``extra`` holds the fallback program,
-    the front-end result and the final state."""
+    kernel)``). ``hooks`` and ``steps``: the kernel switches and the step file of cost model v2
+    (:mod:`allocsim.facts.steps`), for the list and its kmalloc alike. Returns
+    ``front.combine(backend_result)``; ``extra`` holds the fallback program, the front-end result and the
+    final state."""
     if backend is not None and kmalloc is not None:
         raise AllocsimError("give either backend= (a callable) or kmalloc= (a name), not both")
     if backend is None:
-        backend = backend_for(kmalloc or DEFAULT_KMALLOC, kernel, costs)
+        backend = backend_for(kmalloc or DEFAULT_KMALLOC, kernel, costs, hooks=hooks, steps=steps)
     elif not callable(backend):
         raise AllocsimError(f"backend must be a callable taking a Program and returning a Result, not {backend!r}")
-    front, fb, state = simulate(program, threshold, max_nr, costs)
+    front, fb, state = simulate(program, threshold, max_nr, costs, hooks, steps)
     back = backend(fb)
     out = front.combine(back)
     out.event_path = front.event_path
@@ -459,9 +457,11 @@ def run(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr: int
     return out
 
 
-def kmalloc_only(program: Program, costs=None, kmalloc: str | None = None, kernel: str = "7.0", backend=None) -> Result:
+def kmalloc_only(program: Program, costs=None, kmalloc: str | None = None, kernel: str = "7.0", backend=None,
+                 hooks=None, steps="default") -> Result:
     """The baseline without the patch: every allocation and free of ``program`` goes straight to the
     kmalloc model (``kmalloc(sizeof(struct iomap_dio))``, kmalloc-96)."""
     if backend is None:
-        backend = backend_for(kmalloc or DEFAULT_KMALLOC, kernel, costs, object_size=element_size())
+        backend = backend_for(kmalloc or DEFAULT_KMALLOC, kernel, costs, object_size=element_size(), hooks=hooks,
+                              steps=steps)
     return backend(program)

@@ -58,17 +58,15 @@ from allocsim.kernel.slab_pages import (
     alloc_single_70, free_bulk_70, node_of_cpu, refill_objects, slab_free_70, slab_of, slb, take_number
 )
 from allocsim.kernel.state import (
-    CFG, CF_ACCOUNT, CF_CAP, CF_MAX_SHEAVES, CF_NNODES, CF_NOWAIT_FAILS, CF_SHEAF_LINES, CF_SHEAVES, CF_VERSION,
+    CFG, CF_CAP, CF_MAX_SHEAVES, CF_NNODES, CF_NOWAIT_FAILS, CF_SHEAF_LINES, CF_SHEAVES, CF_VERSION,
     ERR_SHEAVES, G_SHEAF_FREE_HEAD, G_SHEAF_NEXT_NEW, H_IRQ, H_PCS, H_SCRATCH, H_SH, H_SHOBJ, NIQ, NPCS, NSH,
+    SEG_ALLOC_ENTRY, SEG_FREE_ENTRY, SEG_LOCK, SEG_PCS_ALLOC, SEG_PCS_FREE, SEG_PCS_FREE_CHECK, SEG_SHEAF_KMALLOC,
     SL_NODE, ST, V_70
 )
 from allocsim.kernel.program import TASK
 
-C_TRYLOCK = _costs.C_LOCAL_TRYLOCK_PAIR
 C_L1 = _costs.C_L1_HIT
 C_CALL = _costs.C_FUNCTION_CALL
-C_PCPU_CX = _costs.C_PERCPU_CMPXCHG16B
-C_MEMCG = _costs.C_MEMCG_CHARGE
 
 #: ``#define PCS_BATCH_MAX 32U`` (v6.19 / v7.0 ``mm/slub.c``, beside ``struct slub_percpu_sheaves``).
 PCS_BATCH_MAX = 32
@@ -105,8 +103,10 @@ def iqb(I, cpu):
 
 @njit(cache=True, _nrt=False, inline='always')
 def pcs_lock(I, F, cpu, t):
-    """``local_trylock()`` that succeeds (the caller knows it can): ``local_trylock_pair``."""
-    t += F[C_TRYLOCK]
+    """``local_trylock()`` that succeeds (the caller knows it can), with its ``local_unlock()``: the steps
+    of ``local_trylock`` in ``data/kernel/steps.yaml`` (``s->cpu_sheaves``, ``this_cpu_off``, the preempt
+    pair, ``tl->acquired``)."""
+    t += F[SEG_LOCK]
     F[iqb(I, cpu) + IQ_LOCKED_AT] = t
     return t
 
@@ -154,18 +154,14 @@ def alloc_empty_sheaf(I, F, cpu, nowait, t):
     ``GFP_NOWAIT`` request when the model is told such allocations fail (memory pressure). Returns
     ``(sheaf, t)``."""
     if nowait and I[CFG + CF_NOWAIT_FAILS] == 1:
-        return -1, t + F[C_CALL]
+        return -1, t + F[C_CALL]  # the kmalloc call, failing
     sheaf = take_number(I, G_SHEAF_FREE_HEAD, G_SHEAF_NEXT_NEW, I[CFG + CF_MAX_SHEAVES], ERR_SHEAVES, H_SH, NSH,
                         SH_NEXT)
     s = shb(I, sheaf)
     I[s + SH_SIZE] = 0
     I[s + SH_NEXT] = -1
     I[ST + _st.S_SHEAF_ALLOC] += 1
-    t += F[C_CALL] + I[CFG + CF_SHEAF_LINES] * F[C_L1]
-    if I[CFG + CF_VERSION] == V_70:
-        t += F[C_TRYLOCK] + F[C_L1]
-    else:
-        t += F[C_PCPU_CX]
+    t += F[SEG_SHEAF_KMALLOC]  # kzalloc() on its kmalloc cache's fast path, zeroing included (steps.yaml sheaf_kmalloc)
     return sheaf, t
 
 
@@ -305,7 +301,7 @@ def alloc_from_pcs(I, F, cpu, ctx, t):
     size = I[s + SH_SIZE] - 1
     obj = I[objs_at(I, main) + size]
     I[s + SH_SIZE] = size
-    t += F[C_L1]
+    t += F[SEG_PCS_ALLOC]
     t = pcs_unlock(I, F, cpu, ctx, t)
     if I[CFG + CF_VERSION] == V_70:
         I[ST + _st.S_ALLOC_FASTPATH] += 1
@@ -407,7 +403,7 @@ def free_to_pcs(I, F, obj, cpu, ctx, t):
     size = I[s + SH_SIZE]
     I[objs_at(I, main) + size] = obj
     I[s + SH_SIZE] = size + 1
-    t += F[C_L1]
+    t += F[SEG_PCS_FREE]
     t = pcs_unlock(I, F, cpu, ctx, t)
     if I[CFG + CF_VERSION] == V_70:
         I[ST + _st.S_FREE_FASTPATH] += 1
@@ -421,25 +417,23 @@ def free_to_pcs(I, F, obj, cpu, ctx, t):
 
 @njit(cache=True, _nrt=False, inline='always')
 def kmem_cache_alloc(I, F, cpu, ctx, lock_ok, t):
-    """``kmem_cache_alloc()`` → ``slab_alloc_node()``: sheaves first when the cache has them
-    (``function_call`` for the call itself), then the slab path of the kernel version (6.19
-    ``__slab_alloc_node()``, whose fast-path charge ``percpu_cmpxchg16b`` is Brouer's measured cost of a
-    whole ``kmem_cache_alloc()`` call and so already includes the call; 7.0 ``___slab_alloc()``).
-    ``lock_ok`` is :func:`trylock_ok` for this call (a failed ``local_trylock()`` costs
-    ``local_trylock_pair``). A ``SLAB_ACCOUNT`` cache adds ``memcg_charge`` per allocation
-    (``slab_post_alloc_hook()`` → ``memcg_slab_post_alloc_hook()``, on whichever path the object came).
+    """``kmalloc()`` / ``kmem_cache_alloc()`` → ``slab_alloc_node()``: the entry point and the hooks
+    around the allocator (``SEG_ALLOC_ENTRY``: ``kmalloc_entry`` or ``kmem_cache_alloc_entry``, then
+    ``slab_alloc_hooks`` of ``data/kernel/steps.yaml`` — the call, ``slab_pre_alloc_hook()``,
+    ``kfence_alloc()``, ``slab_post_alloc_hook()`` with its zeroing and memcg work as the hook switches
+    say, charged on whichever path served the object); sheaves first when the cache has them, then the
+    slab path of the kernel version (6.19 ``__slab_alloc_node()``; 7.0 ``___slab_alloc()``). ``lock_ok`` is
+    :func:`trylock_ok` for this call (a failed ``local_trylock()`` runs the steps of ``local_trylock``).
     Returns ``(obj, t, path)``."""
-    if I[CFG + CF_ACCOUNT] == 1:
-        t += F[C_MEMCG]
+    t += F[SEG_ALLOC_ENTRY]
     bypass = False
     if I[CFG + CF_SHEAVES] == 1:
-        t += F[C_CALL]
         if lock_ok:
             obj, t, path = alloc_from_pcs(I, F, cpu, ctx, t)
             if obj >= 0:
                 return obj, t, path
         else:
-            t += F[C_TRYLOCK]
+            t += F[SEG_LOCK]
             bypass = True
     if I[CFG + CF_VERSION] == V_70:
         obj, t, path = alloc_single_70(I, F, cpu, t + F[C_CALL])
@@ -452,17 +446,20 @@ def kmem_cache_alloc(I, F, cpu, ctx, lock_ok, t):
 
 @njit(cache=True, _nrt=False, inline='always')
 def kmem_cache_free(I, F, obj, cpu, ctx, lock_ok, t):
-    """``kmem_cache_free()`` / ``kfree()`` → ``slab_free()``: into the sheaves when the cache has them
-    and the object's slab is on this CPU's node (remote objects bypass them, ``free_remote_node``),
-    else ``do_slab_free()`` (6.19) / ``__slab_free()`` (7.0). Returns ``(t, path)``."""
+    """``kfree()`` / ``kmem_cache_free()`` → ``slab_free()``: the entry point, the lookup of the
+    object's slab and cache and the free hooks (``SEG_FREE_ENTRY``: ``kfree_entry`` or
+    ``kmem_cache_free_entry``, then ``slab_free_hooks``), then into the sheaves when the cache has them
+    (after ``pcs_free_check``) and the object's slab is on this CPU's node (remote objects bypass them,
+    ``free_remote_node``), else ``do_slab_free()`` (6.19) / ``__slab_free()`` (7.0). Returns ``(t, path)``."""
+    t += F[SEG_FREE_ENTRY]
     override = -1
     if I[CFG + CF_SHEAVES] == 1:
-        t += F[C_CALL]
+        t += F[SEG_PCS_FREE_CHECK]
         local = I[CFG + CF_NNODES] == 1 or I[slb(I, slab_of(I, obj)) + SL_NODE] == node_of_cpu(I, cpu)
         if local:
             if lock_ok:
                 return free_to_pcs(I, F, obj, cpu, ctx, t)
-            t += F[C_TRYLOCK]
+            t += F[SEG_LOCK]
             override = _st.P_FREE_BYPASS_TRYLOCK
         else:
             override = _st.P_FREE_REMOTE_NODE

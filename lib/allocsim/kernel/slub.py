@@ -16,19 +16,25 @@ fills the cache geometry from :func:`allocsim.facts.kconfig.cache_geometry` (``c
 CPUs (:mod:`allocsim.kernel.sim`: the CPU whose next event starts earliest moves next; ``list_lock`` and the barn lock
 are shared locks with clocks, so contention emerges from the costs).
 
-``slab_account=True`` models a ``SLAB_ACCOUNT`` cache (Dave Chinner's proposed ``iomap_dio`` cache sets
-it) allocated by a task in a non-root memory cgroup: every allocation pays ``memcg_charge`` (Roman
-Gushchin's measured +29.3 ns per accounted ``kmalloc``, ``data/costs.csv``), whichever path served it.
-The free-side uncharge has no measured figure and is left out, so this is a lower bound.
+What every call executes besides the allocator proper — the entry point (``kmalloc()`` or
+``kmem_cache_alloc()``, ``kfree()`` with its ``virt_to_page()`` lookup or ``kmem_cache_free()``), the
+pre/post allocation hooks and the free hooks — is charged from the steps of ``data/kernel/steps.yaml``
+(cost model v2, :mod:`allocsim.facts.steps`) with the kernel configuration switches ``hooks``
+(``init_on_alloc`` zeroing, memcg, KFENCE sampling, alloc tagging, the preemption model; defaults of a
+distribution kernel, ``data/kernel/hooks.yaml``). ``slab_account=True`` models a ``SLAB_ACCOUNT`` cache
+(Dave Chinner's proposed ``iomap_dio`` cache sets it) allocated by a task in a non-root memory cgroup:
+with the ``memcg`` switch on, every allocation and every free pays ``memcg_account``, whichever path
+served it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
 
+from allocsim.facts import steps as _steps
 from allocsim.facts import versions
 from allocsim.facts import costs as _costs
 from allocsim.facts import kconfig
@@ -72,6 +78,8 @@ class SlubConfig:
     cpus_per_node: int
     gfp_nowait_fails: bool = False
     slab_account: bool = False
+    hooks: _steps.Hooks = field(default_factory=_steps.Hooks.default)
+    kmalloc: bool = True
 
     @property
     def nnodes(self) -> int:
@@ -101,7 +109,7 @@ def _check_int(name, v, lo, hi=None):
 
 def configure(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_capacity: int | None = None,
               kmalloc: bool = True, ncpu_present: int | None = None, cpus_per_node: int | None = None,
-              gfp_nowait_fails: bool = False, slab_account: bool = False) -> SlubConfig:
+              gfp_nowait_fails: bool = False, slab_account: bool = False, hooks=None) -> SlubConfig:
     """Validate :func:`run`'s arguments (one sentence per mistake) and compute the cache geometry."""
     if not isinstance(program, Program):
         raise AllocsimError(f"slub.run program must be an allocsim.kernel.program.Program, not {type(program).__name__}")
@@ -129,7 +137,24 @@ def configure(program: Program, kernel: str = "7.0", object_size: int = 256, she
     geometry = kconfig.cache_geometry(object_size, ncpu_present, version, sheaf_capacity=sheaf_capacity or 0,
                                       kmalloc=kmalloc)
     return SlubConfig(version=version, geometry=geometry, ncpu=ncpu, cpus_per_node=cpus_per_node,
-                      gfp_nowait_fails=gfp_nowait_fails, slab_account=slab_account)
+                      gfp_nowait_fails=gfp_nowait_fails, slab_account=slab_account, hooks=_steps.Hooks.of(hooks),
+                      kmalloc=kmalloc)
+
+
+def facts_of(cfg: SlubConfig) -> _steps.Facts:
+    """What the step conditions of ``data/kernel/steps.yaml`` read for this model. The object size is
+    ``s->object_size``, which ``init_on_alloc`` zeroes: the bucket for a kmalloc cache, the requested size
+    for a dedicated one (``slab_post_alloc_hook()``: ``zero_size = s->object_size``)."""
+    g = cfg.geometry
+    return _steps.Facts(hooks=cfg.hooks, sheaves=cfg.sheaves, account=cfg.slab_account,
+                        cpu_slab=versions.family(cfg.version).cpu_slab, kmalloc=cfg.kmalloc,
+                        object_size=g.size if cfg.kmalloc else g.object_size)
+
+
+def cost_vector(cfg: SlubConfig, costs: _costs.CostTable, steps: _steps.StepBook) -> np.ndarray:
+    """The cost block of the model's state: the cost table's rows, then the hot paths' step sums."""
+    sheaf_bytes = kconfig.sheaf_header() + kconfig.pointer_size() * cfg.geometry.sheaf_capacity
+    return np.concatenate([costs.vector, _steps.slub_vector(costs, steps, facts_of(cfg), sheaf_bytes)])
 
 
 def _peak_live(program: Program) -> int:
@@ -228,7 +253,7 @@ def irq_draws(program: Program, seed: int) -> np.ndarray:
 def run(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_capacity: int | None = None,
         kmalloc: bool = True, ncpu_present: int | None = None, cpus_per_node: int | None = None,
         costs: _costs.CostTable | None = None, seed: int = 0, gfp_nowait_fails: bool = False,
-        slab_account: bool = False) -> Result:
+        slab_account: bool = False, hooks=None, steps: str | _steps.StepBook = "default") -> Result:
     """Run ``program`` through SLUB of ``kernel`` for ``object_size``-byte objects.
 
     ``sheaf_capacity``: ``None`` = the kernel's default for the cache (7.0: ``calculate_sheaf_capacity()``;
@@ -239,23 +264,28 @@ def run(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_cap
     barn and one partial list per node), default all on one node. ``costs``: a
     :class:`allocsim.facts.costs.CostTable` (default ``data/costs.csv``). ``seed``: the interrupt-placement
     draws. ``gfp_nowait_fails``: ``GFP_NOWAIT`` sheaf allocations fail (memory pressure).
-    ``slab_account``: a ``SLAB_ACCOUNT`` cache charged to a memory cgroup (``memcg_charge`` per
-    allocation). Returns a :class:`allocsim.kernel.result.Result` whose ``extra`` holds the configuration, the
+    ``slab_account``: a ``SLAB_ACCOUNT`` cache charged to a memory cgroup (``memcg_account`` per
+    allocation and per free, when the ``memcg`` switch is on). ``hooks``: the kernel configuration
+    switches of the hot paths (:class:`allocsim.facts.steps.Hooks`; ``None`` = a distribution kernel's
+    defaults, ``data/kernel/hooks.yaml``). ``steps``: the step file the hot paths are costed from
+    (``"default"`` = ``data/kernel/steps.yaml``; ``"v1"`` = the charges before cost model v2). Returns a :class:`allocsim.kernel.result.Result` whose ``extra`` holds the configuration, the
     lock statistics and the final slab/barn counts.
     """
     cfg = configure(program, kernel, object_size, sheaf_capacity, kmalloc, ncpu_present, cpus_per_node,
-                    gfp_nowait_fails, slab_account)
+                    gfp_nowait_fails, slab_account, hooks)
     if costs is None:
         costs = _costs.load()
     if not isinstance(costs, _costs.CostTable):
         raise AllocsimError(f"slub.run costs must be an allocsim.facts.costs.CostTable or None, not {type(costs).__name__}")
+    book = steps if isinstance(steps, _steps.StepBook) else _steps.load(steps)
+    vector = cost_vector(cfg, costs, book)
     seed = _check_int("seed", seed, 0)
     _state.refresh_numba_cache()
     start, op, ctx, slot, gap, n_slots = program.arrays()
     u = irq_draws(program, seed)
     scale = 1
     while True:
-        I, F = new_model_state(cfg, program, costs.vector, scale)
+        I, F = new_model_state(cfg, program, vector, scale)
         event_path = np.full(program.n_events, -1, np.int64)
         try:
             status, clock, total, pcount, pcycles, slot_obj = simulate(I, F, start, op, ctx, slot, gap, n_slots, u,

@@ -12,7 +12,7 @@ style of the header comment of ``mm/slub.c``)::
      CPU's ``main`` and ``spare`` sheaf pointers and the objects in them. Taken with
      ``local_trylock()``: it never waits; an interrupt that finds it held (the interrupted task holds
      it) fails and takes the slab path instead. Not a shared lock: no clock, no cache-line transfer,
-     only ``local_trylock_pair``. The barn lock may be taken inside it
+     only the steps of ``local_trylock`` (``data/kernel/steps.yaml``). The barn lock may be taken inside it
      (``barn_replace_empty_sheaf()``, ``barn_get_empty_sheaf()``, ``barn_replace_full_sheaf()``,
      ``barn_put_*_sheaf()`` under ``__pcs_install_empty_sheaf()``). It is dropped before any slab is
      touched (refill, flush): the models never take ``list_lock`` while holding it.
@@ -58,7 +58,9 @@ and charts. ``I`` holds, each at the offset recorded in its header:
   lock of node ``n`` is lock ``nnodes + n``);
 * ``scratch`` — the on-stack array of ``sheaf_flush_main()``.
 
-``F`` holds the cost vector of :mod:`allocsim.facts.costs` at offset 0 (so ``F[C_L1]`` is ``l1_hit``), the
+``F`` holds the cost vector of :mod:`allocsim.facts.costs` at offset 0 (so ``F[C_L1]`` is ``l1_hit``), then
+the hot paths' step sums (``SEG_*``: :func:`allocsim.facts.steps.slub_vector`, what each entry point, hook block,
+sheaf hit and cpu-slab fast path executes, summed from ``data/kernel/steps.yaml``), the
 accumulators ``AC_*`` (lock waiting, transfers), the locks' free-at clocks and the per-CPU interrupt
 placement bookkeeping of :mod:`allocsim.kernel.sheaves`.
 
@@ -203,6 +205,7 @@ def refresh_numba_cache(force: bool = False) -> None:
 # --- cost indices into F (the cost vector sits at F[0:len(KEYS)])
 C_L1 = _costs.C_L1_HIT
 C_SPIN = _costs.C_SPIN_LOCK_PAIR
+C_SPIN_IRQSAVE = _costs.C_SPIN_LOCK_IRQSAVE_PAIR
 C_IRQSAVE = _costs.C_IRQ_SAVE_RESTORE
 C_XFER = _costs.C_CACHELINE_TRANSFER
 C_LOCKED_CX = _costs.C_LOCKED_CMPXCHG16B
@@ -210,6 +213,11 @@ C_PAGE = _costs.C_PAGE_ALLOC_FREE
 C_BULK = _costs.C_BULK_OBJECT
 C_CALL = _costs.C_FUNCTION_CALL
 NCOST = len(_costs.KEYS)
+# --- the hot-path step sums (cost model v2: allocsim.facts.steps.SLUB_SEGMENTS, in that order) at F[SEG + k]
+SEG = NCOST
+(SEG_ALLOC_ENTRY, SEG_FREE_ENTRY, SEG_PCS_FREE_CHECK, SEG_LOCK, SEG_PCS_ALLOC, SEG_PCS_FREE, SEG_CS_ALLOC,
+ SEG_CS_FREE, SEG_SHEAF_KMALLOC) = range(SEG, SEG + 9)
+NSEG = 9
 
 # --- header of I: offsets of the variable-size segments
 H_SL, H_ONEXT, H_ND, H_CC, H_SH, H_SHOBJ, H_PCS, H_BARN, H_LO, H_LF, H_IRQ, H_SCRATCH = range(12)
@@ -251,7 +259,7 @@ ND_HEAD, ND_TAIL, ND_NR_PARTIAL, ND_NR_SLABS = range(4)
 NND = 4
 
 # --- accumulators (F[AC + AC_*])
-AC = NCOST
+AC = SEG + NSEG
 (AC_WAIT_LIST, AC_WAIT_BARN, AC_XFER_LIST, AC_XFER_BARN, AC_TAKEN_LIST, AC_TAKEN_BARN) = range(6)
 NAC = 6
 FIXED_F = AC + NAC
@@ -291,7 +299,9 @@ def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, mi
     for h, o in header.items():
         I[h] = o
     F = np.zeros(FIXED_F + 2 * nnodes + ncpu * NIQ, np.float64)
-    F[:NCOST] = cost
+    if len(cost) != NCOST + NSEG:
+        raise ValueError(f"new_state needs the cost vector and the {NSEG} step sums ({NCOST + NSEG} values), not {len(cost)}")
+    F[:NCOST + NSEG] = cost
     I[H_LF] = FIXED_F
     I[H_IRQ] = FIXED_F + 2 * nnodes
     cfg = I[CFG:CFG + NCF]
@@ -353,6 +363,6 @@ def view(I: np.ndarray, F: np.ndarray) -> dict:
         "nd": seg(H_ND, nnodes, NND), "cc": seg(H_CC, ncpu, NCC), "sh": seg(H_SH, max_sheaves + 1, NSH),
         "shobj": seg(H_SHOBJ, max_sheaves + 1, cap), "pcs": seg(H_PCS, ncpu, NPCS), "barn": seg(H_BARN, nnodes, NB),
         "lo": I[int(I[H_LO]):int(I[H_LO]) + 2 * nnodes],
-        "cost": F[:NCOST], "acc": F[AC:AC + NAC], "lf": F[int(I[H_LF]):int(I[H_LF]) + 2 * nnodes],
+        "cost": F[:NCOST], "seg": F[SEG:SEG + NSEG], "acc": F[AC:AC + NAC], "lf": F[int(I[H_LF]):int(I[H_LF]) + 2 * nnodes],
         "irq": F[int(I[H_IRQ]):int(I[H_IRQ]) + ncpu * NIQ].reshape(ncpu, NIQ),
     }

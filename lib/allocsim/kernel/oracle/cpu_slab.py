@@ -160,7 +160,7 @@ def slab_alloc(m: State, cpu, t):
     if c.freelist and c.slab is not None:
         obj = c.freelist.pop(0)
         m.stat("alloc_fastpath")
-        return obj, t + m.c["percpu_cmpxchg16b"], "alloc_fastpath"
+        return obj, t + m.hot["cs_alloc"], "alloc_fastpath"
     return slab_alloc_slow(m, cpu, t + m.c["function_call"])
 
 
@@ -203,7 +203,7 @@ def do_slab_free(m: State, slab: Slab, chain: list, cpu, t):
     if c.slab is slab:
         c.freelist = chain + c.freelist
         m.stat("free_fastpath")
-        return t + m.c["percpu_cmpxchg16b"], "free_fastpath"
+        return t + m.hot["cs_free"], "free_fastpath"
     return slab_free_619(m, slab, chain, cpu, t + m.c["function_call"])
 
 

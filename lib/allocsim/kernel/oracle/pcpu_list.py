@@ -1,7 +1,7 @@
 """Pure-Python oracle of :mod:`allocsim.kernel.pcpu_list`: the patch's ``pcpu_cache_list_alloc()`` /
 ``pcpu_cache_list_free()`` ("[PATCH v3] iomap: add allocation cache for iomap_dio", guzebing, 2026-01-15;
 ``data/thread/thread.txt``) written with Python lists and dicts, as close to the C as possible, plus
-its own earliest-clock scheduler, its own per-path charges (read from ``data/costs.csv`` with :mod:`csv`)
+its own earliest-clock scheduler, its own per-path charges (the step sums of ``data/kernel/steps.yaml``, read again)
 and its own fallback program. It shares nothing with the numba model but the event format
 (:mod:`allocsim.kernel.program`), and must give the same event paths, counters, cycles and fallback
 program. Slow on purpose (no NumPy in the loop); used by tests and the benchmark.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from allocsim.kernel.oracle import steps as st
 from allocsim.kernel.oracle.slub import cost_dict
 from allocsim.kernel.program import ALLOC, HARDIRQ, TASK, Program
 
@@ -20,16 +21,11 @@ DIO_ALLOC_CACHE_MAX = 256
 PATHS = ("alloc_hit", "alloc_splice", "alloc_kmalloc", "free_task", "free_irq", "kfree_full", "kfree_softirq")
 
 
-def charges(costs=None) -> dict:
-    """Cycles per path: every call is one ``get_cpu()``/``put_cpu()`` (``preempt_pair``) and one read of
-    the per-CPU ``struct pcpu_cache`` (``l1_hit``); a pop or push touches the element's ``next`` word (a
-    second ``l1_hit``); the splice runs under ``local_irq_save()`` (``irq_save_restore``). The kmalloc /
-    kfree of a miss are the backend's."""
-    c = cost_dict(costs)
-    call = c["preempt_pair"] + c["l1_hit"]
-    return {"alloc_hit": call + c["l1_hit"], "alloc_splice": call + c["l1_hit"] + c["irq_save_restore"],
-            "alloc_kmalloc": call, "free_task": call + c["l1_hit"], "free_irq": call + c["l1_hit"],
-            "kfree_full": call, "kfree_softirq": call}
+def charges(costs=None, hooks=None, steps="default") -> dict:
+    """Cycles per path: the step sums ``pcpu_<path>`` of ``data/kernel/steps.yaml`` (or ``steps-<name>``),
+    read by the oracle's own step reader (:mod:`allocsim.kernel.oracle.steps`). The kmalloc / kfree of a
+    miss are the backend's."""
+    return st.pcpu_costs(steps, cost_dict(costs), hooks)
 
 
 def fallback_calls_program(ncpu: int, calls: list, n_elements: int) -> Program:
@@ -62,12 +58,12 @@ class PcpuCache:
 
 
 def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr: int = DIO_ALLOC_CACHE_MAX,
-                  costs=None) -> dict:
+                  costs=None, hooks=None, steps="default") -> dict:
     """Returns a dict: event_path (list of path names), paths {name: (count, cycles)}, stats, cycles, clock,
     caches (list of PcpuCache), where {element: state}, fallback (Program)."""
     program.validate()
     assert 1 <= threshold <= max_nr
-    cost = charges(costs)
+    cost = charges(costs, hooks, steps)
     ncpu = program.ncpu
     start = program.start.tolist()
     op, ctx, slot, gap = program.op.tolist(), program.ctx.tolist(), program.slot.tolist(), program.gap.tolist()

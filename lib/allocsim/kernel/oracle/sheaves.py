@@ -48,7 +48,7 @@ def attach(m: State):
 # ---------------------------------------------------------------- local lock and interrupts
 
 def pcs_lock(m, cpu, t):
-    t += m.c["local_trylock_pair"]
+    t += m.hot["lock"]
     m.irq[cpu].locked_at = t
     return t
 
@@ -139,8 +139,7 @@ def alloc_empty_sheaf(m, cpu, nowait, t):
         return None, t + m.c["function_call"]
     m.n_sheaves += 1
     m.stat("sheaf_alloc")
-    t += m.c["function_call"] + m.sheaf_lines * m.c["l1_hit"]
-    t += (m.c["local_trylock_pair"] + m.c["l1_hit"]) if m.v70 else m.c["percpu_cmpxchg16b"]
+    t += m.hot["sheaf_kmalloc"]
     return Sheaf(), t
 
 
@@ -230,7 +229,7 @@ def alloc_from_pcs(m, cpu, ctx, t):
         if not ok:
             return None, t, path
     obj = m.pcs[cpu].main.objects.pop()
-    t += m.c["l1_hit"]
+    t += m.hot["pcs_alloc"]
     t = pcs_unlock(m, cpu, ctx, t)
     m.stat("alloc_fastpath" if m.v70 else "alloc_cpu_sheaf")
     return obj, t, path
@@ -293,7 +292,7 @@ def free_to_pcs(m, obj, cpu, ctx, t):
     if len(m.pcs[cpu].main.objects) == m.capacity:
         t, path = pcs_replace_full_main(m, cpu, ctx, t)
     m.pcs[cpu].main.objects.append(obj)
-    t += m.c["l1_hit"]
+    t += m.hot["pcs_free"]
     t = pcs_unlock(m, cpu, ctx, t)
     m.stat("free_fastpath" if m.v70 else "free_cpu_sheaf")
     return t, path
@@ -302,17 +301,15 @@ def free_to_pcs(m, obj, cpu, ctx, t):
 # ---------------------------------------------------------------- entry points
 
 def kmem_cache_alloc(m, cpu, ctx, lock_ok, t):
-    if m.slab_account:
-        t += m.c["memcg_charge"]
+    t += m.hot["alloc_entry"]
     bypass = False
     if m.sheaves:
-        t += m.c["function_call"]
         if lock_ok:
             obj, t, path = alloc_from_pcs(m, cpu, ctx, t)
             if obj is not None:
                 return obj, t, path
         else:
-            t += m.c["local_trylock_pair"]
+            t += m.hot["lock"]
             bypass = True
     if m.v70:
         obj, t, path = alloc_single_70(m, cpu, t + m.c["function_call"])
@@ -324,12 +321,13 @@ def kmem_cache_alloc(m, cpu, ctx, lock_ok, t):
 def kmem_cache_free(m, obj, cpu, ctx, lock_ok, t):
     slab = m.slab_of(obj)
     override = None
+    t += m.hot["free_entry"]
     if m.sheaves:
-        t += m.c["function_call"]
+        t += m.hot["pcs_free_check"]
         if slab.node == m.node_of_cpu(cpu):
             if lock_ok:
                 return free_to_pcs(m, obj, cpu, ctx, t)
-            t += m.c["local_trylock_pair"]
+            t += m.hot["lock"]
             override = "free_bypass_trylock"
         else:
             override = "free_remote_node"

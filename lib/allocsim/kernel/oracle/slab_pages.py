@@ -72,7 +72,7 @@ class State:
 
     # ---- shared locks (allocsim.kernel.sim.lock_acquire / lock_release)
     def lock(self, kind, node, cpu, t):
-        t += self.c["irq_save_restore"]
+        t += self.c["spin_lock_irqsave_pair"] - self.c["spin_lock_pair"]  # saving the flags, outside the lock
         lk = (self.list_locks if kind == "list" else self.barn_locks)[node]
         if lk.free_at > t:
             self.wait[kind] += lk.free_at - t

@@ -24,6 +24,7 @@ import yaml
 from allocsim.facts import paths, structs, versions
 from allocsim.kernel.oracle import cpu_slab as cs
 from allocsim.kernel.oracle import sheaves as shv
+from allocsim.kernel.oracle import steps as st
 from allocsim.kernel.oracle.slab_pages import State
 from allocsim.kernel.program import ALLOC, Program
 
@@ -38,12 +39,10 @@ def _kernel_data(name: str) -> dict:
 
 
 def cost_dict(costs=None) -> dict:
-    """Cycles by primitive: ``data/costs.csv`` read with :mod:`csv`, or the ``cycles(key)`` of a given
-    table (any object with that method, e.g. a cost table with overrides)."""
+    """Cycles by primitive: ``data/costs.csv`` read with :mod:`csv`, or the rows of a given table (a cost
+    table's ``rows``, e.g. ``data/costs-v1.csv`` or a table with overrides)."""
     if costs is not None:
-        with (paths.DATA / "costs.csv").open(newline="") as fh:
-            keys = [row["key"] for row in csv.DictReader(fh)]
-        return {k: float(costs.cycles(k)) for k in keys}
+        return {k: float(row["cycles"]) for k, row in costs.rows.items()}
     with (paths.DATA / "costs.csv").open(newline="") as fh:
         return {row["key"]: float(row["cycles"]) for row in csv.DictReader(fh)}
 
@@ -110,6 +109,8 @@ class Geometry:
     cpu_partial_slabs: int
     sheaf_capacity: int
     sheaf_lines: int
+    object_size: int = 0   # s->object_size: what init_on_alloc zeroes (the bucket for kmalloc)
+    sheaf_bytes: int = 0   # header + objects[] of one sheaf
 
 
 def geometry(version: str, object_size: int, kmalloc: bool, sheaf_capacity: int | None, nr_cpus: int) -> Geometry:
@@ -140,7 +141,8 @@ def geometry(version: str, object_size: int, kmalloc: bool, sheaf_capacity: int 
         base = _tier(_kernel_data("sheaves.yaml")["capacity_tiers"], size, "capacity")
         cap = max((kmalloc_size_roundup(header + pointer * base) - header) // pointer, requested)
     lines = -(-(header + pointer * cap) // 64) if cap else 1
-    return Geometry(size, objs, min_partial, cpu_partial_slabs, cap, lines)
+    return Geometry(size, objs, min_partial, cpu_partial_slabs, cap, lines,
+                    object_size=size if kmalloc else object_size, sheaf_bytes=header + pointer * cap)
 
 
 def irq_draws(seed: int, n_events: int) -> np.ndarray:
@@ -167,13 +169,17 @@ class OracleResult:
     extra: dict = field(default_factory=dict)
 
 
-def new_state(version, geo: Geometry, ncpu, cpus_per_node, cost: dict, nowait_fails=False, slab_account=False):
+def new_state(version, geo: Geometry, ncpu, cpus_per_node, cost: dict, nowait_fails=False, slab_account=False,
+              kmalloc=True, hooks=None, steps_name="default"):
     nnodes = -(-ncpu // cpus_per_node)
     m = State(ncpu, nnodes, cpus_per_node, geo.objs_per_slab, geo.min_partial, geo.cpu_partial_slabs,
               geo.sheaf_capacity, not versions.family(version).cpu_slab, geo.sheaf_capacity > 0, cost,
               max_full=MAX_FULL_SHEAVES, nowait_fails=nowait_fails, sheaf_lines=geo.sheaf_lines,
               defrag_ratio=REMOTE_NODE_DEFRAG_RATIO)
     m.slab_account = slab_account
+    m.hot = st.slub_costs(steps_name, cost, hooks, sheaves=geo.sheaf_capacity > 0, account=slab_account,
+                          cpu_slab=versions.family(version).cpu_slab, kmalloc=kmalloc,
+                          zero_size=geo.object_size, sheaf_bytes=geo.sheaf_bytes)
     cs.attach(m)
     shv.attach(m)
     return m
@@ -193,11 +199,15 @@ def next_cpu(clock, pos, ends, program, slot_time):
 
 
 def run(program: Program, kernel="7.0", object_size=256, sheaf_capacity=None, kmalloc=True, ncpu_present=None,
-        cpus_per_node=None, costs=None, seed=0, gfp_nowait_fails=False, slab_account=False) -> OracleResult:
+        cpus_per_node=None, costs=None, seed=0, gfp_nowait_fails=False, slab_account=False, hooks=None,
+        steps="default") -> OracleResult:
+    """``hooks``: a mapping of every switch of ``data/kernel/hooks.yaml`` to true/false (``None``: the
+    defaults); ``steps``: the step file's name."""
     version = versions.check_version(kernel)
     ncpu = program.ncpu
     geo = geometry(version, object_size, kmalloc, sheaf_capacity, ncpu_present or ncpu)
-    m = new_state(version, geo, ncpu, cpus_per_node or ncpu, cost_dict(costs), gfp_nowait_fails, slab_account)
+    m = new_state(version, geo, ncpu, cpus_per_node or ncpu, cost_dict(costs), gfp_nowait_fails, slab_account,
+                  kmalloc, hooks, steps)
     u = irq_draws(seed, program.n_events)
     clock = [0.0] * ncpu
     pos = [int(program.start[c]) for c in range(ncpu)]
