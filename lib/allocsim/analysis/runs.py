@@ -34,11 +34,14 @@ on the reported figures, and repeat with the new gap until the gap (whole cycles
 It is still one fitted number; the fixed point only keeps the workload consistent with it.
 
 **SLAB_ACCOUNT** (:attr:`Setup.slab_account`) is passed to the SLUB model of the dedicated cache
-(``slub.run(..., slab_account=True)``): every allocation from it pays the ``memcg_charge`` row of
-``data/costs.csv`` — Roman Gushchin's measured cost of an accounted allocation by a task in a non-root
-memory cgroup (``memcg_slab_post_alloc_hook()``); the free-side uncharge has no measured figure and is not
-charged, so it is a lower bound. kmalloc's ``GFP_KERNEL`` allocation and the per-CPU list are not
-accounted, so the flag changes only the sheaf-256 configurations.
+(``slub.run(..., slab_account=True)``): with the ``memcg`` hook switch on, every allocation and every free
+from it pays the ``memcg_account`` row of ``data/costs.csv`` (``__memcg_slab_post_alloc_hook()`` /
+``__memcg_slab_free_hook()``). kmalloc's ``GFP_KERNEL`` allocation and the per-CPU list are not accounted,
+so the flag changes only the dedicated-cache configurations.
+
+**Cost model v2** (:mod:`allocsim.facts.steps`): :attr:`Setup.hooks` are the kernel configuration switches
+of the hot paths (default: a distribution kernel's, ``data/kernel/hooks.yaml``) and :attr:`Setup.steps`
+the step file (``"v1"`` with ``cost_table="v1"`` runs the models as they were before v2).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import pandas as pd
 
 from allocsim.facts import versions
 from allocsim.facts import costs as _costs
+from allocsim.facts import steps as _steps
 from allocsim.analysis import iops
 from allocsim.workloads import adapter
 from allocsim.workloads import iouring
@@ -81,6 +85,8 @@ class Setup:
     sheaf_capacity: int = 256  # Dave Chinner's .sheaf_capacity
     slab_account: bool = False
     cost_table: str = "default"
+    hooks: _steps.Hooks = field(default_factory=_steps.Hooks.default)  # the kernel's hot-path switches
+    steps: str = "default"  # the step file of cost model v2 ("v1": the charges before it)
     irq_work_share: float = 0.0  # share of the base cost spent in the completion handler (see workload())
     seed: int = 0
 
@@ -105,7 +111,10 @@ class Setup:
         v = self.irq_work_share
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
             raise AllocsimError(f"irq_work_share must be a number from 0 to below 1, not {v!r}")
+        if not isinstance(self.hooks, _steps.Hooks):
+            raise AllocsimError(f"hooks must be an allocsim.facts.steps.Hooks, not {self.hooks!r}")
         self.costs()
+        _steps.load(self.steps)
         self.workload(0)
         return self
 
@@ -153,20 +162,21 @@ def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable 
     _check_config(kernel, allocator, MODEL_KERNELS, MODEL_ALLOCATORS)
     table = setup.costs() if costs is None else costs
     size, seed = setup.object_size, setup.seed
+    v2 = dict(hooks=setup.hooks, steps=setup.steps)  # cost model v2: the switches and the step file
     if allocator == "kmalloc":
-        return lambda p: slub.run(p, kernel=kernel, object_size=size, kmalloc=True, costs=table, seed=seed)
+        return lambda p: slub.run(p, kernel=kernel, object_size=size, kmalloc=True, costs=table, seed=seed, **v2)
     if allocator == "sheaf-256":
         return lambda p: slub.run(p, kernel=kernel, object_size=size, kmalloc=False, sheaf_capacity=setup.sheaf_capacity,
-                                  slab_account=setup.slab_account, costs=table, seed=seed)
+                                  slab_account=setup.slab_account, costs=table, seed=seed, **v2)
     if allocator == "dedicated":
         return lambda p: slub.run(p, kernel=kernel, object_size=size, kmalloc=False, slab_account=setup.slab_account,
-                                  costs=table, seed=seed)
+                                  costs=table, seed=seed, **v2)
     element = size + pcpu_list.header_size()  # kmalloc(sizeof(struct pcpu_cache_element) + element_size)
 
     def backend(fb):
-        return slub.run(fb, kernel=kernel, object_size=element, kmalloc=True, costs=table, seed=seed)
+        return slub.run(fb, kernel=kernel, object_size=element, kmalloc=True, costs=table, seed=seed, **v2)
 
-    return lambda p: pcpu_list.run(p, costs=table, backend=backend)
+    return lambda p: pcpu_list.run(p, costs=table, backend=backend, **v2)
 
 
 def describe_config(kernel: str, allocator: str, setup: Setup) -> dict:
