@@ -5,12 +5,18 @@ kmalloc-4k on 6.19 (1-2 CPUs): 8 objects per slab, cpu_partial 6 objects = 2 sla
 
 from hypothesis import given, settings, strategies as st
 
-from allocsim.facts import costs
+from allocsim.facts import costs, steps
 from allocsim.facts import kconfig
 from allocsim.kernel.program import ALLOC as A, FREE as F, TASK as T, from_lists
 from slub_programs import both, path_names, random_program
 
 C = {k: costs.load().cycles(k) for k in costs.KEYS}
+
+
+def hot(kernel="6.19", object_size=4096, kmalloc=True):
+    """The v2 step sums (entry point and hooks, fast paths) a cpu-slab cache of this kind charges."""
+    f = steps.Facts(cpu_slab=True, kmalloc=kmalloc, object_size=kconfig.kmalloc_size(object_size) if kmalloc else object_size)
+    return dict(zip(steps.SLUB_SEGMENTS, steps.slub_vector(costs.load(), steps.load(), f)))
 KW = dict(kernel="6.19", object_size=4096)
 
 
@@ -41,9 +47,11 @@ def test_fast_path_new_slab_bypass_cpu_partial_and_free_paths():
     s = r.stats
     assert s["deactivate_bypass"] == 2 and s["cpu_partial_free"] == 1 and s["cpu_partial_alloc"] == 1
     assert s["alloc_fastpath"] == 15 and s["alloc_slowpath"] == 3 and s["free_fastpath"] == 1 and s["free_slowpath"] == 2
-    # costs: a fast path is one percpu_cmpxchg16b; a slow free adds the call and a LOCK cmpxchg16b
-    assert r.paths["alloc_fastpath"][1] == 15 * C["percpu_cmpxchg16b"]
-    assert r.paths["free_partial"][1] == C["function_call"] + C["locked_cmpxchg16b"]
+    # costs: a fast path is the entry point and hooks plus the cpu_slab_alloc steps; a slow free adds the call
+    # and a LOCK cmpxchg16b
+    v = hot()
+    assert r.paths["alloc_fastpath"][1] == 15 * (v["alloc_entry"] + v["cpu_slab_alloc"])
+    assert r.paths["free_partial"][1] == v["free_entry"] + C["function_call"] + C["locked_cmpxchg16b"]
 
 
 def test_cpu_partial_list_drains_to_the_node_and_get_partial_node_refills_it():

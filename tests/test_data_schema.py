@@ -142,9 +142,9 @@ def test_a_broken_copy_names_file_row_and_field(data, name, edit, loader, messag
 
 @pytest.mark.parametrize("old, new, message", [
     ('"cycles"', '"cycles"', None),
-    ("preempt_pair,1,0,3", "preempt_pair,1,2,3",
-     r"^data/costs\.csv, line 2 \(key 'preempt_pair'\): field 'cycles' \(1\.0\) must lie within low\.\.high"),
-    (",i7-2620M,", ",i7-2620M,,,", r"^data/costs\.csv, line 2 \(key 'preempt_pair'\): has 10 cells, not 8"),
+    ("preempt_pair,11,10.6,11", "preempt_pair,11,10.6,10.8",
+     r"^data/costs\.csv, line 4 \(key 'preempt_pair'\): field 'cycles' \(11\.0\) must lie within low\.\.high"),
+    (",i7-2620M; i7-4790K,", ",i7-2620M; i7-4790K,,,", r"^data/costs\.csv, line 2 \(key 'function_call'\): has 10 cells, not 8"),
 ])
 def test_costs_csv(data, old, new, message):
     if message is None:

@@ -108,14 +108,17 @@ def test_cross_cpu_free_fills_the_completing_cpus_list():
     assert fb.ncpu == 2 and fb.op[fb.start[1]:].tolist() == [F]
 
 
-def test_costs_per_path_are_the_sum_of_their_primitives():
+def test_costs_per_path_are_the_sum_of_their_steps():
     t = costs.load()
     pc = dict(zip(pl.PATHS, pl.path_costs(t)))
     pre, l1, irq = t.cycles("preempt_pair"), t.cycles("l1_hit"), t.cycles("irq_save_restore")
-    assert pc["alloc_hit"] == pre + 2 * l1
-    assert pc["alloc_splice"] == pre + 2 * l1 + irq
-    assert pc["alloc_kmalloc"] == pre + l1 and pc["kfree_full"] == pre + l1 and pc["kfree_softirq"] == pre + l1
-    assert pc["free_task"] == pc["free_irq"] == pre + 2 * l1
+    # per_cpu_ptr(dio_pcpu_cache_list->cache, get_cpu()): four loads and the preempt pair
+    get_cpu = pre + 4 * l1
+    assert pc["alloc_hit"] == get_cpu + 2 * l1                       # free_list, element->next
+    assert pc["alloc_splice"] == get_cpu + 5 * l1 + irq              # free_list, nr_irq, free_list_irq, again, next
+    assert pc["alloc_kmalloc"] == get_cpu + 2 * l1                   # free_list, nr_irq
+    assert pc["kfree_full"] == get_cpu + 2 * l1                      # the counts, max_nr
+    assert pc["kfree_softirq"] == pc["free_task"] == pc["free_irq"] == get_cpu + 3 * l1  # and preempt_count()
     # and a cheaper table changes the result accordingly
     front, _, _ = run([[(A, T, 0), (F, T, 0), (A, T, 1)]], costs=t.with_overrides(l1_hit=0, preempt_pair=0))
     assert front.cycles == 0
@@ -144,13 +147,12 @@ def test_fallback_gaps_are_front_end_time_between_calls():
 def test_run_combines_with_the_standin_backend():
     prog = from_lists([[(A, T, 0), (F, S, 0), (A, T, 1), (F, T, 1)]])
     r = pl.run(prog, kmalloc="standin")
-    t = costs.load()
-    per_call = t.cycles("percpu_cmpxchg16b")
+    c_alloc, c_free = pl.standin_charges()
     front = r.extra["front"]
     assert r.model == "pcpu-list+kmalloc-standin"
-    assert r.cycles == front.cycles + 3 * per_call  # 2 kmalloc + 1 kfree
-    assert r.paths["kmalloc-standin:kmalloc"] == (2, 2 * per_call)
-    assert r.paths["kmalloc-standin:kfree"] == (1, per_call)
+    assert r.cycles == front.cycles + 2 * c_alloc + c_free  # 2 kmalloc + 1 kfree
+    assert r.paths["kmalloc-standin:kmalloc"] == (2, 2 * c_alloc)
+    assert r.paths["kmalloc-standin:kfree"] == (1, c_free)
     assert r.n_alloc == 2 and r.n_free == 2
     assert np.array_equal(r.event_path, front.event_path)
 
@@ -170,7 +172,8 @@ def test_run_with_a_custom_backend():
 def test_kmalloc_only_baseline():
     prog = iouring.program(iouring.IOUring(ios=320))
     r = pl.kmalloc_only(prog, kmalloc="standin")
-    assert r.cycles == 640 * costs.load().cycles("percpu_cmpxchg16b")
+    c_alloc, c_free = pl.standin_charges()
+    assert r.cycles == 320 * (c_alloc + c_free)
 
 
 def test_slub_backend_is_reported_clearly_when_missing():

@@ -82,10 +82,13 @@ def test_same_parameters_same_numbers_and_the_seed_matters_only_for_interrupts()
     assert len({slub.run(task, kernel="7.0", seed=s).cycles for s in range(3)}) == 1  # no interrupts: no effect
 
 
-def test_slab_account_adds_memcg_charge_per_allocation():
+def test_slab_account_adds_memcg_account_per_allocation_and_per_free():
     prog = microbench(1, 32, 5)
     plain, acct = slub.run(prog, kernel="7.0"), slub.run(prog, kernel="7.0", slab_account=True)
-    assert acct.cycles - plain.cycles == pytest.approx(prog.n_events / 2 * costs.load().cycles("memcg_charge"))
+    assert acct.cycles - plain.cycles == pytest.approx(prog.n_events * costs.load().cycles("memcg_account"))
+    # with the memcg switch off (no memory cgroup in use) accounting costs nothing
+    off = dict(hooks={"memcg": False})
+    assert slub.run(prog, kernel="7.0", slab_account=True, **off).cycles == slub.run(prog, kernel="7.0", **off).cycles
 
 
 def test_costs_table_is_used():

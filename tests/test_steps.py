@@ -169,3 +169,30 @@ def test_pcpu_path_costs_agree_with_the_oracle(hooks):
     ours = dict(zip(pcpu_list.PATHS, pcpu_list.path_costs(T, h)))
     theirs = opcpu.charges(None, vars(h))
     assert ours == pytest.approx(theirs)
+
+
+def test_v2_hot_paths_by_hand():
+    """The io_uring hot paths of cost model v2 worked out by hand from data/costs.csv (function_call 5,
+    l1_hit 4, preempt_pair 11, percpu_cmpxchg16b 9, zero_line 8, static keys 0) and the distribution-default
+    switches (memcg on, init_on_alloc on, voluntary preemption; KFENCE sampling, alloc tagging, init_on_free
+    off), for kmalloc-96 (two 64-byte lines zeroed)."""
+    assert (T.cycles("function_call"), T.cycles("l1_hit"), T.cycles("preempt_pair"), T.cycles("percpu_cmpxchg16b"),
+            T.cycles("zero_line"), T.cycles("static_key")) == (5, 4, 11, 9, 8, 0)
+    v = dict(zip(steps.SLUB_SEGMENTS, steps.slub_vector(T, steps.load(), steps.Facts(object_size=96, sheaves=True))))
+    # kmalloc: call 5 + kmalloc_caches 4; hooks: gfp_allowed_mask 4, might_resched call 5 + preempt count 4,
+    # should_failslab 5, s->ctor 4, memset call 5 + 2 lines 16, s->flags for memcg 4: 9 + 47 = 56
+    assert v["alloc_entry"] == 56
+    # kfree: call 5, vmemmap_base 4, the struct page line 4; kfence_free's pool compare 4: 17
+    assert v["free_entry"] == 17
+    # local_trylock: s->cpu_sheaves 4, this_cpu_off 4, preempt pair 11, tl->acquired 4: 23
+    assert (v["local_trylock"], v["pcs_alloc"], v["pcs_free"], v["pcs_free_check"]) == (23, 8, 4, 4)
+    # 6.19 cpu slab: s line 4, this_cpu_off 4, c line 4, free pointer 4, cmpxchg16b 9 = 25; free without the
+    # object load: 21
+    assert (v["cpu_slab_alloc"], v["cpu_slab_free"]) == (25, 21)
+    # so a 7.0 kmalloc+kfree pair is 56 + 23 + 8 + 17 + 4 + 23 + 4 = 135, a 6.19 one 56 + 25 + 17 + 21 = 119
+    assert v["alloc_entry"] + v["local_trylock"] + v["pcs_alloc"] + v["free_entry"] + v["pcs_free_check"] \
+        + v["local_trylock"] + v["pcs_free"] == 135
+    pc = dict(zip(pcpu_list.PATHS, pcpu_list.path_costs(T)))
+    # the list: global 4, ->cache 4, cpu_number 4, __per_cpu_offset 4, preempt pair 11 = 27; a pop reads
+    # free_list 4 and element->next 4 (35); a hardirq push reads the counts 4, max_nr 4, preempt_count 4 (39)
+    assert (pc["alloc_hit"], pc["free_irq"], pc["free_task"]) == (35, 39, 39)
