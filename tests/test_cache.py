@@ -160,8 +160,11 @@ def test_the_hierarchy_can_live_inside_larger_arrays():
 
 # -- the oracle, and properties ------------------------------------------------------------------------------
 
-def small_geometry(cpl, lpn):
-    return G.with_(l1_sets=2, l1_ways=2, l2_sets=4, l2_ways=2, llc_sets=4, llc_ways=3, cpus_per_llc=cpl,
+def small_geometry(cpl, lpn, odd=False):
+    """Tiny caches so that short streams evict at every level; ``odd``: set counts that are not powers of two
+    (the set index is then ``line % sets`` instead of a mask)."""
+    s1, s2, s3 = (3, 5, 6) if odd else (2, 4, 4)
+    return G.with_(l1_sets=s1, l1_ways=2, l2_sets=s2, l2_ways=2, llc_sets=s3, llc_ways=3, cpus_per_llc=cpl,
                    llcs_per_node=lpn)
 
 
@@ -204,15 +207,15 @@ def check_invariants(c, ncpu, cpl):
 
 
 streams = st.integers(1, 7).flatmap(lambda ncpu: st.tuples(
-    st.just(ncpu), st.sampled_from([1, 2, 3]), st.sampled_from([1, 2]),
+    st.just(ncpu), st.sampled_from([1, 2, 3]), st.sampled_from([1, 2]), st.booleans(),
     st.lists(st.tuples(st.integers(0, ncpu - 1), st.integers(0, 23), st.booleans()), max_size=80)))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams)
 def test_numba_and_oracle_agree_access_for_access_and_the_invariants_hold(case):
-    ncpu, cpl, lpn, accesses = case
-    g = small_geometry(cpl, lpn)
+    ncpu, cpl, lpn, odd, accesses = case
+    g = small_geometry(cpl, lpn, odd)
     CI, CF = cache.new_cache(ncpu, g)
     h = oracle.Hierarchy(ncpu, spec_of(g))
     for i, (c, ln, w) in enumerate(accesses):

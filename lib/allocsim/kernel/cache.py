@@ -57,8 +57,8 @@ from allocsim.kernel import state as _state
 
 # header of CI
 (H_NCPU, H_S1, H_W1, H_S2, H_W2, H_S3, H_W3, H_CPL, H_LPN, H_NLLC, H_CLOCK, H_L1, H_L2, H_L3, H_CNT,
- H_LAST_KIND, H_LAST_INV, H_SIZE) = range(18)
-NH = 18
+ H_LAST_KIND, H_LAST_INV, H_SIZE, H_M1, H_M2, H_M3) = range(21)
+NH = 21
 # private entry fields
 PF = 3
 P_TAG, P_LRU, P_ST = 0, 1, 2
@@ -94,6 +94,11 @@ def size_of(ncpu: int, g: Geometry) -> int:
     return layout(ncpu, g)["size"]
 
 
+def _mask(sets: int) -> int:
+    """``sets - 1`` when ``sets`` is a power of two (the set index is then ``line & mask``), else -1 (``line % sets``)."""
+    return sets - 1 if sets & (sets - 1) == 0 else -1
+
+
 def init_at(I: np.ndarray, o: int, F: np.ndarray, fo: int, ncpu: int, g: Geometry) -> None:
     """Write an empty hierarchy into ``I[o:o+size_of()]`` (which must be zero) and its latencies into ``F[fo:fo+NF]``."""
     if not isinstance(ncpu, (int, np.integer)) or ncpu < 1:
@@ -103,7 +108,7 @@ def init_at(I: np.ndarray, o: int, F: np.ndarray, fo: int, ncpu: int, g: Geometr
     hdr = {H_NCPU: ncpu, H_S1: g.l1_sets, H_W1: g.l1_ways, H_S2: g.l2_sets, H_W2: g.l2_ways, H_S3: g.llc_sets,
            H_W3: g.llc_ways, H_CPL: g.cpus_per_llc, H_LPN: g.llcs_per_node, H_NLLC: lay["nllc"], H_CLOCK: 0,
            H_L1: lay["l1"], H_L2: lay["l2"], H_L3: lay["l3"], H_CNT: lay["cnt"], H_LAST_KIND: -1, H_LAST_INV: 0,
-           H_SIZE: lay["size"]}
+           H_SIZE: lay["size"], H_M1: _mask(g.l1_sets), H_M2: _mask(g.l2_sets), H_M3: _mask(g.llc_sets)}
     for k, v in hdr.items():
         I[o + k] = v
     F[fo:fo + NF] = (g.lat_l1, g.lat_l2, g.lat_llc, g.lat_same_llc, g.lat_cross_llc, g.lat_cross_node, g.lat_memory)
@@ -150,16 +155,21 @@ def _pbase(I, o, lvl, cpu, line):
     if lvl == H_L1:
         S = I[o + H_S1]
         W = I[o + H_W1]
+        m = I[o + H_M1]
     else:
         S = I[o + H_S2]
         W = I[o + H_W2]
-    return o + I[o + lvl] + (cpu * S + line % S) * W * PF
+        m = I[o + H_M2]
+    s = line & m if m >= 0 else line % S
+    return o + I[o + lvl] + (cpu * S + s) * W * PF
 
 
 @njit(cache=True, inline="always")
 def _lbase(I, o, d, line):
     S = I[o + H_S3]
-    return o + I[o + H_L3] + (d * S + line % S) * I[o + H_W3] * LF
+    m = I[o + H_M3]
+    s = line & m if m >= 0 else line % S
+    return o + I[o + H_L3] + (d * S + s) * I[o + H_W3] * LF
 
 
 @njit(cache=True)
