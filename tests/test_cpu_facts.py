@@ -102,3 +102,17 @@ def test_a_missing_or_unparsable_file(data):
     p.unlink()
     with pytest.raises(DataError, match=r"^data/kernel/cpu\.yaml is missing$"):
         cpu.load()
+
+
+def test_the_methods_table_of_the_hierarchy():
+    from allocsim.pages import methods
+
+    t = methods.hierarchy_frame(2.0)
+    by = t.set_index("key")
+    assert by.loc["transfer_cross_llc", "cycles"] == 214.0 and by.loc["l2_latency", "cycles"] == 12.0
+    assert by.loc["l1d_size", "cycles"] != by.loc["l1d_size", "cycles"]  # a size has no cycles (NaN)
+    rows = methods.hierarchy_rows(t).set_index("parameter")
+    assert rows.loc["`memory`", "value (range)"] == "66 ns (66–74)" and rows.loc["`memory`", "cycles"] == "132"
+    assert rows.loc["`l1d_ways`", "value (range)"] == "8 ways" and rows.loc["`l1d_ways`", "cycles"] == ""
+    assert rows.loc["`memory`", "source [V verified / I inferred]"].endswith("for the default machine.")
+    assert methods.cpu_machine().startswith("AMD EPYC 7R13")
