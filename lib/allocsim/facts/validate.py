@@ -7,6 +7,7 @@ Each file is checked by the module that reads it, against its schema (:mod:`allo
 ``data/thread/{people,timeline,claims}``  :mod:`allocsim.facts.thread`
 ``data/kernel/*.yaml``                    :mod:`allocsim.facts.datafile` (and ``versions``, ``structs``)
 ``data/costs.csv``, ``data/costs-*.csv``  :mod:`allocsim.facts.costs`
+``data/kernel/cpu.yaml``                  :mod:`allocsim.facts.cpu`
 ``data/bypass.yaml``                      :mod:`allocsim.facts.bypass`
 ``data/snapshots/*.json``                 :mod:`allocsim.facts.inspect`
 ========================================  ==============================================
@@ -14,7 +15,7 @@ Each file is checked by the module that reads it, against its schema (:mod:`allo
 
 from __future__ import annotations
 
-from allocsim.facts import bypass, costs, datafile, inspect, structs, thread, versions
+from allocsim.facts import bypass, costs, cpu, datafile, inspect, structs, thread, versions
 
 
 def validate_all() -> list[str]:
@@ -32,6 +33,8 @@ def validate_all() -> list[str]:
     for name in costs.table_names():
         costs.load(name)
         checked.append(datafile.label(costs.path_of(name)))
+    cpu.load()
+    checked.append("data/kernel/cpu.yaml")
     bypass.load()
     checked.append("data/bypass.yaml")
     for path in inspect.shipped_snapshots():

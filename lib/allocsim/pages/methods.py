@@ -10,7 +10,8 @@ import altair as alt
 import pandas as pd
 
 from allocsim.pages import charts
-from allocsim.facts import costs
+from allocsim.pages.glue import Md
+from allocsim.facts import costs, cpu
 from allocsim.pages import params
 from allocsim.pages.specs import CLOCK_GHZ
 
@@ -74,3 +75,32 @@ def environment_frame() -> pd.DataFrame:
             {"component": "platform", "version": platform.platform()}]
     rows += [{"component": name, "version": version(name)} for name in KEY_PACKAGES]
     return pd.DataFrame(rows)
+
+
+def hierarchy_frame(clock_ghz: float = CLOCK_GHZ) -> pd.DataFrame:
+    """The memory hierarchy's parameters (``data/kernel/cpu.yaml``), with the nanosecond rows in cycles at
+    ``clock_ghz`` (``ns x GHz``, as :func:`allocsim.facts.cpu.geometry` converts them)."""
+    f = cpu.load().frame()
+    f["cycles"] = [v * clock_ghz if u == "ns" else (v if u == "cycles" else float("nan"))
+                   for v, u in zip(f["value"], f["unit"])]
+    return f[["key", "value", "low", "high", "unit", "cycles", "machine", "source", "status", "note"]]
+
+
+def hierarchy_rows(tbl: pd.DataFrame) -> pd.DataFrame:
+    """The hierarchy's parameters in four readable columns for the page (full detail in data/kernel/cpu.yaml)."""
+    def num(v):
+        return f"{v:g}"
+
+    return pd.DataFrame({
+        "parameter": "`" + tbl["key"] + "`",
+        "value (range)": [f"{num(v)} {u} ({num(lo)}–{num(hi)})" if lo != hi else f"{num(v)} {u}"
+                          for v, lo, hi, u in zip(tbl["value"], tbl["low"], tbl["high"], tbl["unit"])],
+        "cycles": [num(c) if c == c else "" for c in tbl["cycles"]],
+        "source [V verified / I inferred]": tbl["source"] + "; " + tbl["machine"] + " [" + tbl["status"] + "]"
+        + tbl["note"].map(lambda n: f" — {n}" if n else ""),
+    })
+
+
+def cpu_machine() -> str:
+    """The machine the hierarchy's default CPU describes (``data/kernel/cpu.yaml``)."""
+    return Md(cpu.load().machine)

@@ -1,0 +1,85 @@
+"""Simulated memory accesses per second of the memory hierarchy (allocsim.kernel.cache, numba) and of its
+pure-Python oracle, on the default CPU (data/kernel/cpu.yaml) and three seeded access streams:
+
+* ``lifo``   — each CPU reuses a small hot set of lines (an allocator's per-CPU hits): mostly L1 hits;
+* ``sweep``  — each CPU walks a FIFO batch of 4096 object lines (> L1): L1 misses, L2 hits;
+* ``shared`` — 16 CPUs in two LLC domains write and read 4096 shared lines: transfers and invalidations.
+
+    python -m allocsim bench cache [--accesses N] [--repeat R] [--stream lifo|sweep|shared|all]
+
+Prints accesses/s and the mix of where the data came from; issue 11's speed targets are for whole models
+with the hierarchy on, so this only shows what one access costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from allocsim.facts import cpu as cpufacts
+from allocsim.kernel import cache
+from allocsim.kernel.oracle import cache as oracle
+
+NCPU = 16
+
+
+def make_stream(name: str, n: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    cpus = rng.integers(0, NCPU, n)
+    if name == "lifo":
+        lines = cpus * 1_000_000 + rng.integers(0, 64, n)
+        writes = rng.random(n) < 0.5
+    elif name == "sweep":
+        lines = cpus * 1_000_000 + (np.arange(n) // NCPU) % 4096
+        writes = np.zeros(n, bool)
+    elif name == "shared":
+        lines = rng.integers(0, 4096, n)
+        writes = rng.random(n) < 0.3
+    else:
+        raise ValueError(name)
+    return cpus.astype(np.int64), lines.astype(np.int64), writes.astype(np.int64)
+
+
+def _best(fn, repeat):
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def run(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="allocsim bench cache", description=__doc__.splitlines()[0])
+    ap.add_argument("--accesses", type=int, default=2_000_000, help="accesses per stream (default 2000000)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed repetitions; the best is reported")
+    ap.add_argument("--stream", choices=("lifo", "sweep", "shared", "all"), default="all")
+    args = ap.parse_args(argv or [])
+    g = cpufacts.geometry(3.0)
+    names = ("lifo", "sweep", "shared") if args.stream == "all" else (args.stream,)
+    n_ref = min(args.accesses, 100_000)
+    print(f"default CPU: {cpufacts.load().machine}; {NCPU} simulated CPUs, clock 3.0 GHz")
+    for name in names:
+        cpus, lines, writes = make_stream(name, args.accesses)
+        out = (np.zeros(len(lines)), np.zeros(len(lines), np.int64), np.zeros(len(lines), np.int64))
+        CI, CF = cache.new_cache(NCPU, g)
+        cache.run_stream(CI, CF, cpus[:10], lines[:10], writes[:10], *(a[:10] for a in out))  # compile / load
+
+        def numba_run():
+            CI, CF = cache.new_cache(NCPU, g)
+            cache.run_stream(CI, CF, cpus, lines, writes, *out)
+            return CI
+
+        t = _best(numba_run, args.repeat)
+        CI = numba_run()
+        acc = list(zip(cpus[:n_ref].tolist(), lines[:n_ref].tolist(), writes[:n_ref].tolist()))
+        spec = oracle.read_cpu(3.0)
+        t_ref = _best(lambda: oracle.run_stream(NCPU, spec, acc), 1)
+        rate, rate_ref = len(lines) / t, n_ref / t_ref
+        mix = cache.counters(CI).sum(axis=0)
+        shares = ", ".join(f"{k} {100 * v / len(lines):.1f} %" for k, v in zip(cache.COUNTER_NAMES, mix) if v)
+        print(f"{name:6s}: numba {rate / 1e6:7.1f} M accesses/s ({len(lines)} in {t * 1e3:.1f} ms); "
+              f"oracle {rate_ref / 1e6:6.3f} M/s; ratio {rate / rate_ref:5.0f}x")
+        print(f"        mix: {shares}")
