@@ -33,7 +33,13 @@ from allocsim.facts.errors import AllocsimError, DataError
 from allocsim.facts.schema import Field, check_record, fail
 
 KINDS = ("call", "static_key", "load", "store", "preempt", "irq", "atomic", "zero", "memcg", "include")
-LINES = ("object", "kmem_cache", "percpu_offset", "pcpu_struct", "sheaf", "struct_page", "global", "descriptor")
+LINES = ("object", "kmem_cache", "percpu_offset", "pcpu_struct", "sheaf", "sheaf_slot", "struct_page", "global",
+         "descriptor")
+#: What the memory hierarchy resolves (:mod:`allocsim.kernel.memory`): the lines above, and ``object_lines``
+#: — every line of the object, which a ``zero`` step writes.
+MEM_CLASSES = LINES + ("object_lines",)
+#: Room per segment in a model's access table (:func:`access_table`).
+MAX_ACCESSES = 16
 #: Facts of a model a step may depend on (besides the hook switches).
 MODEL_FACTS = ("sheaves", "account", "cpu_slab", "kmalloc")
 #: What the SLUB models charge, in the order of their cost block (kernel/state.py ``SEG_*``).
@@ -209,8 +215,22 @@ class StepBook:
             out.append(Step(segment, raw["step"], raw["code"], raw["kind"], cost, n, raw.get("line")))
         return out
 
-    def cycles(self, segment: str, table, facts: Facts) -> float:
-        return float(sum(s.cycles(table) for s in self.steps(segment, facts)))
+    def cycles(self, segment: str, table, facts: Facts, memory: bool = True) -> float:
+        """The segment's cycles; ``memory=False`` leaves out its loads and stores (what the memory hierarchy
+        charges instead, when it is on)."""
+        return float(sum(s.cycles(table) for s in self.steps(segment, facts)
+                         if memory or s.kind not in ("load", "store")))
+
+    def accesses(self, segment: str, facts: Facts) -> list[tuple[str, int, int]]:
+        """The memory the segment touches, in order: ``(class, write, times)`` for every load and store that
+        runs (``times`` > 0), and ``("object_lines", 1, lines)`` for a zeroing step."""
+        out = []
+        for s in self.steps(segment, facts):
+            if s.kind in ("load", "store") and s.n > 0:
+                out.append((s.line, int(s.kind == "store"), int(s.n)))
+            elif s.kind == "zero" and s.n > 0:
+                out.append(("object_lines", 1, int(s.n)))
+        return out
 
     def frame(self, segments, table, facts: Facts):
         """The table a chapter shows: one row per step (step, kernel code, kind, cost row, times, cycles)."""
@@ -327,17 +347,44 @@ def sheaf_facts(facts: Facts, sheaf_bytes: int) -> Facts:
                    object_size=max(int(sheaf_bytes), 1))
 
 
-def slub_vector(table, book: StepBook, facts: Facts, sheaf_bytes: int = 0) -> np.ndarray:
+def slub_vector(table, book: StepBook, facts: Facts, sheaf_bytes: int = 0, memory: bool = True) -> np.ndarray:
     """The cycles of :data:`SLUB_SEGMENTS` for a SLUB model with ``facts`` (float64); ``sheaf_kmalloc`` is
-    costed with :func:`sheaf_facts` (``sheaf_bytes``: ``struct slab_sheaf`` with its ``objects[]``)."""
+    costed with :func:`sheaf_facts` (``sheaf_bytes``: ``struct slab_sheaf`` with its ``objects[]``).
+    ``memory=False``: without the loads and stores, which the memory hierarchy charges when it is on
+    (``sheaf_kmalloc``, a rare path on another cache, keeps its flat charges)."""
     out = []
     for seg in SLUB_SEGMENTS:
         f = sheaf_facts(facts, sheaf_bytes) if seg == "sheaf_kmalloc" else facts
-        out.append(sum(book.cycles(p, table, f) for p in slub_parts(seg, f.kmalloc)))
+        mem = memory or seg == "sheaf_kmalloc"
+        out.append(sum(book.cycles(p, table, f, mem) for p in slub_parts(seg, f.kmalloc)))
     return np.array(out, np.float64)
 
 
-def pcpu_vector(table, book: StepBook, hooks: Hooks, paths_order) -> np.ndarray:
-    """The cycles of the per-CPU list's paths (in ``paths_order``), SLUB's fall-back calls not included."""
+def access_table(book: StepBook, facts: Facts, segments=SLUB_SEGMENTS, parts=None) -> np.ndarray:
+    """What each model segment touches, for the compiled models: int64 ``[len(segments), MAX_ACCESSES, 3]``
+    of (index in :data:`MEM_CLASSES`, write, times), unused rows -1. ``parts``: segment → the step-file
+    segments it sums (default :func:`slub_parts`)."""
+    out = np.full((len(segments), MAX_ACCESSES, 3), -1, np.int64)
+    for i, seg in enumerate(segments):
+        names = parts(seg) if parts is not None else slub_parts(seg, facts.kmalloc)
+        acc = [a for p in names for a in book.accesses(p, facts)]
+        if seg == "sheaf_kmalloc":
+            acc = []
+        if len(acc) > MAX_ACCESSES:
+            raise DataError(f"segment {seg!r} touches memory {len(acc)} times; the models hold at most {MAX_ACCESSES}")
+        for j, (cls, write, n) in enumerate(acc):
+            out[i, j] = (MEM_CLASSES.index(cls), write, n)
+    return out
+
+
+def pcpu_access_table(book: StepBook, hooks: Hooks, paths_order) -> np.ndarray:
+    """:func:`access_table` for the per-CPU list's paths (``paths_order``)."""
     f = Facts(hooks=hooks)
-    return np.array([book.cycles(PCPU_SEGMENTS[p], table, f) for p in paths_order], np.float64)
+    return access_table(book, f, tuple(paths_order), parts=lambda p: (PCPU_SEGMENTS[p],))
+
+
+def pcpu_vector(table, book: StepBook, hooks: Hooks, paths_order, memory: bool = True) -> np.ndarray:
+    """The cycles of the per-CPU list's paths (in ``paths_order``), SLUB's fall-back calls not included
+    (``memory=False``: without the loads and stores)."""
+    f = Facts(hooks=hooks)
+    return np.array([book.cycles(PCPU_SEGMENTS[p], table, f, memory) for p in paths_order], np.float64)

@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit
 
 from allocsim.kernel import stats as _st
+from allocsim.kernel.memory import touch, touch_object
 from allocsim.kernel.slab_pages import (
     add_partial, build_detached_freelist, discard_empty_slab, discard_slab, list_lock, list_unlock, ndb, new_slab,
     node_of_cpu, onext_at, remove_partial, slb
@@ -48,7 +49,7 @@ from allocsim.kernel.slab_pages import (
 from allocsim.kernel.state import (
     CFG, CF_CPU_PARTIAL_SLABS, CF_DEFRAG_RATIO, CF_MIN_PARTIAL, CF_NNODES, CF_OBJS, C_BULK, C_CALL, C_IRQSAVE, C_L1,
     C_LOCKED_CX, H_CC, H_ONEXT, NCC, ND_HEAD, ND_NR_PARTIAL, SL_CPU, SL_FREELIST, SL_FROZEN, SL_INUSE, SL_NEXT,
-    SEG_CS_ALLOC, SEG_CS_FREE, SL_NODE, SL_WHERE, ST, W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_NONE
+    K_CS_ALLOC, K_CS_FREE, SEG_CS_ALLOC, SEG_CS_FREE, SL_NODE, SL_WHERE, ST, W_CPU_PARTIAL, W_CPU_SLAB, W_NODE_PARTIAL, W_NONE
 )
 
 # kmem_cache_cpu columns (NCC of them, allocsim.kernel.slab_pages lays the rows out)
@@ -268,8 +269,9 @@ def slab_alloc(I, F, cpu, t):
     if obj >= 0 and I[c + CC_SLAB] >= 0:
         I[c + CC_FREELIST] = I[onext_at(I, obj)]
         I[ST + _st.S_ALLOC_FASTPATH] += 1
-        return obj, t + F[SEG_CS_ALLOC], _st.P_ALLOC_FASTPATH
-    return slab_alloc_slow(I, F, cpu, t + F[C_CALL])
+        return obj, t + F[SEG_CS_ALLOC] + touch(I, F, cpu, K_CS_ALLOC, obj, -1, -1), _st.P_ALLOC_FASTPATH
+    obj, t, path = slab_alloc_slow(I, F, cpu, t + F[C_CALL])
+    return obj, t + touch_object(I, F, cpu, obj, False), path
 
 
 @njit(cache=True, _nrt=False)
@@ -323,7 +325,7 @@ def do_slab_free(I, F, slab, head, tail, cnt, cpu, t):
         I[onext_at(I, tail)] = I[c + CC_FREELIST]
         I[c + CC_FREELIST] = head
         I[ST + _st.S_FREE_FASTPATH] += 1
-        return t + F[SEG_CS_FREE], _st.P_FREE_FASTPATH
+        return t + F[SEG_CS_FREE] + touch(I, F, cpu, K_CS_FREE, head, -1, -1), _st.P_FREE_FASTPATH
     return slab_free_619(I, F, slab, head, tail, cnt, cpu, t + F[C_CALL])
 
 
@@ -337,6 +339,7 @@ def slab_free(I, F, obj, cpu, t):
     objs = I[CFG + CF_OBJS]
     if cs >= 0 and 0 <= obj - cs * objs < objs:
         return do_slab_free(I, F, cs, obj, obj, 1, cpu, t)
+    t += touch_object(I, F, cpu, obj, True)  # set_freepointer(): the object joins its slab's freelist
     return slab_free_619(I, F, obj // objs, obj, obj, 1, cpu, t + F[C_CALL])
 
 

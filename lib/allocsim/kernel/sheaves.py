@@ -60,9 +60,11 @@ from allocsim.kernel.slab_pages import (
 from allocsim.kernel.state import (
     CFG, CF_CAP, CF_MAX_SHEAVES, CF_NNODES, CF_NOWAIT_FAILS, CF_SHEAF_LINES, CF_SHEAVES, CF_VERSION,
     ERR_SHEAVES, G_SHEAF_FREE_HEAD, G_SHEAF_NEXT_NEW, H_IRQ, H_PCS, H_SCRATCH, H_SH, H_SHOBJ, NIQ, NPCS, NSH,
+    CF_HIER, K_ALLOC_ENTRY, K_FREE_ENTRY, K_LOCK, K_PCS_ALLOC, K_PCS_FREE, K_PCS_FREE_CHECK,
     SEG_ALLOC_ENTRY, SEG_FREE_ENTRY, SEG_LOCK, SEG_PCS_ALLOC, SEG_PCS_FREE, SEG_PCS_FREE_CHECK, SEG_SHEAF_KMALLOC,
     SL_NODE, ST, V_70
 )
+from allocsim.kernel.memory import touch, touch_object, touch_slot
 from allocsim.kernel.program import TASK
 
 C_L1 = _costs.C_L1_HIT
@@ -106,7 +108,7 @@ def pcs_lock(I, F, cpu, t):
     """``local_trylock()`` that succeeds (the caller knows it can), with its ``local_unlock()``: the steps
     of ``local_trylock`` in ``data/kernel/steps.yaml`` (``s->cpu_sheaves``, ``this_cpu_off``, the preempt
     pair, ``tl->acquired``)."""
-    t += F[SEG_LOCK]
+    t += F[SEG_LOCK] + touch(I, F, cpu, K_LOCK, -1, -1, -1)
     F[iqb(I, cpu) + IQ_LOCKED_AT] = t
     return t
 
@@ -182,6 +184,9 @@ def refill_sheaf(I, F, sheaf, cpu, t):
         filled = to_fill
     I[s + SH_SIZE] = size + filled
     I[ST + _st.S_SHEAF_REFILL] += filled
+    if I[CFG + CF_HIER] == 1:  # each object's free pointer was read off a freelist, and written into a slot
+        for i in range(size, size + filled):
+            t += touch_object(I, F, cpu, I[objs_at(I, sheaf) + i], False) + touch_slot(I, F, cpu, sheaf, i, True)
     return t
 
 
@@ -199,6 +204,9 @@ def sheaf_flush_unused(I, F, sheaf, cpu, t):
     (``sheaf_flush``)."""
     s = shb(I, sheaf)
     size = I[s + SH_SIZE]
+    if I[CFG + CF_HIER] == 1:  # each slot read, each object's free pointer written (the detached freelist)
+        for i in range(size):
+            t += touch_slot(I, F, cpu, sheaf, i, False) + touch_object(I, F, cpu, I[objs_at(I, sheaf) + i], True)
     t = free_bulk(I, F, objs_at(I, sheaf), size, cpu, t)
     I[ST + _st.S_SHEAF_FLUSH] += size
     I[s + SH_SIZE] = 0
@@ -222,8 +230,15 @@ def sheaf_flush_main(I, F, cpu, ctx, t):
         for i in range(batch):
             I[buf + i] = I[o + size + i]
         I[s + SH_SIZE] = size
-        t += ((batch + 7) // 8) * F[C_L1]
+        if I[CFG + CF_HIER] == 1:
+            for i in range(batch):
+                t += touch_slot(I, F, cpu, main, size + i, False)
+        else:
+            t += ((batch + 7) // 8) * F[C_L1]
         t = pcs_unlock(I, F, cpu, ctx, t)
+        if I[CFG + CF_HIER] == 1:
+            for i in range(batch):
+                t += touch_object(I, F, cpu, I[buf + i], True)
         t = free_bulk(I, F, buf, batch, cpu, t)
         I[ST + _st.S_SHEAF_FLUSH] += batch
         if size == 0:
@@ -301,7 +316,7 @@ def alloc_from_pcs(I, F, cpu, ctx, t):
     size = I[s + SH_SIZE] - 1
     obj = I[objs_at(I, main) + size]
     I[s + SH_SIZE] = size
-    t += F[SEG_PCS_ALLOC]
+    t += F[SEG_PCS_ALLOC] + touch(I, F, cpu, K_PCS_ALLOC, obj, main, size)
     t = pcs_unlock(I, F, cpu, ctx, t)
     if I[CFG + CF_VERSION] == V_70:
         I[ST + _st.S_ALLOC_FASTPATH] += 1
@@ -403,7 +418,7 @@ def free_to_pcs(I, F, obj, cpu, ctx, t):
     size = I[s + SH_SIZE]
     I[objs_at(I, main) + size] = obj
     I[s + SH_SIZE] = size + 1
-    t += F[SEG_PCS_FREE]
+    t += F[SEG_PCS_FREE] + touch(I, F, cpu, K_PCS_FREE, obj, main, size)
     t = pcs_unlock(I, F, cpu, ctx, t)
     if I[CFG + CF_VERSION] == V_70:
         I[ST + _st.S_FREE_FASTPATH] += 1
@@ -431,17 +446,18 @@ def kmem_cache_alloc(I, F, cpu, ctx, lock_ok, t):
         if lock_ok:
             obj, t, path = alloc_from_pcs(I, F, cpu, ctx, t)
             if obj >= 0:
-                return obj, t, path
+                return obj, t + touch(I, F, cpu, K_ALLOC_ENTRY, obj, -1, -1), path
         else:
-            t += F[SEG_LOCK]
+            t += F[SEG_LOCK] + touch(I, F, cpu, K_LOCK, -1, -1, -1)
             bypass = True
     if I[CFG + CF_VERSION] == V_70:
         obj, t, path = alloc_single_70(I, F, cpu, t + F[C_CALL])
+        t += touch_object(I, F, cpu, obj, False)  # the free pointer of the object taken off the slab
     else:
         obj, t, path = _cpu.slab_alloc(I, F, cpu, t)
     if bypass:
         path = _st.P_ALLOC_BYPASS_TRYLOCK
-    return obj, t, path
+    return obj, t + touch(I, F, cpu, K_ALLOC_ENTRY, obj, -1, -1), path
 
 
 @njit(cache=True, _nrt=False, inline='always')
@@ -451,19 +467,20 @@ def kmem_cache_free(I, F, obj, cpu, ctx, lock_ok, t):
     ``kmem_cache_free_entry``, then ``slab_free_hooks``), then into the sheaves when the cache has them
     (after ``pcs_free_check``) and the object's slab is on this CPU's node (remote objects bypass them,
     ``free_remote_node``), else ``do_slab_free()`` (6.19) / ``__slab_free()`` (7.0). Returns ``(t, path)``."""
-    t += F[SEG_FREE_ENTRY]
+    t += F[SEG_FREE_ENTRY] + touch(I, F, cpu, K_FREE_ENTRY, obj, -1, -1)
     override = -1
     if I[CFG + CF_SHEAVES] == 1:
-        t += F[SEG_PCS_FREE_CHECK]
+        t += F[SEG_PCS_FREE_CHECK] + touch(I, F, cpu, K_PCS_FREE_CHECK, obj, -1, -1)
         local = I[CFG + CF_NNODES] == 1 or I[slb(I, slab_of(I, obj)) + SL_NODE] == node_of_cpu(I, cpu)
         if local:
             if lock_ok:
                 return free_to_pcs(I, F, obj, cpu, ctx, t)
-            t += F[SEG_LOCK]
+            t += F[SEG_LOCK] + touch(I, F, cpu, K_LOCK, -1, -1, -1)
             override = _st.P_FREE_BYPASS_TRYLOCK
         else:
             override = _st.P_FREE_REMOTE_NODE
     if I[CFG + CF_VERSION] == V_70:
+        t += touch_object(I, F, cpu, obj, True)  # set_freepointer(): the object joins the slab's freelist
         t, path = slab_free_70(I, F, slab_of(I, obj), obj, obj, 1, cpu, t + F[C_CALL])
     else:
         t, path = _cpu.slab_free(I, F, obj, cpu, t)

@@ -37,7 +37,9 @@ from numba import njit
 from allocsim.facts import steps as _steps
 from allocsim.facts import versions
 from allocsim.facts import costs as _costs
+from allocsim.facts import cpu as _cpu
 from allocsim.facts import kconfig
+from allocsim.kernel import memory as _memory
 from allocsim.kernel import stats as _st
 from allocsim.kernel.barn import (
     B_EMPTY_HEAD, B_FULL_HEAD, B_NR_EMPTY, B_NR_FULL, MAX_EMPTY_SHEAVES, MAX_FULL_SHEAVES, SH_NEXT, SH_SIZE,
@@ -151,10 +153,22 @@ def facts_of(cfg: SlubConfig) -> _steps.Facts:
                         object_size=g.size if cfg.kmalloc else g.object_size)
 
 
-def cost_vector(cfg: SlubConfig, costs: _costs.CostTable, steps: _steps.StepBook) -> np.ndarray:
-    """The cost block of the model's state: the cost table's rows, then the hot paths' step sums."""
+def cost_vector(cfg: SlubConfig, costs: _costs.CostTable, steps: _steps.StepBook, memory: bool = True) -> np.ndarray:
+    """The cost block of the model's state: the cost table's rows, then the hot paths' step sums (without
+    their loads and stores when ``memory`` is false: the memory hierarchy charges those)."""
     sheaf_bytes = kconfig.sheaf_header() + kconfig.pointer_size() * cfg.geometry.sheaf_capacity
-    return np.concatenate([costs.vector, _steps.slub_vector(costs, steps, facts_of(cfg), sheaf_bytes)])
+    return np.concatenate([costs.vector, _steps.slub_vector(costs, steps, facts_of(cfg), sheaf_bytes, memory)])
+
+
+def _hierarchy(hierarchy, clock_ghz):
+    """``run``'s ``hierarchy`` argument as a cache geometry, or None (off)."""
+    if hierarchy is None or hierarchy is False:
+        return None
+    if hierarchy is True:
+        return _memory.geometry(clock_ghz)
+    if isinstance(hierarchy, _cpu.Geometry):
+        return hierarchy
+    raise AllocsimError(f"slub.run hierarchy must be true, false or an allocsim.facts.cpu.Geometry, not {hierarchy!r}")
 
 
 def _peak_live(program: Program) -> int:
@@ -174,8 +188,11 @@ def _sheaf_lines(capacity: int) -> int:
     return -(-(kconfig.sheaf_header() + kconfig.pointer_size() * capacity) // 64)
 
 
-def new_model_state(cfg: SlubConfig, program: Program, cost_vector: np.ndarray, scale: int = 1):
-    """The state ``(I, F)`` for ``cfg`` (see :mod:`allocsim.kernel.slab_pages`), sized for ``program`` (times ``scale``)."""
+def new_model_state(cfg: SlubConfig, program: Program, cost_vector: np.ndarray, scale: int = 1, access=None,
+                    hierarchy=None):
+    """The state ``(I, F)`` for ``cfg`` (see :mod:`allocsim.kernel.slab_pages`), sized for ``program`` (times
+    ``scale``); with the memory hierarchy ``hierarchy`` (a cache geometry) on when given, ``access`` being the
+    segments' memory accesses (:func:`allocsim.facts.steps.access_table`)."""
     g = cfg.geometry
     cap = g.sheaf_capacity
     peak = _peak_live(program)
@@ -184,10 +201,14 @@ def new_model_state(cfg: SlubConfig, program: Program, cost_vector: np.ndarray, 
     max_sheaves = scale * (3 * cfg.ncpu + cfg.nnodes * (MAX_FULL_SHEAVES + MAX_EMPTY_SHEAVES + 4)
                            + (peak // cap if cap else 0) + 8)
     version = V_CPU_SLAB if versions.family(cfg.version).cpu_slab else V_70
-    return new_state(cfg.ncpu, cfg.nnodes, cfg.cpus_per_node, g.objs_per_slab, g.min_partial, g.cpu_partial_slabs,
+    words, floats = _memory.sizes(cfg.ncpu, hierarchy)
+    I, F = new_state(cfg.ncpu, cfg.nnodes, cfg.cpus_per_node, g.objs_per_slab, g.min_partial, g.cpu_partial_slabs,
                      cap, version, cfg.sheaves, max_slabs, max_sheaves if cap else 1, cost_vector,
                      max_full=MAX_FULL_SHEAVES, nowait_fails=cfg.gfp_nowait_fails,
-                     sheaf_lines=_sheaf_lines(cap) if cap else 1, slab_account=cfg.slab_account)
+                     sheaf_lines=_sheaf_lines(cap) if cap else 1, slab_account=cfg.slab_account,
+                     access=access, mem_words=words, mem_floats=floats)
+    _memory.attach(I, F, cfg.ncpu, hierarchy, g.size, kconfig.page_size() << g.order, kconfig.sheaf_header())
+    return I, F
 
 
 @njit(cache=True)
@@ -253,7 +274,8 @@ def irq_draws(program: Program, seed: int) -> np.ndarray:
 def run(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_capacity: int | None = None,
         kmalloc: bool = True, ncpu_present: int | None = None, cpus_per_node: int | None = None,
         costs: _costs.CostTable | None = None, seed: int = 0, gfp_nowait_fails: bool = False,
-        slab_account: bool = False, hooks=None, steps: str | _steps.StepBook = "default") -> Result:
+        slab_account: bool = False, hooks=None, steps: str | _steps.StepBook = "default", hierarchy=False,
+        clock_ghz: float = 3.0) -> Result:
     """Run ``program`` through SLUB of ``kernel`` for ``object_size``-byte objects.
 
     ``sheaf_capacity``: ``None`` = the kernel's default for the cache (7.0: ``calculate_sheaf_capacity()``;
@@ -268,7 +290,10 @@ def run(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_cap
     allocation and per free, when the ``memcg`` switch is on). ``hooks``: the kernel configuration
     switches of the hot paths (:class:`allocsim.facts.steps.Hooks`; ``None`` = a distribution kernel's
     defaults, ``data/kernel/hooks.yaml``). ``steps``: the step file the hot paths are costed from
-    (``"default"`` = ``data/kernel/steps.yaml``; ``"v1"`` = the charges before cost model v2). Returns a :class:`allocsim.kernel.result.Result` whose ``extra`` holds the configuration, the
+    (``"default"`` = ``data/kernel/steps.yaml``; ``"v1"`` = the charges before cost model v2).
+    ``hierarchy``: the memory hierarchy of :mod:`allocsim.kernel.memory` — ``True`` for the default CPU of
+    ``data/kernel/cpu.yaml`` at ``clock_ghz`` (which turns its nanosecond transfers into cycles), or a
+    :class:`allocsim.facts.cpu.Geometry`; ``False`` (default) charges every load ``l1_hit``. Returns a :class:`allocsim.kernel.result.Result` whose ``extra`` holds the configuration, the
     lock statistics and the final slab/barn counts.
     """
     cfg = configure(program, kernel, object_size, sheaf_capacity, kmalloc, ncpu_present, cpus_per_node,
@@ -278,14 +303,16 @@ def run(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_cap
     if not isinstance(costs, _costs.CostTable):
         raise AllocsimError(f"slub.run costs must be an allocsim.facts.costs.CostTable or None, not {type(costs).__name__}")
     book = steps if isinstance(steps, _steps.StepBook) else _steps.load(steps)
-    vector = cost_vector(cfg, costs, book)
+    geo = _hierarchy(hierarchy, clock_ghz)
+    vector = cost_vector(cfg, costs, book, memory=geo is None)
+    access = _steps.access_table(book, facts_of(cfg)) if geo is not None else None
     seed = _check_int("seed", seed, 0)
     _state.refresh_numba_cache()
     start, op, ctx, slot, gap, n_slots = program.arrays()
     u = irq_draws(program, seed)
     scale = 1
     while True:
-        I, F = new_model_state(cfg, program, vector, scale)
+        I, F = new_model_state(cfg, program, vector, scale, access, geo)
         event_path = np.full(program.n_events, -1, np.int64)
         try:
             status, clock, total, pcount, pcycles, slot_obj = simulate(I, F, start, op, ctx, slot, gap, n_slots, u,
@@ -338,6 +365,7 @@ def _result(cfg, program, I, F, clock, total, pcount, pcycles, event_path, slot_
         "state": (I, F),
         "slot_obj": slot_obj,
         "live_objects": slot_obj[live_slots(program)],
+        "hierarchy": _memory.counters(I),  # per CPU, where the data came from (None when the hierarchy is off)
     }
     return Result(model=cfg.model, n_alloc=n_alloc, n_free=program.n_events - n_alloc, cycles=float(total),
                   clock=clock, stats=_st.stats_dict(stats, cfg.version), paths=paths,

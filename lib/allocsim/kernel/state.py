@@ -93,9 +93,9 @@ from allocsim.kernel import stats as _st
 #: so a caller cached in ``slub.py`` would keep running an old copy of a callee edited in ``sheaves.py``;
 #: a digest of all the sources of a group, kept beside the cache files, catches that.
 CACHE_GROUPS = {
-    "slub-models": (("slab_pages", "cpu_slab", "barn", "sheaves", "slub"),
-                    ("state", "slab_pages", "cpu_slab", "barn", "sheaves", "slub", "sim", "stats", "program",
-                     "../facts/costs")),
+    "slub-models": (("memory", "slab_pages", "cpu_slab", "barn", "sheaves", "slub"),
+                    ("state", "cache", "memory", "slab_pages", "cpu_slab", "barn", "sheaves", "slub", "sim", "stats",
+                     "program", "../facts/costs", "../facts/steps")),
     "pcpu-list": (("pcpu_list",), ("pcpu_list", "sim", "program")),
 }
 _HERE = Path(__file__).resolve().parent
@@ -218,18 +218,21 @@ SEG = NCOST
 (SEG_ALLOC_ENTRY, SEG_FREE_ENTRY, SEG_PCS_FREE_CHECK, SEG_LOCK, SEG_PCS_ALLOC, SEG_PCS_FREE, SEG_CS_ALLOC,
  SEG_CS_FREE, SEG_SHEAF_KMALLOC) = range(SEG, SEG + 9)
 NSEG = 9
+#: the same segments as rows of the access table (allocsim.kernel.memory.touch)
+(K_ALLOC_ENTRY, K_FREE_ENTRY, K_PCS_FREE_CHECK, K_LOCK, K_PCS_ALLOC, K_PCS_FREE, K_CS_ALLOC, K_CS_FREE,
+ K_SHEAF_KMALLOC) = range(NSEG)
 
 # --- header of I: offsets of the variable-size segments
-H_SL, H_ONEXT, H_ND, H_CC, H_SH, H_SHOBJ, H_PCS, H_BARN, H_LO, H_LF, H_IRQ, H_SCRATCH = range(12)
-NH = 12
+H_SL, H_ONEXT, H_ND, H_CC, H_SH, H_SHOBJ, H_PCS, H_BARN, H_LO, H_LF, H_IRQ, H_SCRATCH, H_ACC, H_MEM, H_MEMF = range(15)
+NH = 15
 #: room for the on-stack ``void *objects[PCS_BATCH_MAX]`` of ``sheaf_flush_main()``
 SCRATCH = 32
 
 # --- configuration (I[CFG + CF_*])
 (CF_OBJS, CF_MIN_PARTIAL, CF_CPU_PARTIAL_SLABS, CF_CAP, CF_VERSION, CF_NNODES, CF_CPUS_PER_NODE, CF_SHEAVES,
  CF_NOWAIT_FAILS, CF_MAX_FULL, CF_SHEAF_LINES, CF_DEFRAG_RATIO, CF_MAX_SLABS, CF_MAX_SHEAVES, CF_NCPU,
- CF_ACCOUNT) = range(16)
-NCF = 16
+ CF_ACCOUNT, CF_HIER, CF_SIZE, CF_SLAB_BYTES, CF_FP_OFFSET, CF_SHEAF_HDR) = range(21)
+NCF = 21
 CFG = NH
 V_CPU_SLAB = 0  # SLUB <= 6.19: a cpu slab and cpu partial list (with or without opt-in sheaves above)
 V_70 = 1        # 7.0: sheaves on every cache, no cpu slab
@@ -281,14 +284,18 @@ NIQ = 5   # allocsim.kernel.sheaves: IQ_* (floats)
 def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, min_partial: int,
               cpu_partial_slabs: int, capacity: int, version: int, sheaves: bool, max_slabs: int, max_sheaves: int,
               cost: np.ndarray, max_full: int = 10, nowait_fails: bool = False, sheaf_lines: int = 1,
-              slab_account: bool = False):
+              slab_account: bool = False, access: np.ndarray | None = None, mem_words: int = 0, mem_floats: int = 0):
     """A fresh ``(I, F)``: no slabs, empty partial lists, empty barns, every CPU with an empty main
-    sheaf (``init_percpu_sheaves()``) when ``sheaves``."""
+    sheaf (``init_percpu_sheaves()``) when ``sheaves``. ``access`` (the segments' memory accesses,
+    :func:`allocsim.facts.steps.access_table`) and ``mem_words``/``mem_floats`` (room for the memory
+    hierarchy, which :func:`allocsim.kernel.memory.attach` writes) are reserved when the hierarchy is on."""
     cap = max(capacity, 1)
+    acc = np.full((NSEG, 1, 3), -1, np.int64) if access is None else access
     sizes = [
         (H_SL, (max_slabs + 1) * NSL), (H_ONEXT, (max_slabs + 1) * objs_per_slab), (H_ND, nnodes * NND),
         (H_CC, ncpu * NCC), (H_SH, (max_sheaves + 1) * NSH), (H_SHOBJ, (max_sheaves + 1) * cap),
         (H_PCS, ncpu * NPCS), (H_BARN, nnodes * NB), (H_LO, 2 * nnodes), (H_SCRATCH, SCRATCH),
+        (H_ACC, acc.size), (H_MEM, mem_words),
     ]
     off = FIXED_I
     header = {}
@@ -298,7 +305,9 @@ def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, mi
     I = np.zeros(off, np.int64)
     for h, o in header.items():
         I[h] = o
-    F = np.zeros(FIXED_F + 2 * nnodes + ncpu * NIQ, np.float64)
+    F = np.zeros(FIXED_F + 2 * nnodes + ncpu * NIQ + mem_floats, np.float64)
+    I[I[H_ACC]:I[H_ACC] + acc.size] = acc.ravel()
+    I[H_MEMF] = FIXED_F + 2 * nnodes + ncpu * NIQ
     if len(cost) != NCOST + NSEG:
         raise ValueError(f"new_state needs the cost vector and the {NSEG} step sums ({NCOST + NSEG} values), not {len(cost)}")
     F[:NCOST + NSEG] = cost

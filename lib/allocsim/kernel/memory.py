@@ -1,0 +1,193 @@
+"""Where the SLUB models' memory accesses go: addresses that behave like the kernel's, and the memory hierarchy
+of :mod:`allocsim.kernel.cache` in the model's state (issue 11; cost model v2's steps say which lines).
+
+Off (the default of :func:`allocsim.kernel.slub.run`, ``hierarchy=False``), a model charges every load step of
+``data/kernel/steps.yaml`` as ``l1_hit`` and every store as nothing, summed into the segment costs
+(``F[SEG_*]``). On, the segment costs leave the loads and stores out, and the model calls :func:`touch` at the
+same point with what the step touches — the object, the sheaf slot, the CPU — so each load costs what the
+hierarchy says (L1, L2, LLC, another core's cache, memory) and each store what it costs beyond an L1 hit
+(nothing, unless the line had to be fetched or taken from another core).
+
+Addresses (line numbers, ``address >> 6``; one region per kind of memory, far apart):
+
+* an object: ``slab_base + index × s->size``; slabs of ``PAGE_SIZE << order`` bytes at increasing addresses
+  in slab-number order; its free pointer at ``s->offset`` (the middle of the object, word-aligned: v6.19
+  ``calculate_sizes()``, commit 3202fa62fb43 "slub: relocate freelist pointer to middle of object");
+* ``struct slab`` (``struct page``): one 64-byte line per slab;
+* ``struct kmem_cache``: one line (every field the hot paths read: ``cpu_sheaves``, ``cpu_slab``,
+  ``sheaf_capacity``, ``offset``, ``random``, ``flags``, ``ctor``);
+* per CPU: the per-CPU area line (``this_cpu_off``, ``cpu_number``, ``__preempt_count``) and the allocator's
+  per-CPU struct (``struct kmem_cache_cpu`` or ``struct slub_percpu_sheaves``), one line each;
+* a sheaf: its header line (``size``) and ``objects[]`` in the lines after it (``struct_size(sheaf, objects,
+  capacity)`` bytes per sheaf);
+* globals: one read-mostly line per step that reads one.
+
+Note for the cache helper (issue 11, phase 2) — what is done and what is yours:
+done here (lead): the SLUB side in numba — addresses, the access table from steps.yaml
+(``facts.steps.access_table``), ``touch`` at every hot segment, object/slot touches in refill, flush and the
+single-object slow paths, ``slub.run(hierarchy=True|Geometry, clock_ghz=)``, ``Result.extra["hierarchy"]``;
+yours: (1) the SLUB oracles doing the same accesses with ``kernel/oracle/cache.py`` (same addresses, written
+again in the oracle) and event-for-event differential tests including hit/miss per access; (2) the per-CPU
+list model (``kernel/pcpu_list.py``, own arrays: add a hierarchy to its ``_simulate``, touch the lines of
+``facts.steps.pcpu_access_table``; the per-CPU list's element header is the ``object`` line) and its oracle;
+(3) the hand-computed cases of the issue against ``slub.run(..., hierarchy=…)`` with small geometries;
+(4) chapter 4's order × batch × capacity heat map and chapter 2's cross-CPU section if time allows. Do not
+change the SLUB call sites without need; if you must, say so in your report.
+
+Simplifications: the object's contents written by the allocator's caller are not modelled (rule 7 of
+``steps.yaml``: the allocator touches the object only where its code does); the slow paths' list and lock
+steps keep their flat ``l1_hit`` charges, except the objects a refill or flush moves (their free pointers and
+sheaf slots are touched); the ``kzalloc()`` of a new sheaf is charged flat.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from allocsim.facts import cpu as _cpu
+from allocsim.facts import steps as _steps
+from allocsim.kernel import cache as _cache
+from allocsim.kernel.state import (
+    CFG, CF_CAP, CF_FP_OFFSET, CF_HIER, CF_OBJS, CF_SHEAF_HDR, CF_SIZE, CF_SLAB_BYTES, H_ACC, H_MEM, H_MEMF
+)
+
+# the classes of steps.yaml's `line:` (allocsim.facts.steps.MEM_CLASSES), as the compiled code numbers them
+(X_OBJECT, X_KMEM_CACHE, X_PERCPU, X_PCPU_STRUCT, X_SHEAF, X_SHEAF_SLOT, X_STRUCT_PAGE, X_GLOBAL, X_DESCRIPTOR,
+ X_OBJECT_LINES) = range(10)
+assert _steps.MEM_CLASSES == ("object", "kmem_cache", "percpu_offset", "pcpu_struct", "sheaf", "sheaf_slot",
+                              "struct_page", "global", "descriptor", "object_lines")
+MAXACC = _steps.MAX_ACCESSES
+
+# regions (in lines): far apart, so no two kinds of memory share a line
+R_GLOBAL = 1 << 20
+R_KMEM_CACHE = 2 << 20
+R_PERCPU = 3 << 20
+R_PCPU_STRUCT = 4 << 20
+R_DESCRIPTOR = 5 << 20
+R_STRUCT_PAGE = 6 << 20
+R_SHEAF = 1 << 28
+R_OBJECT = 1 << 34
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def object_line(I, obj, byte):
+    """The line of byte ``byte`` of object ``obj`` (slab ``obj // objs``, index ``obj % objs``)."""
+    objs = I[CFG + CF_OBJS]
+    slab = obj // objs
+    addr = slab * I[CFG + CF_SLAB_BYTES] + (obj - slab * objs) * I[CFG + CF_SIZE] + byte
+    return R_OBJECT + (addr >> 6)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def sheaf_line(I, sheaf, byte):
+    """The line of byte ``byte`` of sheaf ``sheaf`` (its header, then ``objects[]``)."""
+    stride = ((I[CFG + CF_SHEAF_HDR] + 8 * max(I[CFG + CF_CAP], 1) + 63) >> 6)
+    return R_SHEAF + sheaf * stride + (byte >> 6)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def line_of(I, cls, k, cpu, obj, sheaf, slot, where):
+    """The line a step of class ``cls`` touches (``k``: which line of an ``object_lines`` step; ``where``: a
+    number that tells globals apart)."""
+    if cls == X_OBJECT:
+        return object_line(I, obj, I[CFG + CF_FP_OFFSET])
+    if cls == X_OBJECT_LINES:
+        return object_line(I, obj, 0) + k
+    if cls == X_SHEAF:
+        return sheaf_line(I, sheaf, 0)
+    if cls == X_SHEAF_SLOT:
+        return sheaf_line(I, sheaf, I[CFG + CF_SHEAF_HDR] + 8 * slot)
+    if cls == X_STRUCT_PAGE:
+        return R_STRUCT_PAGE + obj // I[CFG + CF_OBJS]
+    if cls == X_PERCPU:
+        return R_PERCPU + cpu
+    if cls == X_PCPU_STRUCT:
+        return R_PCPU_STRUCT + cpu
+    if cls == X_KMEM_CACHE:
+        return R_KMEM_CACHE
+    if cls == X_DESCRIPTOR:
+        return R_DESCRIPTOR
+    return R_GLOBAL + where
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def access(I, F, cpu, line, write):
+    """One load (cycles from the hierarchy) or store (cycles beyond an L1 hit) of ``line`` by ``cpu``."""
+    c = _cache.access_at(I, I[H_MEM], F, I[H_MEMF], cpu, line, write)
+    if write:
+        return c - F[I[H_MEMF] + _cache.K_L1]
+    return c
+
+
+@njit(cache=True, _nrt=False)
+def touch(I, F, cpu, seg, obj, sheaf, slot):
+    """Every load and store of model segment ``seg`` (its rows of the access table), in order; returns their
+    cycles. ``obj``/``sheaf``/``slot``: the object, the sheaf and the ``objects[]`` index the step works on."""
+    if I[CFG + CF_HIER] == 0:
+        return 0.0
+    base = I[H_ACC] + seg * MAXACC * 3
+    t = 0.0
+    for j in range(MAXACC):
+        cls = I[base + 3 * j]
+        if cls < 0:
+            break
+        write = I[base + 3 * j + 1] == 1
+        for k in range(I[base + 3 * j + 2]):
+            t += access(I, F, cpu, line_of(I, cls, k, cpu, obj, sheaf, slot, seg * MAXACC + j), write)
+    return t
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def touch_object(I, F, cpu, obj, write):
+    """A slow path reads or writes an object's free pointer (a refill walking a freelist, a flush linking one);
+    flat (nothing beyond the path's own charges) when the hierarchy is off."""
+    if I[CFG + CF_HIER] == 0:
+        return 0.0
+    return access(I, F, cpu, object_line(I, obj, I[CFG + CF_FP_OFFSET]), write)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def touch_slot(I, F, cpu, sheaf, slot, write):
+    """A refill writes, a flush reads, ``objects[slot]`` of a sheaf."""
+    if I[CFG + CF_HIER] == 0:
+        return 0.0
+    return access(I, F, cpu, sheaf_line(I, sheaf, I[CFG + CF_SHEAF_HDR] + 8 * slot), write)
+
+
+# ------------------------------------------------------------------------------------------------
+# Setting it up (Python)
+
+def geometry(clock_ghz: float = 3.0) -> _cpu.Geometry:
+    """The default CPU's hierarchy (``data/kernel/cpu.yaml``) at the book's clock."""
+    return _cpu.geometry(clock_ghz=clock_ghz)
+
+
+def sizes(ncpu: int, g: _cpu.Geometry | None) -> tuple[int, int]:
+    """int64 words and float64 values the hierarchy of ``ncpu`` CPUs takes in a model's state (0, 0 when off)."""
+    if g is None:
+        return 0, 0
+    return _cache.size_of(ncpu, g), _cache.NF
+
+
+def attach(I: np.ndarray, F: np.ndarray, ncpu: int, g: _cpu.Geometry | None, size: int, slab_bytes: int,
+           sheaf_header: int) -> None:
+    """Switch the hierarchy on in a fresh state (room reserved by ``new_state(mem_words=…, mem_floats=…)``) and
+    record the address geometry: ``s->size``, the slab size in bytes, the free pointer's offset
+    (``ALIGN_DOWN(s->size / 2, sizeof(void *))``) and the sheaf header's size."""
+    I[CFG + CF_SIZE] = size
+    I[CFG + CF_SLAB_BYTES] = slab_bytes
+    I[CFG + CF_FP_OFFSET] = (size // 2) // 8 * 8
+    I[CFG + CF_SHEAF_HDR] = sheaf_header
+    if g is None:
+        I[CFG + CF_HIER] = 0
+        return
+    I[CFG + CF_HIER] = 1
+    _cache.init_at(I, int(I[H_MEM]), F, int(I[H_MEMF]), ncpu, g)
+
+
+def counters(I: np.ndarray) -> np.ndarray | None:
+    """Per CPU, where the hierarchy's data came from (``cache.COUNTER_NAMES``), or None when it was off."""
+    if I[CFG + CF_HIER] == 0:
+        return None
+    return _cache.counters(I, int(I[H_MEM]))
