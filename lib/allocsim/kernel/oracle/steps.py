@@ -5,18 +5,27 @@ plain dictionaries — no code shared with :mod:`allocsim.facts.steps`, which th
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import yaml
 
 from allocsim.facts import paths
+from allocsim.facts.datafile import on_clear
+
+
+@lru_cache(maxsize=None)
+def _hooks_doc() -> dict:
+    return yaml.safe_load((paths.DATA / "kernel" / "hooks.yaml").read_text())
 
 
 def hook_defaults() -> dict:
-    doc = yaml.safe_load((paths.DATA / "kernel" / "hooks.yaml").read_text())
+    doc = _hooks_doc()
     return {name: bool(sw["default"]) for name, sw in doc["switches"].items()}
 
 
+@lru_cache(maxsize=None)
 def segments(name: str = "default") -> dict:
+    """The parsed step file (read once per process: a benchmark times the oracle's simulation, not YAML parsing)."""
     fname = "steps.yaml" if name == "default" else f"steps-{name}.yaml"
     return yaml.safe_load((paths.DATA / "kernel" / fname).read_text())["segments"]
 
@@ -81,3 +90,7 @@ def pcpu_costs(name: str, cost: dict, hooks: dict | None) -> dict:
     return {p: total(segs, "pcpu_" + p, cost, env)
             for p in ("alloc_hit", "alloc_splice", "alloc_kmalloc", "free_task", "free_irq", "kfree_full",
                       "kfree_softirq")}
+
+
+on_clear(_hooks_doc.cache_clear)
+on_clear(segments.cache_clear)
