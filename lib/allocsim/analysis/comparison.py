@@ -419,7 +419,7 @@ def sensitivity(rep: runs.Reproduction, kernel: str, allocator: str) -> tuple[pd
 
 #: The other ways to run the benchmark: key → (label, the Setup fields changed on top of the page's).
 SCENARIOS = {
-    "measured": ("as measured (this page's parameters)", {}),
+    "measured": ("this page's parameters (by default the book's reading of the benchmark)", {}),
     "polled": ("polled completions (-p1)", {"polled": True}),
     "softirq": ("every interrupt in another LLC (softirq on the submitter)",
                 {"irq_same_cpu_share": 0.0, "irq_same_llc_share": 0.0, "irq_other_llc_share": 1.0}),

@@ -28,8 +28,8 @@ SPEC = ChapterSpec(
         Param("ncpu", int, 64, "CPUs of the machine, for the machine-wide memory figures", low=1, high=kconfig.nr_cpus_max()),
         Param("submitters", int, 1, "io_uring submitter threads, one per CPU (t/io_uring -n)", low=1, high=64),
         Param("queue_depth", int, 128, "IOs in flight per submitter (t/io_uring -d)", low=1, high=4096),
-        Param("submit_batch", int, 32, "IOs submitted per io_uring_enter (t/io_uring -s)", low=1, high=4096),
-        Param("complete_batch", int, 32, "completions waited for per io_uring_enter (t/io_uring -c)", low=1, high=4096),
+        Param("submit_batch", int, 32, "IOs submitted per io_uring_enter (t/io_uring -s; 32 is t/io_uring's own default and the book's assumption: the thread gives no command line)", low=1, high=4096),
+        Param("complete_batch", int, 32, "completions waited for per io_uring_enter (t/io_uring -c; 32 likewise the book's assumption)", low=1, high=4096),
         Param("polled", bool, False, "polled I/O (REQ_POLLED, t/io_uring -p1): every completion in task context on the "
               "submitter; false: interrupts (-p0), placed by the shares below"),
         Param("irq_same_cpu_share", float, 1.0, "share of interrupts on the submitting CPU (completed there in hardirq "

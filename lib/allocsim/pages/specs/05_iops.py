@@ -36,8 +36,8 @@ SPEC = ChapterSpec(
               "the allocator the per-CPU list is compared with there: the dedicated cache with sheaves "
               "(Dave Chinner's proposal) or plain kmalloc", choices=("sheaf-256", "kmalloc")),
         Param("queue_depth", int, 128, "t/io_uring -d: IOs in flight per submitter", low=1, high=1024),
-        Param("submit_batch", int, 32, "t/io_uring -s: IOs submitted per io_uring_enter", low=1, high=1024),
-        Param("complete_batch", int, 32, "t/io_uring -c: completions waited for per io_uring_enter", low=1, high=1024),
+        Param("submit_batch", int, 32, "t/io_uring -s: IOs submitted per io_uring_enter (32 is t/io_uring's own default and the book's assumption: the thread gives no command line)", low=1, high=1024),
+        Param("complete_batch", int, 32, "t/io_uring -c: completions waited for per io_uring_enter (32 likewise the book's assumption)", low=1, high=1024),
         *(_PCPU.param(name) for name in _TOPOLOGY),
         Param("submitters", int, 1, "t/io_uring -n: submitter threads, one CPU each", low=1, high=16),
         Param("object_size", int, 96, "bytes per iomap_dio (sizeof(struct iomap_dio) is 96 without lockdep); "
