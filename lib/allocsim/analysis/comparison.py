@@ -419,11 +419,11 @@ def sensitivity(rep: runs.Reproduction, kernel: str, allocator: str) -> tuple[pd
 
 #: The other ways to run the benchmark: key → (label, the Setup fields changed on top of the page's).
 SCENARIOS = {
-    "measured": ("this page's parameters (by default the book's reading of the benchmark)", {}),
+    "measured": ("this page's parameters", {}),
     "polled": ("polled completions (-p1)", {"polled": True}),
-    "softirq": ("every interrupt in another LLC (softirq on the submitter)",
+    "softirq": ("interrupts in another LLC (softirq)",
                 {"irq_same_cpu_share": 0.0, "irq_same_llc_share": 0.0, "irq_other_llc_share": 1.0}),
-    "cross": ("half the interrupts on another CPU of the LLC (hardirq there)",
+    "cross": ("half the interrupts elsewhere in the LLC",
               {"irq_same_cpu_share": 0.5, "irq_same_llc_share": 0.5, "irq_other_llc_share": 0.0}),
     "account": ("dedicated cache with SLAB_ACCOUNT", {"slab_account": True}),
     "no_account": ("dedicated cache without SLAB_ACCOUNT", {"slab_account": False}),
