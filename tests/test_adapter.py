@@ -30,18 +30,25 @@ def test_base_work_is_the_threads_619_kmalloc_time_per_io():
 
 @pytest.mark.parametrize("slug", ["pcpu", "cpuslab"])
 def test_chapter_parameters_pass_through(slug):
-    P = params.validate(slug, {"queue_depth": 64, "submit_batch": 16, "complete_batch": 8, "task_share": 1.0,
-                               "hardirq_share": 0.0, "completion_order": "random", "seed": 3})
+    P = params.validate(slug, {"queue_depth": 64, "submit_batch": 16, "complete_batch": 8, "polled": True,
+                               "nr_hw_queues": 1, "rq_affinity": 2, "irq_same_cpu_share": 0.5,
+                               "irq_other_llc_share": 0.5, "completion_order": "random", "seed": 3})
     cfg = adapter.io_uring(P)
     for name in adapter.PARAMETERS:
-        assert getattr(cfg, name) == getattr(P, name), name
+        if hasattr(P, name):
+            assert getattr(cfg, name) == getattr(P, name), name
+        else:  # not a chapter parameter (the pre-v2 placement): the workload's default
+            assert getattr(cfg, name) == getattr(iouring.IOUring(), name), name
     assert cfg.submit_gap == adapter.base_work_cycles(P.clock_ghz)
     assert cfg.ncpu == 0  # never the chapter's machine size
 
 
 def test_a_chapters_ncpu_is_not_the_workloads():
-    P = params.validate("pcpu", {"ncpu": 64, "cross_cpu_share": 1.0})
+    P = params.validate("pcpu", {"ncpu": 64, "irq_same_cpu_share": 0.0, "irq_same_llc_share": 1.0})
     assert adapter.io_uring(P).n_cpus == 2
+    P = params.validate("pcpu", {"ncpu": 64, "irq_same_cpu_share": 0.0, "irq_same_llc_share": 0.5,
+                                 "irq_other_llc_share": 0.5})
+    assert adapter.io_uring(P).n_cpus == 3
 
 
 def test_overrides_and_base_work_switch():
@@ -70,8 +77,10 @@ def test_a_bad_combination_is_an_error_not_a_clamp():
 
 def test_t_io_uring_options():
     assert adapter.t_io_uring(iouring.IOUring()) == "-p0 -d128 -s32 -c32 -n1"
-    polled = iouring.IOUring(task_share=1.0, hardirq_share=0.0, submitters=2, queue_depth=64)
+    polled = iouring.IOUring(polled=True, submitters=2, queue_depth=64)
     assert adapter.t_io_uring(polled) == "-p1 -d64 -s32 -c32 -n2"
+    old = iouring.IOUring(placement="independent", task_share=1.0, hardirq_share=0.0, submitters=2, queue_depth=64)
+    assert adapter.t_io_uring(old) == "-p1 -d64 -s32 -c32 -n2"
 
 
 def test_parameters_are_workload_fields():

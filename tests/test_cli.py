@@ -117,8 +117,8 @@ def test_non_finite_numbers_are_rejected_inside_the_chapter_too():
         params.spec("thread").param("clock_ghz").coerce("-inf")
     with pytest.raises(params.ParameterError, match="parameter clock_ghz must be a number from 0.5 to 6.0, not nan"):
         params.validate("thread", {"clock_ghz": float("nan")})
-    with pytest.raises(params.ParameterError, match="cross_cpu_share must be a number from 0.0 to 1.0, not inf"):
-        params.validate("pcpu", {"cross_cpu_share": float("inf")})
+    with pytest.raises(params.ParameterError, match="irq_same_llc_share must be a number from 0.0 to 1.0, not inf"):
+        params.validate("pcpu", {"irq_same_llc_share": float("inf")})
 
 
 def test_a_repeated_parameter_is_rejected(tmp_path):

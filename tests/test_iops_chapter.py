@@ -24,7 +24,7 @@ def _glued(nb) -> dict:
 
 
 def test_chapter_executes_with_polled_completions_and_four_submitters(tmp_path):
-    values = {"completion": "task", "submitters": 4, "ios": 6000, "kernel": "6.19", "allocator": "kmalloc",
+    values = {"polled": True, "submitters": 4, "ios": 6000, "kernel": "6.19", "allocator": "kmalloc",
               "calibrate_on": "7.0 kmalloc", "slab_account": True, "cv": 0.01, "clock_ghz": 2.5}
     path, reused = book.execute("iops", values, out=tmp_path / "05-iops.ipynb", force=True)
     assert not reused and path.exists()
@@ -44,11 +44,12 @@ def test_chapter_executes_with_polled_completions_and_four_submitters(tmp_path):
     text = json.dumps(nb)
     assert "The patch's edge on 7.0-rc4" in text and "not reproduced" in text
     table = next(o for c in nb.cells for o in c.get("outputs", []) if "changed" in json.dumps(o.get("data", {})))
-    assert "9 changed" in json.dumps(table["data"]) and "task" in json.dumps(table["data"])
+    assert "9 changed" in json.dumps(table["data"]) and "polled" in json.dumps(table["data"])
 
 
 @pytest.mark.parametrize("pairs, message", [
-    ([("completion", "nmi")], "parameter completion must be one of 'hardirq', 'task', 'softirq', not 'nmi'"),
+    ([("rq_affinity", "3")], "parameter rq_affinity must be one of 0, 1, 2, not 3"),
+    ([("irq_same_cpu_share", "0.5")], "must add up to 1"),
     ([("submit_batch", "256")], "parameter submit_batch \\(256\\) must not exceed queue_depth \\(128\\)"),
     ([("ios", "4000")], "parameter ios must be an integer from 4160 to 200000, not 4000"),
     ([("ios", "4200"), ("submit_batch", "64")], "parameter ios \\(4200\\) must be at least 4224"),

@@ -26,16 +26,23 @@ def test_setting_of_the_default_and_of_a_custom_run():
     d = cmp.setting(R.Setup())
     assert d.assumed and d.t_opts == "-p0 -d128 -s32 -c32 -n1"
     assert (d.kmalloc_cache, d.fallback_cache) == ("kmalloc-96", "kmalloc-128") and d.object_size == 96
-    c = cmp.setting(R.Setup(completion="task", submitters=4, object_size=200))
+    c = cmp.setting(R.Setup(polled=True, submitters=4, object_size=200))
     assert not c.assumed and c.t_opts == "-p1 -d128 -s32 -c32 -n4"
     assert (c.kmalloc_cache, c.fallback_cache) == ("kmalloc-256", "kmalloc-256")
     assert "-p0" in cmp.command_words(c) and cmp.command_words(d) == "the book's reading of the benchmark"
 
 
 def test_setting_words():
-    assert "-p0" in cmp.completion_words("hardirq") and "interrupt" in cmp.completion_words("hardirq")
-    assert "-p1" in cmp.completion_words("task") and "task" in cmp.completion_words("task")
-    assert "BLOCK_SOFTIRQ" in cmp.completion_words("softirq")
+    hard = cmp.completion_words(R.Setup())
+    assert "-p0" in hard and "interrupt" in hard
+    task = cmp.completion_words(R.Setup(polled=True))
+    assert "-p1" in task and "task" in task
+    assert "BLOCK_SOFTIRQ" in cmp.completion_words(R.Setup(irq_same_cpu_share=0.0, irq_other_llc_share=1.0))
+    # blk-mq's coupling: a quarter of the interrupts in another LLC go back to the submitter's softirq,
+    # a quarter elsewhere in the LLC complete in hardirq on that CPU
+    mixed = cmp.completion_words(R.Setup(irq_same_cpu_share=0.5, irq_same_llc_share=0.25, irq_other_llc_share=0.25))
+    assert mixed == ("75 % in interrupt context (`-p0`); 25 % in softirq context (`BLOCK_SOFTIRQ`), "
+                     "25 % of them on another CPU than the submitter's")
     assert cmp.submitters_words(1) == "one CPU-bound submitter"
     assert cmp.submitters_words(4).startswith("4 CPU-bound submitters")
 

@@ -85,10 +85,10 @@ def test_slab_account_charges_only_the_dedicated_cache():
 
 def test_polled_and_interrupt_completions_differ_for_the_list():
     hard = R.run_config("7.0", "per-CPU list", SMALL, 2500)
-    task = R.run_config("7.0", "per-CPU list", R.scenario(SMALL, completion="task"), 2500)
+    task = R.run_config("7.0", "per-CPU list", R.scenario(SMALL, polled=True), 2500)
     assert "free_irq" in hard.paths and hard.paths["free_irq"][0] > 0
     assert task.paths.get("free_irq", (0, 0))[0] == 0 and task.paths["free_task"][0] == task.ios
-    soft = R.run_config("7.0", "per-CPU list", R.scenario(SMALL, completion="softirq"), 2500)
+    soft = R.run_config("7.0", "per-CPU list", R.scenario(SMALL, irq_same_cpu_share=0.0, irq_other_llc_share=1.0), 2500)
     assert soft.paths["kfree_softirq"][0] == soft.ios  # the patch kfree()s every softirq completion
 
 
@@ -97,7 +97,11 @@ def test_workload_carries_the_base_cost():
     assert (w.submit_gap, w.complete_gap) == (2500, 0)
     w = R.scenario(SMALL, irq_work_share=0.5).workload(2500)
     assert (w.submit_gap, w.complete_gap) == (1250, 1250)
-    assert R.Setup(completion="task").workload(0).task_share == 1.0
+    assert R.Setup(polled=True).workload(0).polled
+    assert R.Setup(polled=True).completion_shares()["task"] == 1.0
+    # the pre-v2 independent placement stays reachable, explicitly
+    old = R.Setup(placement="independent", completion="task").workload(0)
+    assert (old.placement, old.task_share) == ("independent", 1.0)
     assert R.Setup(submitters=4, queue_depth=64).t_io_uring() == "-p0 -d64 -s32 -c32 -n4"
 
 
@@ -134,6 +138,10 @@ def test_predict_uses_the_given_base():
 
 @pytest.mark.parametrize("kw, message", [
     (dict(completion="nmi"), "completion must be one of 'hardirq', 'task', 'softirq', not 'nmi'"),
+    (dict(completion="task"), "belongs to placement='independent'"),
+    (dict(irq_same_cpu_share=0.4), "must add up to 1"),
+    (dict(rq_affinity=7), "rq_affinity"),
+    (dict(placement="random"), "placement must be one of"),
     (dict(object_size=4), "object_size must be an integer from 8 to"),
     (dict(sheaf_capacity=0), "sheaf_capacity must be an integer from 1 to 4096"),
     (dict(slab_account="yes"), "slab_account must be true or false"),

@@ -18,7 +18,7 @@ def rep():
 def test_command_lines_follow_the_setup():
     d = views.t_io_uring_block(R.Setup())
     assert "t/io_uring -p0 -d128 -s32 -c32" in d and "-n1 " in d and d.startswith("```bash")
-    c = R.Setup(completion="task", submitters=4, queue_depth=64, submit_batch=16, complete_batch=8)
+    c = R.Setup(polled=True, submitters=4, queue_depth=64, submit_batch=16, complete_batch=8)
     t, f = views.t_io_uring_block(c), views.fio_block(c)
     assert "-p1 -d64 -s16 -c8" in t and "-n4 " in t
     assert "--iodepth=64" in f and "--iodepth_batch_submit=16" in f and "--iodepth_batch_complete_min=8" in f

@@ -20,9 +20,21 @@ def per_cpu(p, c):
 def test_defaults_follow_t_io_uring_command_line():
     c = io.IOUring()
     assert (c.submitters, c.queue_depth, c.submit_batch, c.complete_batch) == (1, 128, 32, 32)
-    assert (c.task_share, c.hardirq_share, c.softirq_share, c.cross_cpu_share) == (0.0, 1.0, 0.0, 0.0)
-    assert io.IOUring.from_t_io_uring(p=1).task_share == 1.0
+    assert (c.placement, c.polled, c.irq_same_cpu_share, c.nr_hw_queues, c.rq_affinity) == ("blkmq", False, 1.0, 0, 1)
+    assert c.completion_shares() == {"task": 0.0, "hardirq": 1.0, "softirq": 0.0, "other_cpu": 0.0}
+    assert io.IOUring.from_t_io_uring(p=1).polled
+    assert io.IOUring.from_t_io_uring(p=1, placement="independent").task_share == 1.0
     assert io.IOUring.from_t_io_uring(p=0) == c
+
+
+def test_default_blkmq_program_equals_the_pre_v2_default():
+    """The defaults (interrupts on the submitting CPU, one queue per CPU, rq_affinity 1) give, event for
+    event, the program the independent draws gave with every completion in hardirq on the submitter."""
+    for kw in (dict(ios=3000), dict(submitters=3, ios=1000, completion_order="random", seed=4)):
+        a = io.program(io.IOUring(**kw))
+        b = io.program(io.IOUring(placement="independent", **kw))
+        for x, y in zip(a.arrays(), b.arrays()):
+            assert np.array_equal(x, y)
 
 
 def test_steps_fill_then_alternate():
@@ -35,7 +47,7 @@ def test_steps_fill_then_alternate():
 
 
 def test_counts_and_every_slot_allocated_and_freed_once():
-    c = io.IOUring(submitters=3, ios=1000, cross_cpu_share=0.25, softirq_share=0.2, hardirq_share=0.5, task_share=0.3)
+    c = io.IOUring(placement="independent", submitters=3, ios=1000, cross_cpu_share=0.25, softirq_share=0.2, hardirq_share=0.5, task_share=0.3)
     p = io.program(c)
     assert p.ncpu == 4 and p.n_slots == 3000
     assert (p.op == ALLOC).sum() == 3000 and (p.op == FREE).sum() == 3000
@@ -95,7 +107,7 @@ def test_each_free_follows_its_alloc_on_the_same_cpu():
 
 
 def test_contexts_follow_the_shares():
-    p = io.program(io.IOUring(ios=20_000, task_share=0.2, hardirq_share=0.5, softirq_share=0.3, seed=7))
+    p = io.program(io.IOUring(placement="independent", ios=20_000, task_share=0.2, hardirq_share=0.5, softirq_share=0.3, seed=7))
     f = p.ctx[p.op == FREE]
     assert abs((f == TASK).mean() - 0.2) < 0.02
     assert abs((f == HARDIRQ).mean() - 0.5) < 0.02
@@ -104,7 +116,7 @@ def test_contexts_follow_the_shares():
 
 
 def test_cross_cpu_share_and_targets():
-    c = io.IOUring(submitters=2, ncpu=4, ios=10_000, cross_cpu_share=0.4, seed=1)
+    c = io.IOUring(placement="independent", submitters=2, ncpu=4, ios=10_000, cross_cpu_share=0.4, seed=1)
     p = io.program(c)
     for s in range(2):
         own = per_cpu(p, s)
@@ -122,7 +134,7 @@ def test_cross_cpu_share_and_targets():
 
 
 def test_determinism_and_seed():
-    c = io.IOUring(submitters=2, ios=2000, cross_cpu_share=0.3, softirq_share=0.5, hardirq_share=0.5,
+    c = io.IOUring(placement="independent", submitters=2, ios=2000, cross_cpu_share=0.3, softirq_share=0.5, hardirq_share=0.5,
                    completion_order="random", seed=11)
     a, b = io.program(c), io.program(c)
     for x, y in zip(a.arrays()[:5], b.arrays()[:5]):
@@ -132,7 +144,7 @@ def test_determinism_and_seed():
 
 
 def test_undrained_programs_are_prefixes():
-    kw = dict(submitters=2, cross_cpu_share=0.3, softirq_share=0.5, hardirq_share=0.5,
+    kw = dict(placement="independent", submitters=2, cross_cpu_share=0.3, softirq_share=0.5, hardirq_share=0.5,
               completion_order="random", seed=5, drain=False)
     short, long = io.program(io.IOUring(ios=640, **kw)), io.program(io.IOUring(ios=1280, **kw))
     for c in range(short.ncpu):
@@ -202,9 +214,20 @@ def test_long_runs_report_progress_on_stderr_only_when_asked(monkeypatch, capsys
     (dict(queue_depth=-4), "queue_depth"),
     (dict(submit_batch=200), "submit_batch"),
     (dict(complete_batch=129), "complete_batch"),
-    (dict(hardirq_share=0.5), "add up to 1"),
-    (dict(softirq_share=1.5, hardirq_share=0.0), "softirq_share"),
-    (dict(cross_cpu_share=0.5, ncpu=1), "ncpu"),
+    (dict(placement="independent", hardirq_share=0.5), "add up to 1"),
+    (dict(placement="independent", softirq_share=1.5, hardirq_share=0.0), "softirq_share"),
+    (dict(placement="independent", cross_cpu_share=0.5, ncpu=1), "ncpu"),
+    (dict(hardirq_share=0.5), "belongs to placement='independent'"),
+    (dict(placement="independent", polled=True), "belongs to placement='blkmq'"),
+    (dict(placement="blk-mq"), "placement must be one of"),
+    (dict(irq_same_cpu_share=0.5), "add up to 1"),
+    (dict(irq_same_cpu_share=float("nan"), irq_same_llc_share=1.0), "irq_same_cpu_share must be a number"),
+    (dict(rq_affinity=3), "rq_affinity"),
+    (dict(nr_hw_queues=-1), "nr_hw_queues"),
+    (dict(polled=1), "polled"),
+    (dict(llc_cpus=-2), "llc_cpus"),
+    (dict(irq_same_cpu_share=0.0, irq_same_llc_share=1.0, ncpu=1), "needs another CPU in the LLC"),
+    (dict(irq_same_cpu_share=0.0, irq_other_llc_share=1.0, ncpu=2, llc_cpus=2), "needs a CPU outside the LLC"),
     (dict(completion_order="lifo"), "completion_order"),
     (dict(ios=2.5), "ios"),
     (dict(submitters=True), "submitters"),
@@ -226,14 +249,29 @@ def test_steady_window_errors():
 
 @settings(max_examples=40, deadline=None)
 @given(qd=st.integers(1, 64), sb=st.integers(1, 64), cb=st.integers(1, 64), ios=st.integers(1, 400),
-       subs=st.integers(1, 3), cross=st.sampled_from([0.0, 0.5, 1.0]), order=st.sampled_from(["fifo", "random"]),
-       seed=st.integers(0, 5))
-def test_property_valid_programs(qd, sb, cb, ios, subs, cross, order, seed):
+       subs=st.integers(1, 3), irq=st.sampled_from([(1.0, 0.0, 0.0), (0.5, 0.25, 0.25), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)]),
+       polled=st.booleans(), nr_hw=st.sampled_from([0, 1, 4]), aff=st.sampled_from([0, 1, 2]),
+       order=st.sampled_from(["fifo", "random"]), seed=st.integers(0, 5))
+def test_property_valid_programs(qd, sb, cb, ios, subs, irq, polled, nr_hw, aff, order, seed):
     sb, cb = min(sb, qd), min(cb, qd)
     c = io.IOUring(submitters=subs, queue_depth=qd, submit_batch=sb, complete_batch=cb, ios=ios,
-                   cross_cpu_share=cross, completion_order=order, seed=seed)
+                   irq_same_cpu_share=irq[0], irq_same_llc_share=irq[1], irq_other_llc_share=irq[2], polled=polled,
+                   nr_hw_queues=nr_hw, rq_affinity=aff, completion_order=order, seed=seed)
     p = io.program(c)  # validate() inside: unique allocs/frees, frees of allocated slots
     assert (p.op == ALLOC).sum() == subs * ios and (p.op == FREE).sum() == subs * ios
+    # every IO completes exactly once, on a CPU of the program, in the context its placement says
+    freed = np.sort(p.slot[p.op == FREE])
+    assert np.array_equal(freed, np.arange(subs * ios))
+    cpu_of_event = np.repeat(np.arange(p.ncpu), np.diff(p.start))
+    for s in range(subs):
+        ctx, cpu = io.placement(c, s)
+        assert cpu.min() >= 0 and cpu.max() < c.n_cpus == p.ncpu
+        mine = (p.op == FREE) & (p.slot // ios == s)
+        order_ = np.argsort(p.slot[mine] % ios)
+        assert np.array_equal(cpu_of_event[mine][order_], cpu)
+        assert np.array_equal(p.ctx[mine][order_], ctx)
+        if polled:
+            assert np.all(ctx == TASK) and np.all(cpu == s)
     inflight = 0
     for prep, wait in io.steps(c):
         inflight += prep

@@ -217,7 +217,7 @@ def test_unknown_context_and_bad_program():
 # --- the io_uring workload: the scenarios of the chapter ----------------------------------------
 
 def test_polled_io_always_hits_after_warmup():
-    ss = iouring.steady_state(pl.run, iouring.IOUring(task_share=1.0, hardirq_share=0.0, ios=2048, warmup=512))
+    ss = iouring.steady_state(pl.run, iouring.IOUring(polled=True, ios=2048, warmup=512))
     assert ss.stats["alloc_hit"] == ss.ios and ss.stats["alloc_kmalloc"] == 0
 
 
@@ -228,12 +228,12 @@ def test_hardirq_completions_splice_once_per_batch():
 
 
 def test_softirq_completions_all_miss():
-    ss = iouring.steady_state(pl.run, iouring.IOUring(hardirq_share=0.0, softirq_share=1.0, ios=2048, warmup=512))
+    ss = iouring.steady_state(pl.run, iouring.IOUring(irq_same_cpu_share=0.0, irq_other_llc_share=1.0, ios=2048, warmup=512))
     assert ss.stats["alloc_kmalloc"] == ss.ios and ss.stats["kfree_softirq"] == ss.ios
 
 
 def test_cross_cpu_completion_cpu_fills_to_max_then_overflows():
-    cfg = iouring.IOUring(cross_cpu_share=1.0, ios=4096, warmup=1024)
+    cfg = iouring.IOUring(placement="independent", cross_cpu_share=1.0, ios=4096, warmup=1024)
     r = pl.run(iouring.program(cfg))
     state = r.extra["state"]
     assert state.cached().tolist() == [0, 256]  # the submitter's list never refills; CPU 1 is full
@@ -329,8 +329,8 @@ def test_numba_matches_reference_on_random_programs(prog, threshold, extra):
 
 @pytest.mark.parametrize("cfg", [
     iouring.IOUring(ios=3000),
-    iouring.IOUring(ios=3000, task_share=0.3, hardirq_share=0.4, softirq_share=0.3, completion_order="random", seed=2),
-    iouring.IOUring(submitters=2, ncpu=3, ios=1500, cross_cpu_share=0.4, complete_gap=40, submit_gap=100, seed=4),
+    iouring.IOUring(placement="independent", ios=3000, task_share=0.3, hardirq_share=0.4, softirq_share=0.3, completion_order="random", seed=2),
+    iouring.IOUring(placement="independent", submitters=2, ncpu=3, ios=1500, cross_cpu_share=0.4, complete_gap=40, submit_gap=100, seed=4),
 ])
 def test_numba_matches_reference_on_io_uring(cfg):
     assert_same(iouring.program(cfg), 16, 256)
@@ -359,6 +359,6 @@ def test_fast_program_check_agrees_with_validate(prog, field, i, value):
 
 
 def test_determinism():
-    prog = iouring.program(iouring.IOUring(ios=2000, softirq_share=0.4, hardirq_share=0.6, cross_cpu_share=0.2, seed=9))
+    prog = iouring.program(iouring.IOUring(placement="independent", ios=2000, softirq_share=0.4, hardirq_share=0.6, cross_cpu_share=0.2, seed=9))
     a, b = pl.run(prog), pl.run(prog)
     assert a.cycles == b.cycles and np.array_equal(a.event_path, b.event_path) and a.stats == b.stats

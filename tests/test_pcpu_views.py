@@ -25,7 +25,7 @@ def test_break_even_interpolates_the_crossing():
 
 
 def test_list_lengths_replay_ends_in_the_models_final_state():
-    cfg = iouring.IOUring(ios=1000, task_share=0.3, hardirq_share=0.5, softirq_share=0.2, seed=3)
+    cfg = iouring.IOUring(ios=1000, irq_same_cpu_share=0.5, irq_same_llc_share=0.3, irq_other_llc_share=0.2, seed=3)
     prog = iouring.program(cfg)
     r = pl.run(prog)
     df = views.list_lengths(prog, r.event_path)
@@ -39,13 +39,16 @@ def test_steady_scenarios(P):
     assert sc.loc[views.POLLED, "hit rate"] == 1.0 and sc.loc[views.POLLED, "splices per IO"] == 0
     assert sc.loc[views.IRQ, "splices per IO"] == pytest.approx(1 / 32)
     assert sc.loc[views.CROSS100, "hit rate"] == 0.0
+    # a single hardware queue: every completion in BLOCK_SOFTIRQ (on the submitting CPU here), never cached
+    assert sc.loc[views.SINGLEQ, "hit rate"] == 0.0 and sc.loc[views.SINGLEQ, "kfree (softirq) per IO"] == 1.0
     assert sc.loc[views.CROSS100, "cached after run, most on one CPU"] == P.max_nr
     # the list pays with polled and interrupt completions, not when every completion is elsewhere
     assert sc.loc[views.IRQ, "saved cycles per IO"] > 0 > sc.loc[views.CROSS100, "saved cycles per IO"]
 
 
-def test_sweep_hit_rate_falls_with_softirq_share(P):
-    df = views.sweep(P, "softirq_share", [0.0, 0.5, 1.0])
+def test_sweep_hit_rate_falls_with_interrupts_in_another_llc(P):
+    # an interrupt in another LLC is sent back by IPI: BLOCK_SOFTIRQ on the submitter, which the list frees
+    df = views.sweep(P, "irq_other_llc_share", [0.0, 0.5, 1.0])
     assert df["hit rate"].iloc[0] == 1.0 and df["hit rate"].iloc[-1] == 0.0
     assert df[views.LIST].is_monotonic_increasing
     be = views.break_even(df)
@@ -91,7 +94,9 @@ def test_bypass_table_names_a_missing_source(tmp_path, monkeypatch):
 
 def test_chapter_spec_rejects_inconsistent_parameters():
     with pytest.raises(AllocsimError, match="add up to 1"):
-        params.validate("pcpu", {"softirq_share": 0.5})
+        params.validate("pcpu", {"irq_other_llc_share": 0.5})
+    with pytest.raises(AllocsimError, match="rq_affinity"):
+        params.validate("pcpu", {"rq_affinity": 3})
     with pytest.raises(AllocsimError, match="threshold"):
         params.validate("pcpu", {"threshold": 300})
     with pytest.raises(AllocsimError, match="submit_batch"):
@@ -102,7 +107,7 @@ def test_chapter_spec_rejects_inconsistent_parameters():
 
 def test_charts_build(P):
     assert views.mechanism_chart(16, 256).to_dict()["layer"]
-    df = views.sweep(P, "cross_cpu_share", [0.0, 1.0])
+    df = views.sweep(P, "irq_same_llc_share", [0.0, 1.0])
     assert views.cached_chart(df, 256).to_dict()
     assert views.memory_chart(mem.memory_table(cpus=(1, 4)), 2).to_dict()
     assert views.sweep_chart(df, "x", "t", views.break_even(df)).to_dict()
@@ -126,13 +131,21 @@ def test_workload_in_words_follows_the_parameters():
     assert views.workload_words(cfg) == ("one submitter thread with 128 IOs in flight, submitted in batches of 32 "
                                          "and reaped in batches of 32, completed in submission order")
     assert views.completion_words(cfg).startswith("in the completion interrupt")
-    polled = iouring.IOUring(task_share=1.0, hardirq_share=0.0, submitters=4, completion_order="random")
+    assert views.topology_words(cfg) == ("every interrupt lands on the submitting CPU, on a device with one hardware "
+                                         "queue per CPU and `rq_affinity` 1 (the default)")
+    polled = iouring.IOUring(polled=True, submitters=4, completion_order="random")
     assert views.completion_words(polled).startswith("in the submitting task")
+    assert views.topology_words(polled).startswith("the IO is polled")
     assert views.workload_words(polled).startswith("4 submitter threads") and "random order" in views.workload_words(polled)
-    mixed = iouring.IOUring(hardirq_share=0.75, softirq_share=0.25, cross_cpu_share=0.5)
+    # the coupling: 50 % same CPU (hardirq there), 25 % same LLC (hardirq on that CPU), 25 % other LLC (softirq back home)
+    mixed = iouring.IOUring(irq_same_cpu_share=0.5, irq_same_llc_share=0.25, irq_other_llc_share=0.25)
     text = views.completion_words(mixed)
     assert "75 % in the completion interrupt" in text and "25 % in the block softirq" in text
-    assert text.endswith("50 % of them on another CPU than the submitter's")
+    assert text.endswith("25 % of them on another CPU than the submitter's")
+    assert views.topology_words(mixed).startswith("the interrupts land 50 % on the submitting CPU, 25 % on another CPU")
+    old = iouring.IOUring(placement="independent", hardirq_share=0.75, softirq_share=0.25, cross_cpu_share=0.5)
+    assert views.completion_words(old).endswith("50 % of them on another CPU than the submitter's")
+    assert "pre-v2" in views.topology_words(old)
 
 
 def test_sections_agree_with_the_scenarios(P):

@@ -56,7 +56,7 @@ def test_background_keeps_only_the_same_class_and_frees_everything():
 
 
 def test_mix_keeps_each_stream_in_order():
-    a = iouring.program(iouring.IOUring(ios=512, cross_cpu_share=0.5, softirq_share=1.0, hardirq_share=0.0))
+    a = iouring.program(iouring.IOUring(placement="independent", ios=512, cross_cpu_share=0.5, softirq_share=1.0, hardirq_share=0.0))
     mixed = pc.background_for(a, share=0.5, cfg=pc.Background(sizes=(96,)), seed=1)
     assert mixed.ncpu == a.ncpu
     for c in range(a.ncpu):

@@ -113,7 +113,7 @@ def test_lock_contention_grows_with_threads_on_one_barn():
     dict(kernel="7.0", object_size=96, kmalloc=False, sheaf_capacity=256),
 ])
 def test_io_uring_workload_matches_the_reference(kw):
-    cfg = iouring.IOUring(ios=1500, submitters=2, cross_cpu_share=0.3, hardirq_share=0.7, softirq_share=0.1,
+    cfg = iouring.IOUring(placement="independent", ios=1500, submitters=2, cross_cpu_share=0.3, hardirq_share=0.7, softirq_share=0.1,
                           task_share=0.2, completion_order="random", submit_gap=200)
     both(iouring.program(cfg), **kw)
 

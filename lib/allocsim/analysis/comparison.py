@@ -47,7 +47,7 @@ class Setting:
 
     t_opts: str  # the t/io_uring options modelled
     assumed: bool  # the book's default command line
-    completion: str  # "hardirq" / "task" / "softirq"
+    completion: str  # where the completion frees iomap_dio, in words (completion_words)
     submitters: int
     kmalloc_cache: str  # the kmalloc cache of sizeof(struct iomap_dio)
     fallback_cache: str  # the per-CPU list's kmalloc fallback (object + its 8-byte header)
@@ -62,16 +62,23 @@ def setting(setup: runs.Setup) -> Setting:
     ncpu = setup.workload(0).n_cpus
     geo = kconfig.cache_geometry(size, ncpu, "7.0", kmalloc=True)
     same = all(getattr(setup, f) == getattr(ASSUMED, f) for f in
-               ("queue_depth", "submit_batch", "complete_batch", "completion", "submitters", "cross_cpu_share"))
-    return Setting(setup.t_io_uring(), same, setup.completion, setup.submitters, kconfig.kmalloc_cache_name(size),
+               ("queue_depth", "submit_batch", "complete_batch", *runs.TOPOLOGY, "placement", "completion", "submitters",
+                "cross_cpu_share"))
+    return Setting(setup.t_io_uring(), same, completion_words(setup), setup.submitters, kconfig.kmalloc_cache_name(size),
                    kconfig.kmalloc_cache_name(fb), size, setup.sheaf_capacity, geo.sheaf_capacity)
 
 
-def completion_words(completion: str) -> str:
-    """Where the completion frees ``iomap_dio``, in words, with the t/io_uring switch."""
-    return {"hardirq": "in interrupt context (`-p0`)",
-            "task": "in task context, polled by the submitter (`-p1`)",
-            "softirq": "in softirq context (completions redirected through `BLOCK_SOFTIRQ`)"}[completion]
+def completion_words(setup: runs.Setup) -> str:
+    """Where the completion frees ``iomap_dio``, in words, with the t/io_uring switch: the contexts blk-mq's
+    placement gives the setup's topology (one when a single share is 1, else each share)."""
+    sh = setup.completion_shares()
+    words = {"hardirq": "in interrupt context (`-p0`)", "task": "in task context, polled by the submitter (`-p1`)",
+             "softirq": "in softirq context (`BLOCK_SOFTIRQ`)"}
+    used = [(sh[k], w) for k, w in words.items() if sh[k] > 0]
+    text = used[0][1] if len(used) == 1 else "; ".join(f"{100 * x:.0f} % {w}" for x, w in used)
+    if sh["other_cpu"] > 0:
+        text += f", {100 * sh['other_cpu']:.0f} % of them on another CPU than the submitter's"
+    return text
 
 
 def submitters_words(n: int) -> str:
@@ -412,10 +419,12 @@ def sensitivity(rep: runs.Reproduction, kernel: str, allocator: str) -> tuple[pd
 
 #: The other ways to run the benchmark: key → (label, the Setup fields changed on top of the page's).
 SCENARIOS = {
-    "measured": ("as measured (this page's parameters)", {}),
-    "polled": ("polled completions (-p1)", {"completion": "task"}),
-    "softirq": ("completions in softirq", {"completion": "softirq"}),
-    "cross": ("half the completions on another CPU", {"cross_cpu_share": 0.5}),
+    "measured": ("this page's parameters", {}),
+    "polled": ("polled completions (-p1)", {"polled": True}),
+    "softirq": ("interrupts in another LLC (softirq)",
+                {"irq_same_cpu_share": 0.0, "irq_same_llc_share": 0.0, "irq_other_llc_share": 1.0}),
+    "cross": ("half the interrupts elsewhere in the LLC",
+              {"irq_same_cpu_share": 0.5, "irq_same_llc_share": 0.5, "irq_other_llc_share": 0.0}),
     "account": ("dedicated cache with SLAB_ACCOUNT", {"slab_account": True}),
     "no_account": ("dedicated cache without SLAB_ACCOUNT", {"slab_account": False}),
     "four": ("4 submitter threads (-n4)", {"submitters": 4}),

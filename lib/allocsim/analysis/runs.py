@@ -63,22 +63,36 @@ from allocsim.kernel import slub
 from allocsim.facts.errors import AllocsimError
 
 COMPLETIONS = ("hardirq", "task", "softirq")
-#: t/io_uring's completion modes: -p0 interrupts complete in hardirq context, -p1 polling in task context;
-#: "softirq" is a completion redirected through BLOCK_SOFTIRQ (``iomap_dio_done()`` completes inline from
-#: the bio's end_io, in whatever context that runs: v6.19 ``fs/iomap/direct-io.c``).
+#: The pre-v2 completion modes (``placement='independent'`` only): -p0 interrupts complete in hardirq
+#: context, -p1 polling in task context; "softirq" a completion redirected through BLOCK_SOFTIRQ
+#: (``iomap_dio_done()`` completes inline from the bio's end_io, in whatever context that runs: v6.19
+#: ``fs/iomap/direct-io.c``). With the default ``placement='blkmq'`` the context and CPU follow from the
+#: topology fields instead (:mod:`allocsim.workloads.blkmq`).
 _SHARES = {"hardirq": (0.0, 1.0, 0.0), "task": (1.0, 0.0, 0.0), "softirq": (0.0, 0.0, 1.0)}
+#: The blk-mq topology fields of :class:`Setup` (same names as the workload's).
+TOPOLOGY = ("polled", "irq_same_cpu_share", "irq_same_llc_share", "irq_other_llc_share", "nr_hw_queues", "rq_affinity")
 
 
 @dataclass(frozen=True)
 class Setup:
     """Everything that fixes the six runs except the base cost: the t/io_uring workload (defaults: the
-    patch authors' ``-p0 -d128 -s32 -c32 -n1``), the caches and the cost table."""
+    book's assumption ``-p0 -d128 -s32 -c32 -n1`` — t/io_uring's own defaults; the thread never gives the
+    authors' options — with every interrupt on the submitting CPU of a device with one queue per CPU), the
+    caches and the cost table. ``completion`` and ``cross_cpu_share`` are the pre-v2 independent
+    placement, used only with ``placement='independent'``."""
 
     queue_depth: int = 128
     submit_batch: int = 32
     complete_batch: int = 32
-    completion: str = "hardirq"
-    cross_cpu_share: float = 0.0
+    polled: bool = False  # REQ_POLLED, t/io_uring -p1
+    irq_same_cpu_share: float = 1.0  # interrupts on the submitting CPU
+    irq_same_llc_share: float = 0.0  # ... on another CPU of its LLC
+    irq_other_llc_share: float = 0.0  # ... on a CPU of another LLC
+    nr_hw_queues: int = 0  # 0: one per CPU
+    rq_affinity: int = 1
+    placement: str = "blkmq"  # or 'independent' (pre-v2, with completion and cross_cpu_share)
+    completion: str = "hardirq"  # placement='independent' only
+    cross_cpu_share: float = 0.0  # placement='independent' only
     submitters: int = 1
     ios: int = 20_000
     object_size: int = 96  # sizeof(struct iomap_dio), data/kernel/structs.yaml
@@ -91,7 +105,7 @@ class Setup:
     seed: int = 0
 
     #: The fields chapter 5's parameters set (same names); the rest keep their defaults.
-    PARAMS = ("queue_depth", "submit_batch", "complete_batch", "completion", "cross_cpu_share", "submitters", "ios",
+    PARAMS = ("queue_depth", "submit_batch", "complete_batch", *TOPOLOGY, "submitters", "ios",
               "object_size", "sheaf_capacity", "slab_account", "cost_table", "seed")
 
     @classmethod
@@ -102,6 +116,9 @@ class Setup:
     def validate(self) -> "Setup":
         if self.completion not in COMPLETIONS:
             raise AllocsimError(f"completion must be one of {', '.join(map(repr, COMPLETIONS))}, not {self.completion!r}")
+        if self.placement != "independent" and self.completion != "hardirq":
+            raise AllocsimError(f"completion {self.completion!r} belongs to placement='independent' (the pre-v2 model); "
+                                "with blk-mq placement set polled or the interrupt shares instead")
         for name, lo, hi in (("object_size", 8, kconfig.kmalloc_sizes()[-1] - 8), ("sheaf_capacity", 1, 4096)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
@@ -126,16 +143,23 @@ class Setup:
     def workload(self, base_cycles: float) -> iouring.IOUring:
         """The io_uring run with ``base_cycles`` of non-allocator work per IO: ``(1 − irq_work_share)`` of
         it before each submission (task context), the rest before each completion's free. Built by the
-        book's one adapter (:func:`allocsim.workloads.adapter.io_uring`) from this setup's workload fields,
-        with the completion shares of :attr:`completion` and the base cost as the gaps (the calibrated base
-        replaces the adapter's base work)."""
+        book's one adapter (:func:`allocsim.workloads.adapter.io_uring`) from this setup's workload fields
+        (the blk-mq topology; with ``placement='independent'`` the shares of :attr:`completion`) and the base
+        cost as the gaps (the calibrated base replaces the adapter's base work)."""
         if not base_cycles >= 0:
             raise AllocsimError(f"the base cost per IO must be >= 0 cycles, not {base_cycles!r}")
-        task, hard, soft = _SHARES[self.completion]
+        shares = {}
+        if self.placement == "independent":
+            task, hard, soft = _SHARES[self.completion]
+            shares = dict(task_share=task, hardirq_share=hard, softirq_share=soft)
         sub = int(round(base_cycles * (1.0 - self.irq_work_share)))
         comp = int(round(base_cycles * self.irq_work_share))
-        return adapter.io_uring(self, base_work=False, task_share=task, hardirq_share=hard, softirq_share=soft,
-                                submit_gap=sub, complete_gap=comp)
+        return adapter.io_uring(self, base_work=False, submit_gap=sub, complete_gap=comp, **shares)
+
+    def completion_shares(self) -> dict:
+        """Expected share of completions in task, hardirq and softirq context and on another CPU
+        (:meth:`allocsim.workloads.iouring.IOUring.completion_shares`)."""
+        return self.workload(0).completion_shares()
 
     def t_io_uring(self) -> str:
         """The t/io_uring options this setup models (the rest of the command line is the device)."""

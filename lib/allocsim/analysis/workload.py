@@ -4,8 +4,10 @@ through every allocator model.
 **Measurement** (:func:`measure`), each quantity defined on the trace after :func:`allocsim.workloads.recorded.match`:
 
 * *completion context shares*: the share of frees the trace flags put in task, hardirq and softirq
-  context (the chapters' ``task_share`` / ``hardirq_share`` / ``softirq_share``, or ``completion``);
-* *cross-CPU share*: frees that ran on another CPU than their object's allocation (``cross_cpu_share``);
+  context (what the chapters' blk-mq topology — ``polled``, the interrupt shares, ``nr_hw_queues``,
+  ``rq_affinity`` — gives, :meth:`allocsim.workloads.iouring.IOUring.completion_shares`);
+* *cross-CPU share*: frees that ran on another CPU than their object's allocation (the same shares'
+  ``other_cpu``);
 * *in flight*: objects allocated and not yet freed, after every event, in time order (the io_uring
   ``queue_depth`` bounds it per submitter); objects alive before recording began are not known and not
   counted, so a trace whose first frees were trimmed under-counts at its start;
@@ -145,8 +147,8 @@ def assumed(setup: runs.Setup | None = None) -> dict:
     """The chapters' default workload (the IOPS chapter's :class:`allocsim.analysis.runs.Setup`), in the terms of
     :func:`measure`."""
     s = setup or runs.Setup()
-    task, hard, soft = runs._SHARES[s.completion]
-    return {"task": task, "hardirq": hard, "softirq": soft, "cross_cpu_share": s.cross_cpu_share,
+    sh = s.completion_shares()  # what blk-mq's placement gives the setup's topology
+    return {"task": sh["task"], "hardirq": sh["hardirq"], "softirq": sh["softirq"], "cross_cpu_share": sh["other_cpu"],
             "queue_depth": s.queue_depth, "submit_batch": s.submit_batch, "complete_batch": s.complete_batch}
 
 

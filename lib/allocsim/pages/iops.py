@@ -378,7 +378,7 @@ def glue_setting(setup: runs.Setup) -> comparison.Setting:
     glue("t_opts", _md(f"`t/io_uring {s.t_opts}`"))
     glue("t_opts_assumed", _md(f"`t/io_uring {comparison.ASSUMED.t_io_uring()}`"))
     glue("command_whose", _md(comparison.command_words(s)))
-    glue("completion_where", _md(comparison.completion_words(s.completion)))
+    glue("completion_where", _md(s.completion))
     glue("submitters_words", _md(comparison.submitters_words(s.submitters)))
     for key in ("kmalloc_cache", "fallback_cache"):
         glue(key, _md(getattr(s, key)))
@@ -575,7 +575,7 @@ def glue_verdict(rep: Reproduction, kernel: str, allocator: str, sc: pd.DataFram
 
 def t_io_uring_block(setup: runs.Setup) -> str:
     """The t/io_uring command of the page's setting, as a fenced block."""
-    p = 1 if setup.completion == "task" else 0
+    p = int("-p1" in setup.t_io_uring())
     return ("```bash\n"
             f"taskset -c 2 t/io_uring -p{p} -d{setup.queue_depth} -s{setup.submit_batch} -c{setup.complete_batch} \\\n"
             f"    -n{setup.submitters} -b4096 -B1 -F1 -O1 -R1 -r30 /mnt/ext4/testfile\n```")
@@ -583,7 +583,7 @@ def t_io_uring_block(setup: runs.Setup) -> str:
 
 def fio_block(setup: runs.Setup) -> str:
     """The same run with fio, as a fenced block."""
-    hipri = 1 if setup.completion == "task" else 0
+    hipri = int("-p1" in setup.t_io_uring())
     return ("```bash\n"
             "fio --name=iomap_dio --filename=/mnt/ext4/testfile --size=16G \\\n"
             "    --direct=1 --rw=randread --bs=4k --ioengine=io_uring \\\n"

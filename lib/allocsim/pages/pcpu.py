@@ -46,15 +46,37 @@ def _share_pct(x: float) -> str:
 
 
 def completion_words(cfg: iouring.IOUring) -> str:
-    """Where the frees of ``cfg`` run, in words: one context when a single share is 1, else each share."""
-    kinds = [(cfg.hardirq_share, "in the completion interrupt (hardirq context, as with `t/io_uring -p0`)"),
-             (cfg.task_share, "in the submitting task, which polls for its completions (`-p1`)"),
-             (cfg.softirq_share, "in the block softirq, where blk-mq redirects a completion")]
+    """Where the frees of ``cfg`` run, in words: one context when a single share is 1, else each share
+    (the shares blk-mq's placement gives, :meth:`allocsim.workloads.iouring.IOUring.completion_shares`)."""
+    sh = cfg.completion_shares()
+    kinds = [(sh["hardirq"], "in the completion interrupt (hardirq context, as with `t/io_uring -p0`)"),
+             (sh["task"], "in the submitting task, which polls for its completions (`-p1`)"),
+             (sh["softirq"], "in the block softirq (`BLOCK_SOFTIRQ`)")]
     used = [(s, w) for s, w in kinds if s > 0]
     text = used[0][1] if len(used) == 1 else "; ".join(f"{_share_pct(s)} {w}" for s, w in used)
-    if cfg.cross_cpu_share > 0:
-        text += f" — and {_share_pct(cfg.cross_cpu_share)} of them on another CPU than the submitter's"
+    if sh["other_cpu"] > 0:
+        text += f" — and {_share_pct(sh['other_cpu'])} of them on another CPU than the submitter's"
     return text
+
+
+def topology_words(cfg: iouring.IOUring) -> str:
+    """The blk-mq topology of ``cfg`` in words: polled or where the interrupts land, the queues and
+    ``rq_affinity``."""
+    if cfg.placement == "independent":
+        return "completion contexts and CPUs are drawn independently (the book's pre-v2 model)"
+    queues = {0: "one hardware queue per CPU", 1: "a single hardware queue"}.get(cfg.nr_hw_queues,
+                                                                             f"{cfg.nr_hw_queues} hardware queues")
+    aff = {0: "`rq_affinity` 0 (no completion is sent back)", 1: "`rq_affinity` 1 (the default)",
+           2: "`rq_affinity` 2 (every completion on another CPU is sent back)"}[cfg.rq_affinity]
+    if cfg.polled:
+        return f"the IO is polled (`REQ_POLLED`) on a device with {queues}"
+    where = [(cfg.irq_same_cpu_share, "on the submitting CPU"),
+             (cfg.irq_same_llc_share, "on another CPU of the submitter's last-level cache"),
+             (cfg.irq_other_llc_share, "on a CPU of another last-level cache")]
+    used = [(s, w) for s, w in where if s > 0]
+    lands = (f"every interrupt lands {used[0][1]}" if len(used) == 1 else
+             "the interrupts land " + ", ".join(f"{_share_pct(s)} {w}" for s, w in used))
+    return f"{lands}, on a device with {queues} and {aff}"
 
 
 def workload_words(cfg: iouring.IOUring) -> str:
@@ -164,15 +186,26 @@ def steady(P, **overrides) -> dict:
 
 
 POLLED, IRQ = "polled (-p1)", "interrupts (-p0)"
-SOFT25, CROSS25, CROSS100, THIS = "25% softirq", "25% on another CPU", "all on another CPU", "this page"
-#: The chapter's named scenarios (completion context and CPU; everything else from the parameters).
+SOFT25, SINGLEQ = "25% of IRQs in another LLC", "single hardware queue"
+CROSS25, CROSS100, THIS = "25% of IRQs on another CPU of the LLC", "all IRQs on another CPU of the LLC", "this page"
+#: The interrupt topology of the default run: every interrupt on the submitting CPU, one queue per CPU,
+#: rq_affinity 1, not polled (hardirq completions on the submitter).
+_LOCAL = dict(polled=False, irq_same_cpu_share=1.0, irq_same_llc_share=0.0, irq_other_llc_share=0.0, nr_hw_queues=0,
+              rq_affinity=1)
+#: The chapter's named scenarios: blk-mq topologies (everything else from the parameters). The completion's
+#: context and CPU follow from each (allocsim.workloads.blkmq): polled → task on the submitter; an IRQ in
+#: another LLC → BLOCK_SOFTIRQ on the submitter; an IRQ on another CPU of the LLC → hardirq on that CPU; a
+#: single queue → BLOCK_SOFTIRQ on the IRQ CPU.
 SCENARIOS = {
-    POLLED: dict(task_share=1.0, hardirq_share=0.0, softirq_share=0.0, cross_cpu_share=0.0),
-    IRQ: dict(task_share=0.0, hardirq_share=1.0, softirq_share=0.0, cross_cpu_share=0.0),
-    SOFT25: dict(task_share=0.0, hardirq_share=0.75, softirq_share=0.25, cross_cpu_share=0.0),
-    CROSS25: dict(task_share=0.0, hardirq_share=1.0, softirq_share=0.0, cross_cpu_share=0.25),
-    CROSS100: dict(task_share=0.0, hardirq_share=1.0, softirq_share=0.0, cross_cpu_share=1.0),
+    POLLED: {**_LOCAL, "polled": True},
+    IRQ: dict(_LOCAL),
+    SOFT25: {**_LOCAL, "irq_same_cpu_share": 0.75, "irq_other_llc_share": 0.25},
+    SINGLEQ: {**_LOCAL, "nr_hw_queues": 1},
+    CROSS25: {**_LOCAL, "irq_same_cpu_share": 0.75, "irq_same_llc_share": 0.25},
+    CROSS100: {**_LOCAL, "irq_same_cpu_share": 0.0, "irq_same_llc_share": 1.0},
 }
+#: The two interrupt shares the chapter sweeps; the share on the submitting CPU is what they leave.
+SWEPT = ("irq_other_llc_share", "irq_same_llc_share")
 
 
 def scenarios(P) -> pd.DataFrame:
@@ -198,13 +231,15 @@ def breakdown(P, **overrides) -> pd.DataFrame:
 
 
 def sweep(P, field: str, values, **fixed) -> pd.DataFrame:
-    """Steady-state figures as one share varies (the other shares as in ``fixed``)."""
+    """Steady-state figures as one field varies (the others as in ``fixed``, else the page's). Sweeping
+    one of the interrupt shares of :data:`SWEPT` leaves the rest of the interrupts on the submitting CPU."""
     rows = []
     for v in values:
         kw = dict(fixed)
         kw[field] = float(v)
-        if field == "softirq_share":
-            kw["hardirq_share"] = 1.0 - float(v) - kw.get("task_share", 0.0)
+        if field in SWEPT:
+            rest = sum(kw.get(f, getattr(P, f)) for f in SWEPT)
+            kw["irq_same_cpu_share"] = round(1.0 - rest, 12)
         r = steady(P, **kw)
         rows.append({"share": float(v), "hit rate": r["hit rate"], LIST: r["list cycles per IO"],
                      KMALLOC: r["kmalloc cycles per IO"], "kmalloc per IO": r["kmalloc per IO"],
@@ -277,6 +312,7 @@ class Workload:
     d_cb: int
     t_opts: Md
     w_words: Md
+    w_topology: Md
     w_completion: Md
     base_gap: int
     n_events: int
@@ -302,7 +338,8 @@ def workload_section(P, events: int = 480) -> Workload:
     irq = traces[IRQ]
     splices = irq.index[irq["path"] == "alloc_splice"]
     return Workload(d0.submitters, d0.queue_depth, d0.submit_batch, d0.complete_batch,
-                    Md(f"`t/io_uring {adapter.t_io_uring(cfg)}`"), Md(workload_words(cfg)), Md(completion_words(cfg)),
+                    Md(f"`t/io_uring {adapter.t_io_uring(cfg)}`"), Md(workload_words(cfg)), Md(topology_words(cfg)),
+                    Md(completion_words(cfg)),
                     cfg.submit_gap, prog.n_events, cfg.ios * cfg.submitters, run.stats["alloc_kmalloc"], first, end,
                     int(splices[0]) if len(splices) else -1, irq, traces[POLLED])
 
@@ -391,16 +428,17 @@ class Sweeps:
 
 
 def sweeps(P, sc: pd.DataFrame, points: int = 11) -> Sweeps:
-    """Vary the softirq share (of the completions not in task context) and the cross-CPU share from 0 to
-    all, everything else as on the page."""
+    """Move the interrupts from the submitting CPU to another LLC (their completions then run in
+    BLOCK_SOFTIRQ on the submitter, with the page's rq_affinity 1) and, separately, to another CPU of the
+    submitter's LLC (hardirq there), from none to all that the page's other share leaves, everything else
+    as on the page."""
     grid = [i / (points - 1) for i in range(points)]
-    soft = sweep(P, "softirq_share", [g * (1 - P.task_share) for g in grid], task_share=P.task_share,
-                 cross_cpu_share=P.cross_cpu_share)
-    cross = sweep(P, "cross_cpu_share", grid, task_share=P.task_share, hardirq_share=P.hardirq_share,
-                  softirq_share=P.softirq_share)
+    room_soft, room_cross = 1.0 - P.irq_same_llc_share, 1.0 - P.irq_other_llc_share
+    soft = sweep(P, "irq_other_llc_share", [g * room_soft for g in grid], irq_same_llc_share=P.irq_same_llc_share)
+    cross = sweep(P, "irq_same_llc_share", [g * room_cross for g in grid], irq_other_llc_share=P.irq_other_llc_share)
     be_s, be_c = break_even(soft), break_even(cross)
     left = int(sc.loc[CROSS100, "cached after run, most on one CPU"])
-    half = soft.iloc[(soft["share"] - 0.5 * (1 - P.task_share)).abs().argmin()]
+    half = soft.iloc[(soft["share"] - 0.5 * room_soft).abs().argmin()]
     return Sweeps(pct_or_none(be_s), pct_or_none(be_c), soft[LIST].iloc[-1], soft[KMALLOC].iloc[-1], left,
                   left * pcpu_memory.memory(P.max_nr, P.kernel)["kmalloc_class"] / 1024, 100 * half["share"],
                   100 * half["hit rate"], soft, cross, be_s, be_c)
@@ -548,7 +586,7 @@ def cached_chart(df: pd.DataFrame, max_nr: int) -> alt.LayerChart:
     long = df.melt(id_vars=["share"], value_vars=["cached on submitting CPUs", "cached on other CPUs"],
                    var_name="where", value_name="objects")
     lines = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("share:Q", title=charts.axis("completions on another CPU"), axis=alt.Axis(format="%")),
+        x=alt.X("share:Q", title=charts.axis("interrupts on another CPU of the LLC"), axis=alt.Axis(format="%")),
         y=alt.Y("objects:Q", title=charts.axis("objects left on the lists")),
         color=alt.Color("where:N", title=None, legend=alt.Legend(labelLimit=0), scale=alt.Scale(
             domain=["cached on submitting CPUs", "cached on other CPUs"], range=[charts.COLORS[LIST], "#56B4E9"])),

@@ -195,7 +195,14 @@ def assumptions(m: wl.Measurement, setup: runs.Setup) -> Assumptions:
                        100 * m.cross_cpu_share, m.inflight_stats["median"], m.inflight_stats["max"],
                        setup.queue_depth, m.batch_stats("submit")["mean"], m.batch_stats("complete")["mean"],
                        wl.BATCH_GAP_US, ls["median"], ls["p99"], Md(f"**{dominant}**"),
-                       Md(default_words(dominant, setup.completion)))
+                       Md(default_words(dominant, _assumed_context(setup))))
+
+
+def _assumed_context(setup: runs.Setup) -> str:
+    """The completion context most of the book's default frees run in (from blk-mq's placement of the
+    setup's topology)."""
+    sh = setup.completion_shares()
+    return max(("task", "hardirq", "softirq"), key=lambda k: sh[k])
 
 
 def object_size(tr: recorded.Trace, setup: runs.Setup) -> int:

@@ -2,11 +2,14 @@
 
 A chapter's parameter namespace ``P`` (``allocsim.pages.params.validate`` returns one) carries some of
 the fields of :class:`allocsim.workloads.iouring.IOUring` under the same names (:data:`PARAMETERS`:
-``submitters``, ``queue_depth``, ``submit_batch``, ``complete_batch``, ``ios``, ``warmup``, the completion
-shares, ``completion_order``, ``seed``). :func:`io_uring` passes those through, leaves every field the chapter does
+``submitters``, ``queue_depth``, ``submit_batch``, ``complete_batch``, ``ios``, ``warmup``, the blk-mq
+topology — ``polled``, ``irq_same_cpu_share``, ``irq_same_llc_share``, ``irq_other_llc_share``,
+``nr_hw_queues``, ``rq_affinity``, ``llc_cpus``, from which the completion's context and CPU follow
+(:mod:`allocsim.workloads.blkmq`) — ``completion_order``, ``seed``; and, for the pre-v2 model only,
+``placement`` with the independent shares). :func:`io_uring` passes those through, leaves every field the chapter does
 not declare at ``IOUring``'s default (the one place the t/io_uring defaults live), applies the caller's
 overrides, and validates the result: a combination the workload cannot run (``submit_batch`` above
-``queue_depth``, a warm-up shorter than the queue, shares that do not add up to one) stops with one
+``queue_depth``, a warm-up shorter than the queue, interrupt shares that do not add up to one) stops with one
 sentence naming the parameters — nothing is clamped or adjusted behind the reader's back.
 
 **The batches are the book's assumption.** The defaults ``-d128 -s32 -c32`` follow t/io_uring's own
@@ -29,15 +32,15 @@ from dataclasses import fields, replace
 
 from allocsim.facts import thread
 from allocsim.facts.errors import AllocsimError
-from allocsim.workloads.iouring import IOUring, steady_window
+from allocsim.workloads.iouring import INDEPENDENT, TOPOLOGY, IOUring, steady_window
 
 #: The IOUring fields, in declaration order (what an override may set).
 FIELDS = tuple(f.name for f in fields(IOUring))
 #: The fields a chapter parameter of the same name sets. Not ``ncpu`` (a chapter's ``ncpu`` is the
 #: machine's CPU count, not the CPUs the workload runs on), nor the gaps and ``drain`` (set here or by
 #: overrides).
-PARAMETERS = ("submitters", "queue_depth", "submit_batch", "complete_batch", "ios", "warmup", "task_share",
-              "hardirq_share", "softirq_share", "cross_cpu_share", "completion_order", "seed")
+PARAMETERS = ("submitters", "queue_depth", "submit_batch", "complete_batch", "ios", "warmup", *TOPOLOGY,
+              "placement", *INDEPENDENT, "completion_order", "seed")
 #: The thread's figure whose time per IO stands for the non-allocator work of one IO.
 BASE_WORK_FIGURE = ("6.19", "kmalloc")
 
@@ -86,7 +89,7 @@ def _measurable(cfg: IOUring) -> None:
 
 
 def t_io_uring(cfg: IOUring) -> str:
-    """The t/io_uring options a workload stands for (``-p0 -d128 -s32 -c32 -n1``); ``-p1`` when every
-    completion is polled in task context."""
-    p = 1 if cfg.task_share == 1.0 else 0
+    """The t/io_uring options a workload stands for (``-p0 -d128 -s32 -c32 -n1``); ``-p1`` for polled I/O
+    (with ``placement='independent'``: when every completion is in task context)."""
+    p = int(cfg.polled) if cfg.placement == "blkmq" else int(cfg.task_share == 1.0)
     return f"-p{p} -d{cfg.queue_depth} -s{cfg.submit_batch} -c{cfg.complete_batch} -n{cfg.submitters}"

@@ -4,7 +4,7 @@ One ``struct iomap_dio`` is allocated per IO at submission (``__iomap_dio_rw()``
 submitting CPU) and freed at completion (``iomap_dio_complete()``, in whatever context the bio's
 end_io runs: ``blk_mq_complete_request()`` → ``blk_mq_complete_request_remote()`` in
 block/blk-mq.c, v6.19/v7.0: hard IRQ on the interrupted CPU, BLOCK_SOFTIRQ, or task context when polled). The submitter loop mirrors ``submitter_fn()`` / ``submitter_uring_fn()``
-of fio's ``t/io_uring.c``, the tool the patch authors ran:
+of fio's ``t/io_uring.c``, the tool the patch authors ran (the thread names the tool, never its options):
 
 .. code-block:: c
 
@@ -25,18 +25,34 @@ So a submitter first fills its queue in batches of ``submit_batch`` without wait
 alternates "submit a batch, wait for ``complete_batch`` completions". Each pass of that loop is a
 *step*; a step's allocations (the submissions) come before its frees (the completions it waits for).
 
-Completions. With interrupt completions (``t/io_uring -p0``) the bio end_io, and with it
-``iomap_dio_complete()`` and the free, runs in **hardirq** context; with polled completions
-(``-p1``) the submitter's own ``io_uring_enter`` polls the device, so the free runs in **task**
-context; completions redirected through the block softirq (``BLOCK_SOFTIRQ``, e.g. when the
-request completes on a CPU other than the one blk-mq wants) run in **softirq** context. The shares
-of the three are parameters; each IO's context is a seeded random draw.
+Completions: where and in which context each IO's free runs. By default (``placement='blkmq'``) the
+reader sets the *topology* and blk-mq's own rules decide (:mod:`allocsim.workloads.blkmq`, mirroring
+``blk_mq_complete_request()`` of v7.0 ``block/blk-mq.c``): each IO's interrupt lands on the submitting CPU,
+on another CPU of the submitter's last-level cache or on a CPU of another LLC (``irq_same_cpu_share``,
+``irq_same_llc_share``, ``irq_other_llc_share``; the CPU within a set is a seeded uniform draw); then
 
-A share ``cross_cpu_share`` of completions runs on *another* CPU (an interrupt routed to a
-different CPU, or a completion-only CPU): that CPU only frees. Its FREE events appear in its own
-program in step order; the scheduler in :mod:`allocsim.kernel.sim` makes each wait for its ALLOC. The
-target CPU is a seeded uniform draw among the other ``n_cpus - 1`` CPUs. CPUs ``submitters ..
-n_cpus-1`` (if any) submit nothing.
+* polled I/O (``polled``, t/io_uring ``-p1``, fio ``--hipri``) completes in **task** context on the submitter;
+* an interrupt on the submitting CPU, or (``rq_affinity`` 1, the default) on a CPU sharing its LLC, completes
+  in **hardirq** context on the IRQ CPU — another CPU than the submitter unless it is the submitter;
+* an interrupt on a CPU of another LLC (or on any other CPU with ``rq_affinity=2``) is sent back by IPI and
+  completes in **BLOCK_SOFTIRQ on the submitting CPU**;
+* otherwise, with a single hardware queue (``nr_hw_queues=1``), in **BLOCK_SOFTIRQ on the IRQ CPU**.
+
+The defaults — every interrupt on the submitting CPU, one queue per CPU (``nr_hw_queues=0``),
+``rq_affinity=1``, not polled — give what the book has always modelled for ``t/io_uring -p0``: every free in
+hardirq context on the submitting CPU. CPUs are numbered consecutively, ``llc_cpus`` to an LLC (0 =
+automatic: the submitters, plus one CPU if ``irq_same_llc_share > 0``, share LLC 0, and one more CPU forms
+LLC 1 if ``irq_other_llc_share > 0``).
+
+``placement='independent'`` is the pre-v2 model, kept so that the book's model changelog can show what the
+coupling changed: the context is a seeded draw with shares ``task_share`` / ``hardirq_share`` /
+``softirq_share``, and independently a share ``cross_cpu_share`` of completions runs on *another* CPU,
+a seeded uniform draw among the other ``n_cpus - 1`` CPUs (that CPU only frees). Each placement's
+fields must stay at their defaults under the other.
+
+In both, a completing CPU other than the submitter only frees: its FREE events appear in its own program
+in step order, and the scheduler in :mod:`allocsim.kernel.sim` makes each wait for its ALLOC. CPUs
+``submitters .. n_cpus-1`` (if any) submit nothing.
 
 Simplifications (each a parameter or stated here):
 
@@ -67,28 +83,42 @@ import pandas as pd
 
 from allocsim.facts.errors import AllocsimError
 from allocsim.kernel.program import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK, Program
+from allocsim.workloads import blkmq
 
 _ORDERS = ("fifo", "random")
 # Separate seeded streams per submitter and purpose, so that a program with more IOs extends the
 # one with fewer (prefix stability) and changing one share does not reshuffle the others.
-_RNG_CTX, _RNG_CROSS, _RNG_TARGET, _RNG_ORDER = 0, 1, 2, 3
+_RNG_CTX, _RNG_CROSS, _RNG_TARGET, _RNG_ORDER, _RNG_IRQ_WHERE, _RNG_IRQ_CPU = 0, 1, 2, 3, 4, 5
+#: The fields of each placement model; under the other model each must keep its default.
+TOPOLOGY = ("polled", "irq_same_cpu_share", "irq_same_llc_share", "irq_other_llc_share", "nr_hw_queues",
+            "rq_affinity", "llc_cpus")
+INDEPENDENT = ("task_share", "hardirq_share", "softirq_share", "cross_cpu_share")
 
 
 @dataclass(frozen=True)
 class IOUring:
-    """One t/io_uring run. Defaults follow the command line the patch authors used: one thread,
-    ``-d128 -s32 -c32``, interrupt completions (``-p0``)."""
+    """One t/io_uring run. Defaults: one thread, ``-d128 -s32 -c32`` (t/io_uring's own defaults — the
+    thread never gives the authors' options, so the batches are the book's assumption), interrupt
+    completions (``-p0``) on the submitting CPU of an NVMe-like device with one queue per CPU."""
 
     submitters: int = 1  # submitter threads, one per CPU (t/io_uring -n)
     queue_depth: int = 128  # -d
     submit_batch: int = 32  # -s
     complete_batch: int = 32  # -c
     ios: int = 20_000  # IOs per submitter
-    task_share: float = 0.0  # completions in task context (polled, -p1)
-    hardirq_share: float = 1.0  # completions in hardirq context (interrupts, -p0)
-    softirq_share: float = 0.0  # completions in softirq context (BLOCK_SOFTIRQ)
-    cross_cpu_share: float = 0.0  # completions that run on another CPU
-    ncpu: int = 0  # CPUs in the program; 0 = submitters, plus one completion CPU if cross_cpu_share > 0
+    placement: str = "blkmq"  # 'blkmq' (context and CPU from the topology) or 'independent' (pre-v2)
+    polled: bool = False  # REQ_POLLED: t/io_uring -p1, fio --hipri (blkmq)
+    irq_same_cpu_share: float = 1.0  # interrupts on the submitting CPU (blkmq)
+    irq_same_llc_share: float = 0.0  # interrupts on another CPU sharing its LLC (blkmq)
+    irq_other_llc_share: float = 0.0  # interrupts on a CPU in another LLC (blkmq)
+    nr_hw_queues: int = 0  # hardware queues; 0 = one per CPU, 1 = a single queue (blkmq)
+    rq_affinity: int = 1  # /sys/block/*/queue/rq_affinity: 0, 1 (SAME_COMP, default), 2 (SAME_FORCE) (blkmq)
+    llc_cpus: int = 0  # CPUs per last-level cache, numbered consecutively; 0 = automatic (blkmq)
+    task_share: float = 0.0  # completions in task context (independent, pre-v2)
+    hardirq_share: float = 1.0  # completions in hardirq context (independent, pre-v2)
+    softirq_share: float = 0.0  # completions in softirq context (independent, pre-v2)
+    cross_cpu_share: float = 0.0  # completions that run on another CPU (independent, pre-v2)
+    ncpu: int = 0  # CPUs in the program; 0 = automatic (the submitters plus the CPUs the placement needs)
     completion_order: str = "fifo"  # 'fifo' or 'random' (see module docstring)
     submit_gap: int = 0  # non-allocator cycles before each allocation
     complete_gap: int = 0  # non-allocator cycles before each free
@@ -98,18 +128,43 @@ class IOUring:
 
     @classmethod
     def from_t_io_uring(cls, p: int = 0, d: int = 128, s: int = 32, c: int = 32, n: int = 1, **kw) -> "IOUring":
-        """The workload of ``t/io_uring -p<p> -d<d> -s<s> -c<c> -n<n>``: ``-p1`` (polled) completes
-        in task context, ``-p0`` in hardirq context."""
+        """The workload of ``t/io_uring -p<p> -d<d> -s<s> -c<c> -n<n>``: ``-p1`` is polled I/O (task
+        context on the submitter), ``-p0`` interrupts placed by the topology in ``kw``."""
         if p not in (0, 1):
             raise AllocsimError(f"t/io_uring -p must be 0 (interrupts) or 1 (polled), not {p!r}")
-        shares = dict(task_share=1.0, hardirq_share=0.0, softirq_share=0.0) if p == 1 else {}
+        if kw.get("placement", "blkmq") == "independent":
+            shares = dict(task_share=1.0, hardirq_share=0.0, softirq_share=0.0) if p == 1 else {}
+        else:
+            shares = dict(polled=p == 1)
         return cls(submitters=n, queue_depth=d, submit_batch=s, complete_batch=c, **{**shares, **kw}).validate()
 
     @property
     def n_cpus(self) -> int:
         if self.ncpu:
             return self.ncpu
-        return self.submitters + (1 if self.cross_cpu_share > 0 else 0)
+        if self.placement == "independent":
+            return self.submitters + (1 if self.cross_cpu_share > 0 else 0)
+        return self.llc_size + (1 if self.irq_other_llc_share > 0 else 0)
+
+    @property
+    def llc_size(self) -> int:
+        """CPUs per last-level cache (``llc_cpus``, or automatic: the submitters plus one CPU if some
+        interrupts land on another CPU of their LLC)."""
+        if self.llc_cpus:
+            return self.llc_cpus
+        return self.submitters + (1 if self.irq_same_llc_share > 0 else 0)
+
+    def topology(self) -> dict:
+        """The blk-mq topology fields, as :func:`allocsim.workloads.blkmq.shares` takes them."""
+        return {k: getattr(self, k) for k in TOPOLOGY if k != "llc_cpus"}
+
+    def completion_shares(self) -> dict:
+        """Expected share of completions in task, hardirq and softirq context and on another CPU than the
+        submitter's (``{"task", "hardirq", "softirq", "other_cpu"}``), under either placement."""
+        if self.placement == "independent":
+            return {"task": self.task_share, "hardirq": self.hardirq_share, "softirq": self.softirq_share,
+                    "other_cpu": self.cross_cpu_share}
+        return blkmq.shares(**self.topology())
 
     def validate(self) -> "IOUring":
         """Raise :class:`AllocsimError` naming the first bad field; return ``self``."""
@@ -124,6 +179,14 @@ class IOUring:
             raise AllocsimError(f"io_uring submit_batch ({self.submit_batch}) must not exceed queue_depth ({self.queue_depth})")
         if self.complete_batch > self.queue_depth:
             raise AllocsimError(f"io_uring complete_batch ({self.complete_batch}) must not exceed queue_depth ({self.queue_depth})")
+        if not isinstance(self.placement, str) or self.placement not in blkmq.PLACEMENTS:
+            raise AllocsimError(f"io_uring placement must be one of {', '.join(map(repr, blkmq.PLACEMENTS))}, not {self.placement!r}")
+        theirs = INDEPENDENT if self.placement == "blkmq" else TOPOLOGY
+        d = _DEFAULTS
+        for name in theirs:
+            if getattr(self, name) != d[name]:
+                raise AllocsimError(f"io_uring {name} belongs to placement={'independent' if self.placement == 'blkmq' else 'blkmq'!r}, "
+                                    f"not to placement={self.placement!r}: leave it at {d[name]!r} or change placement")
         for name in ("task_share", "hardirq_share", "softirq_share", "cross_cpu_share"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not 0.0 <= v <= 1.0:
@@ -131,10 +194,24 @@ class IOUring:
         total = self.task_share + self.hardirq_share + self.softirq_share
         if abs(total - 1.0) > 1e-9:
             raise AllocsimError(f"io_uring completion shares task_share + hardirq_share + softirq_share must add up to 1, not {total:g}")
+        blkmq.check_shares(self.irq_same_cpu_share, self.irq_same_llc_share, self.irq_other_llc_share, "io_uring ")
+        blkmq.blk_mq_complete_request(blkmq.SAME_CPU, polled=self.polled, nr_hw_queues=self.nr_hw_queues,
+                                      rq_affinity=self.rq_affinity)
+        if isinstance(self.llc_cpus, bool) or not isinstance(self.llc_cpus, (int, np.integer)) or self.llc_cpus < 0:
+            raise AllocsimError(f"io_uring llc_cpus must be an integer >= 0 (0: automatic), not {self.llc_cpus!r}")
         if self.ncpu and self.ncpu < self.submitters:
             raise AllocsimError(f"io_uring ncpu ({self.ncpu}) must be 0 (automatic) or at least submitters ({self.submitters})")
         if self.cross_cpu_share > 0 and self.n_cpus < 2:
             raise AllocsimError("io_uring cross_cpu_share > 0 needs at least 2 CPUs (set ncpu >= 2 or leave it 0)")
+        if self.placement == "blkmq":
+            for s in range(self.submitters):
+                same, other = blkmq.candidates(s, self.llc_size, self.n_cpus)
+                if self.irq_same_llc_share > 0 and not len(same):
+                    raise AllocsimError(f"io_uring irq_same_llc_share > 0 needs another CPU in the LLC of submitter {s} "
+                                        f"({self.n_cpus} CPUs, {self.llc_size} per LLC): raise ncpu or llc_cpus, or leave them 0")
+                if self.irq_other_llc_share > 0 and not len(other):
+                    raise AllocsimError(f"io_uring irq_other_llc_share > 0 needs a CPU outside the LLC of submitter {s} "
+                                        f"({self.n_cpus} CPUs, {self.llc_size} per LLC): raise ncpu or lower llc_cpus, or leave them 0")
         if self.completion_order not in _ORDERS:
             raise AllocsimError(f"io_uring completion_order must be one of {', '.join(map(repr, _ORDERS))}, not {self.completion_order!r}")
         if not isinstance(self.drain, bool):
@@ -167,6 +244,20 @@ def steps(cfg: IOUring) -> list[tuple[int, int]]:
 
 def _rng(cfg: IOUring, submitter: int, purpose: int) -> np.random.Generator:
     return np.random.default_rng([cfg.seed, submitter, purpose])
+
+
+def placement(cfg: IOUring, submitter: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(context, cpu)`` of the completion of each of ``submitter``'s IOs, a pure function of ``cfg``
+    (seeded): with ``placement='blkmq'`` the topology's interrupt CPUs through blk-mq's rules
+    (:func:`allocsim.workloads.blkmq.place`, mirroring ``blk_mq_complete_request()`` of v7.0
+    ``block/blk-mq.c``); with ``'independent'`` (pre-v2) a context and a CPU drawn independently."""
+    cfg.validate()
+    if cfg.placement == "independent":
+        return _contexts(cfg, submitter), _completion_cpus(cfg, submitter)
+    u_where = _rng(cfg, submitter, _RNG_IRQ_WHERE).random(cfg.ios)
+    u_cpu = _rng(cfg, submitter, _RNG_IRQ_CPU).random(cfg.ios)
+    ctx, cpu, _ = blkmq.place(u_where, u_cpu, submitter, n_cpus=cfg.n_cpus, llc_cpus=cfg.llc_size, **cfg.topology())
+    return ctx, cpu
 
 
 def _contexts(cfg: IOUring, submitter: int) -> np.ndarray:
@@ -244,8 +335,7 @@ def program(cfg: IOUring = IOUring()) -> Program:
         base = s * cfg.ios
         n_sub = len(alloc_step)
         add(s, alloc_step, 0, s, np.arange(n_sub), ALLOC, TASK, base + np.arange(n_sub), cfg.submit_gap)
-        ctx = _contexts(cfg, s)
-        ccpu = _completion_cpus(cfg, s)
+        ctx, ccpu = placement(cfg, s)
         order = _completion_order(cfg, s, plan)
         if order:
             freed = np.concatenate(order)
@@ -259,6 +349,9 @@ def program(cfg: IOUring = IOUring()) -> Program:
     return Program(start, cat["op"][idx].astype(np.int8), cat["ctx"][idx].astype(np.int8),
                    cat["slot"][idx].astype(np.int64), cat["gap"][idx].astype(np.int64),
                    int(cfg.submitters * cfg.ios)).validate()
+
+
+_DEFAULTS = {f.name: f.default for f in fields(IOUring)}
 
 
 @dataclass

@@ -19,7 +19,7 @@ from allocsim.kernel.oracle.pcpu_list import run_reference
 
 WORKLOADS = {
     "default": {},
-    "mixed": dict(task_share=0.2, hardirq_share=0.5, softirq_share=0.3, cross_cpu_share=0.2, completion_order="random"),
+    "mixed": dict(placement="independent", task_share=0.2, hardirq_share=0.5, softirq_share=0.3, cross_cpu_share=0.2, completion_order="random"),
 }
 
 

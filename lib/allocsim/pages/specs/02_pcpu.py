@@ -5,9 +5,10 @@ from allocsim.pages.specs import CLOCK_GHZ
 
 
 def _check(ns):
-    total = ns.task_share + ns.hardirq_share + ns.softirq_share
+    total = ns.irq_same_cpu_share + ns.irq_same_llc_share + ns.irq_other_llc_share
     if abs(total - 1.0) > 1e-9:
-        raise AllocsimError(f"parameters task_share + hardirq_share + softirq_share must add up to 1, not {total:g}")
+        raise AllocsimError("parameters irq_same_cpu_share + irq_same_llc_share + irq_other_llc_share must add up to 1, "
+                            f"not {total:g}")
     for name in ("submit_batch", "complete_batch"):
         if getattr(ns, name) > ns.queue_depth:
             raise AllocsimError(f"parameter {name} ({getattr(ns, name)}) must not exceed queue_depth ({ns.queue_depth})")
@@ -27,12 +28,21 @@ SPEC = ChapterSpec(
         Param("ncpu", int, 64, "CPUs of the machine, for the machine-wide memory figures", low=1, high=kconfig.nr_cpus_max()),
         Param("submitters", int, 1, "io_uring submitter threads, one per CPU (t/io_uring -n)", low=1, high=64),
         Param("queue_depth", int, 128, "IOs in flight per submitter (t/io_uring -d)", low=1, high=4096),
-        Param("submit_batch", int, 32, "IOs submitted per io_uring_enter (t/io_uring -s)", low=1, high=4096),
-        Param("complete_batch", int, 32, "completions waited for per io_uring_enter (t/io_uring -c)", low=1, high=4096),
-        Param("task_share", float, 0.0, "share of completions in task context (polled IO, t/io_uring -p1)", low=0.0, high=1.0),
-        Param("hardirq_share", float, 1.0, "share of completions in hardirq context (interrupts, -p0)", low=0.0, high=1.0),
-        Param("softirq_share", float, 0.0, "share of completions in softirq context (not cached by the patch)", low=0.0, high=1.0),
-        Param("cross_cpu_share", float, 0.0, "share of completions that run on another CPU than the submitter's", low=0.0, high=1.0),
+        Param("submit_batch", int, 32, "IOs submitted per io_uring_enter (t/io_uring -s; 32 is t/io_uring's own default and the book's assumption: the thread gives no command line)", low=1, high=4096),
+        Param("complete_batch", int, 32, "completions waited for per io_uring_enter (t/io_uring -c; 32 likewise the book's assumption)", low=1, high=4096),
+        Param("polled", bool, False, "polled I/O (REQ_POLLED, t/io_uring -p1): every completion in task context on the "
+              "submitter; false: interrupts (-p0), placed by the shares below"),
+        Param("irq_same_cpu_share", float, 1.0, "share of interrupts on the submitting CPU (completed there in hardirq "
+              "context)", low=0.0, high=1.0),
+        Param("irq_same_llc_share", float, 0.0, "share of interrupts on another CPU sharing the submitter's LLC "
+              "(completed in hardirq context on that CPU)", low=0.0, high=1.0),
+        Param("irq_other_llc_share", float, 0.0, "share of interrupts on a CPU in another LLC (sent back by IPI: "
+              "BLOCK_SOFTIRQ on the submitter)", low=0.0, high=1.0),
+        Param("nr_hw_queues", int, 0, "hardware queues of the device: 0 for one per CPU (NVMe), 1 for a single queue "
+              "(completions then raise BLOCK_SOFTIRQ on the IRQ CPU)", low=0, high=4096),
+        Param("rq_affinity", int, 1, "/sys/block/<dev>/queue/rq_affinity: 0 completes where the interrupt lands, 1 "
+              "sends back across LLCs (QUEUE_FLAG_SAME_COMP, the default), 2 sends back from any other CPU "
+              "(QUEUE_FLAG_SAME_FORCE)", choices=(0, 1, 2)),
         Param("completion_order", str, "fifo", "order in which the device completes in-flight IOs", choices=("fifo", "random")),
         Param("threshold", int, 16, "PCPU_CACHE_IRQ_THRESHOLD: IRQ-list length that allows a splice", low=1, high=65536),
         Param("max_nr", int, 256, "DIO_ALLOC_CACHE_MAX: objects one CPU may cache", low=1, high=65536),
@@ -41,7 +51,7 @@ SPEC = ChapterSpec(
         Param("kernel", str, "7.0", "kernel version for the SLUB models and the memory comparison", choices=kconfig.VERSIONS),
         Param("ios", int, 20000, "IOs per submitter in each simulated run", low=512, high=2_000_000),
         Param("warmup", int, 4096, "IOs per submitter left out of the steady-state figures", low=1, high=1_000_000),
-        Param("seed", int, 0, "seed of the random completion contexts, CPUs and order", low=0),
+        Param("seed", int, 0, "seed of the random interrupt CPUs and completion order", low=0),
         Param("clock_ghz", float, CLOCK_GHZ, "CPU clock: expresses cycles as nanoseconds and sets the base work per IO (the thread's time per IO in cycles)", low=0.5, high=6.0),
     ),
     check=_check,

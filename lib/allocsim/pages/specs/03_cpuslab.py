@@ -10,13 +10,13 @@ from allocsim.facts.errors import AllocsimError
 from allocsim.pages.params import ChapterSpec, Param
 
 _PCPU = importlib.import_module("allocsim.pages.specs.02_pcpu").SPEC
-_IO = ("submitters", "queue_depth", "submit_batch", "complete_batch", "task_share", "hardirq_share", "softirq_share",
-       "cross_cpu_share", "completion_order", "ios", "warmup", "seed", "clock_ghz")
+_IO = ("submitters", "queue_depth", "submit_batch", "complete_batch", "polled", "irq_same_cpu_share",
+       "irq_same_llc_share", "irq_other_llc_share", "nr_hw_queues", "rq_affinity", "completion_order", "ios", "warmup",
+       "seed", "clock_ghz")
 
 
 def _check(ns):
-    adapter.io_uring(ns)
-    if ns.machine_cpus < ns.submitters + (1 if ns.cross_cpu_share > 0 else 0):
+    if ns.machine_cpus < adapter.io_uring(ns).n_cpus:
         raise AllocsimError(f"parameter machine_cpus ({ns.machine_cpus}) must be at least the CPUs the workload uses")
 
 

@@ -1,7 +1,12 @@
+import importlib
+
 from allocsim.facts import costs
 from allocsim.facts.errors import AllocsimError
 from allocsim.pages.params import ChapterSpec, Param
 
+#: The blk-mq topology parameters: chapter 2's (one definition).
+_PCPU = importlib.import_module("allocsim.pages.specs.02_pcpu").SPEC
+_TOPOLOGY = ("polled", "irq_same_cpu_share", "irq_same_llc_share", "irq_other_llc_share", "nr_hw_queues", "rq_affinity")
 _TARGETS = ("all",) + tuple(f"{k} {a}" for k in ("6.19", "7.0") for a in ("per-CPU list", "kmalloc", "sheaf-256"))
 
 
@@ -13,8 +18,10 @@ def _check(ns):
     if ns.ios < 4096 + 2 * ns.submit_batch:
         raise AllocsimError(f"parameter ios ({ns.ios}) must be at least {4096 + 2 * ns.submit_batch}: "
                             f"4096 warm-up IOs plus two submit batches")
-    if ns.cross_cpu_share > 0 and ns.submitters < 1:
-        raise AllocsimError("parameter cross_cpu_share needs at least one submitter")
+    total = ns.irq_same_cpu_share + ns.irq_same_llc_share + ns.irq_other_llc_share
+    if abs(total - 1.0) > 1e-9:
+        raise AllocsimError("parameters irq_same_cpu_share + irq_same_llc_share + irq_other_llc_share must add up to 1, "
+                            f"not {total:g}")
 
 
 SPEC = ChapterSpec(
@@ -29,13 +36,9 @@ SPEC = ChapterSpec(
               "the allocator the per-CPU list is compared with there: the dedicated cache with sheaves "
               "(Dave Chinner's proposal) or plain kmalloc", choices=("sheaf-256", "kmalloc")),
         Param("queue_depth", int, 128, "t/io_uring -d: IOs in flight per submitter", low=1, high=1024),
-        Param("submit_batch", int, 32, "t/io_uring -s: IOs submitted per io_uring_enter", low=1, high=1024),
-        Param("complete_batch", int, 32, "t/io_uring -c: completions waited for per io_uring_enter", low=1, high=1024),
-        Param("completion", str, "hardirq",
-              "where iomap_dio is freed: 'hardirq' (interrupt completions, -p0, the thread's runs), 'task' "
-              "(polled, -p1) or 'softirq' (completions through BLOCK_SOFTIRQ)", choices=("hardirq", "task", "softirq")),
-        Param("cross_cpu_share", float, 0.0,
-              "share of completions that run on another CPU than the submitter's (that CPU only frees)", low=0.0, high=1.0),
+        Param("submit_batch", int, 32, "t/io_uring -s: IOs submitted per io_uring_enter (32 is t/io_uring's own default and the book's assumption: the thread gives no command line)", low=1, high=1024),
+        Param("complete_batch", int, 32, "t/io_uring -c: completions waited for per io_uring_enter (32 likewise the book's assumption)", low=1, high=1024),
+        *(_PCPU.param(name) for name in _TOPOLOGY),
         Param("submitters", int, 1, "t/io_uring -n: submitter threads, one CPU each", low=1, high=16),
         Param("object_size", int, 96, "bytes per iomap_dio (sizeof(struct iomap_dio) is 96 without lockdep); "
               "the per-CPU list's kmalloc fallback asks for 8 more", low=8, high=4096),
@@ -53,7 +56,7 @@ SPEC = ChapterSpec(
         Param("clock_ghz", float, 3.0, "CPU clock that turns model cycles into ns (the thread does not state one)",
               low=1.0, high=6.0),
         Param("ios", int, 20_000, "IOs per submitter simulated (the first 4096 are warm-up)", low=4160, high=200_000),
-        Param("seed", int, 0, "seed of the workload's random draws (contexts, cross-CPU targets) and interrupt placement",
+        Param("seed", int, 0, "seed of the workload's random draws (interrupt CPUs, completion order)",
               low=0, high=2**31 - 1),
     ),
     check=_check,
