@@ -1,5 +1,5 @@
-"""The noise helpers added for chapter 5: order probabilities, exact-figure probabilities with targets, and the
-residual the rounding of the reported figures alone leaves."""
+"""The noise helpers added for chapter 5: order probabilities and exact-figure probabilities with targets
+(the residual the rounding alone leaves is tests/test_agreement.py's)."""
 
 import math
 
@@ -36,13 +36,6 @@ def test_exact_figures_with_targets():
     assert iops.p_reported_order(means, 1e-5, draws=5000) == 1.0  # default target: the means rounded
 
 
-def test_rounding_rms():
-    m = np.array([1.20, 1.17, 1.19, 1.20, 1.19, 1.19])
-    h = 1e3 / (m - 0.005) - 1e3 / m
-    assert iops.rounding_rms_ns(m, n_params=1) == pytest.approx(math.sqrt(np.mean(h ** 2 / 3) * 5 / 6))
-    assert iops.rounding_rms_ns(m, n_params=0) > iops.rounding_rms_ns(m, n_params=1)
-
-
 def test_errors():
     with pytest.raises(AllocsimError, match="must name the same allocators"):
         iops.p_same_order({"a": 1.2}, {"b": 1.2}, 0.01)
@@ -50,8 +43,6 @@ def test_errors():
         iops.p_same_order(REPORTED_70, REPORTED_70, 0.01, runs=0)
     with pytest.raises(AllocsimError, match="cv must be a number between 0 and 0.5"):
         iops.p_same_order(REPORTED_70, REPORTED_70, -0.1)
-    with pytest.raises(AllocsimError, match="more figures"):
-        iops.rounding_rms_ns([1.2], n_params=1)
 
 
 @settings(max_examples=25, deadline=None)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from allocsim.analysis import agreement
 from allocsim.analysis import iops
 from allocsim.analysis import runs
 from allocsim.facts import kconfig
@@ -182,14 +183,14 @@ class ClockCheck:
     best_clock: float
     rms_best: float
     rms_now: float
-    rms_noise: float  # what the rounding of the figures alone leaves
+    rms_noise: float  # what the rounding of the figures alone leaves: a perfect model's median RMS
     prefers_other_clock: bool  # fitting the clock would gain more than the rounding explains
 
 
 def clock_check(rep: runs.Reproduction, profile: pd.DataFrame) -> ClockCheck:
     best = profile.loc[profile["rms_ns"].idxmin()]
     now = fit(rep).rms_now
-    noise = iops.rounding_rms_ns(runs.reported_miops(), n_params=1)
+    noise = float(np.median(agreement.perfect_fit_rms(rep.table["reported M IOPS"], rep.table["fitted on"].to_numpy(bool))))
     return ClockCheck(float(best["clock_ghz"]), float(best["rms_ns"]), now, noise, now - float(best["rms_ns"]) >= noise)
 
 

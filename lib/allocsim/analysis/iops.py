@@ -6,7 +6,9 @@
 only parameter fitted to the reported figures; the clock is a stated parameter, not fitted. Everything
 else (the six allocator costs) comes from the models. :func:`calibrate` reports how many parameters it
 fitted so a test can hold it to one, and :func:`leave_one_out` calibrates on each single figure in turn
-and predicts the other five.
+and predicts the other five. :func:`half_interval_z` and :func:`edge_margin_ns` place each prediction in
+its figure's rounding interval; :mod:`allocsim.analysis.agreement` scores the whole fit against a perfect
+model under the same rounding.
 
 The noise helpers answer "is a 0.8% difference measurable?": repeated IOPS runs are modelled as normal
 with a coefficient of variation ``cv`` (a parameter; the thread gives none).
@@ -28,6 +30,9 @@ KERNELS = ("6.19", "7.0")
 ALLOCATORS = ("per-CPU list", "kmalloc", "sheaf-256")
 CONFIGS = tuple((k, a) for k in KERNELS for a in ALLOCATORS)
 PRECISION_MIOPS = 0.01  # the thread gives figures to two decimals of a million IOPS
+#: A prediction exactly on an edge of its figure's rounding interval counts as inside it (|z| = 1); the
+#: tolerance only absorbs the floating-point error of (F - P) / h for decimal F and P.
+_EDGE_TOL = 1e-9
 
 
 def miops_to_ns(miops):
@@ -37,6 +42,59 @@ def miops_to_ns(miops):
 
 def ns_to_miops(ns):
     return 1e3 / np.asarray(ns, dtype=float)
+
+
+# ---- where a prediction lies in its figure's rounding interval ------------------------------------------
+
+def _figures(name: str, x, precision: float = PRECISION_MIOPS) -> np.ndarray:
+    """``x`` as a 1-D array of finite M IOPS figures above half a step, or one sentence saying what is wrong."""
+    a = np.atleast_1d(np.asarray(x, dtype=float))
+    if a.ndim != 1 or a.size == 0:
+        raise AllocsimError(f"{name} must be a non-empty list of M IOPS figures, not {x!r}")
+    if not np.all(np.isfinite(a)) or np.any(a <= precision / 2):
+        raise AllocsimError(f"{name} must hold finite M IOPS figures above {precision / 2:g}, not {a.tolist()!r}")
+    return a
+
+
+def _pair(predicted_miops, reported_miops, precision):
+    if not (isinstance(precision, (int, float)) and not isinstance(precision, bool) and 0 < precision < 1):
+        raise AllocsimError(f"precision must be a number of M IOPS between 0 and 1, not {precision!r}")
+    p = _figures("predicted_miops", predicted_miops, precision)
+    f = _figures("reported_miops", reported_miops, precision)
+    if p.shape != f.shape:
+        raise AllocsimError(f"predicted_miops and reported_miops must have the same length, not {p.size} and {f.size}")
+    return p, f
+
+
+def half_interval_z(predicted_miops, reported_miops, precision: float = PRECISION_MIOPS) -> np.ndarray:
+    """Each prediction's residual in units of its figure's rounding half-interval, signed.
+
+    A reported figure F (given to ``precision``, 0.01M in the thread) stands for every throughput that rounds
+    to it, ``[F - h, F + h]`` with ``h = precision / 2``. The half-interval is taken **in M IOPS**, where it is
+    symmetric: ``z = (F - P) / h`` for a prediction P. In ns per IO the same interval is lopsided (its slow
+    side, ``1000/(F - h) - 1000/F``, is longer than its fast side), so dividing an ns residual by one number
+    would move the edges; in M IOPS ``|z| <= 1`` is exactly "inside the figure's rounding interval" (an edge
+    counts as inside). The sign follows the ns residual: z > 0 when the prediction is slower than the figure
+    (fewer IOPS), z < 0 when it is faster.
+    """
+    p, f = _pair(predicted_miops, reported_miops, precision)
+    return (f - p) / (precision / 2)
+
+
+def inside(z) -> np.ndarray:
+    """``|z| <= 1``: the prediction rounds to its figure (an edge counts as inside)."""
+    return np.abs(np.asarray(z, dtype=float)) <= 1.0 + _EDGE_TOL
+
+
+def edge_margin_ns(predicted_miops, reported_miops, precision: float = PRECISION_MIOPS) -> np.ndarray:
+    """The knife edge: ns per IO from each prediction to the nearer edge of its figure's rounding interval,
+    positive inside the interval (how far the prediction could move and still round to the figure) and
+    negative outside (how far it misses by). E.g. a prediction of 1.19488M for a figure of 1.20M misses the
+    edge at 1.195M by ``1000/1.195 - 1000/1.19488`` = -0.08 ns per IO."""
+    p, f = _pair(predicted_miops, reported_miops, precision)
+    h = precision / 2
+    pred_ns = 1e3 / p
+    return np.minimum(pred_ns - 1e3 / (f + h), 1e3 / (f - h) - pred_ns)
 
 
 @dataclass(frozen=True)
@@ -69,8 +127,10 @@ def calibrate(reported_ns: pd.Series, alloc_ns: pd.Series, on=None) -> Calibrati
 
 
 def table(reported_miops: pd.Series, alloc_cycles: pd.Series, clock_ghz: float, on=None) -> tuple[pd.DataFrame, Calibration]:
-    """Reported vs predicted for the six configurations: ns per IO, M IOPS, residuals, and whether the
-    prediction rounds to the reported figure at the thread's precision (0.01M)."""
+    """Reported vs predicted for the six configurations: ns per IO, M IOPS, residuals, each residual in
+    half-intervals of the figure's rounding (:func:`half_interval_z`), the distance to the nearer edge of
+    that interval (:func:`edge_margin_ns`), and whether the prediction rounds to the reported figure at
+    the thread's precision (0.01M), i.e. ``|z| <= 1``."""
     _check_index(reported_miops, "reported_miops")
     _check_index(alloc_cycles, "alloc_cycles")
     if not clock_ghz > 0:
@@ -82,12 +142,14 @@ def table(reported_miops: pd.Series, alloc_cycles: pd.Series, clock_ghz: float, 
     for c in CONFIGS:
         pred_ns = float(cal.predict_ns(alloc_ns[c]))
         pred = float(ns_to_miops(pred_ns))
+        z = float(half_interval_z(pred, reported_miops[c])[0])
         rows.append({
             "kernel": c[0], "allocator": c[1], "alloc cycles/IO": float(alloc_cycles[c]), "alloc ns/IO": float(alloc_ns[c]),
             "reported ns/IO": float(reported_ns[c]), "predicted ns/IO": pred_ns,
             "residual ns/IO": pred_ns - float(reported_ns[c]),
             "reported M IOPS": float(reported_miops[c]), "predicted M IOPS": pred,
-            "rounds to reported": bool(round(pred, 2) == round(float(reported_miops[c]), 2)),
+            "z": z, "edge ns/IO": float(edge_margin_ns(pred, reported_miops[c])[0]),
+            "rounds to reported": bool(inside(z)),
             "fitted on": c in cal.fitted_on,
         })
     return pd.DataFrame(rows), cal
@@ -104,7 +166,7 @@ def leave_one_out(reported_miops: pd.Series, alloc_cycles: pd.Series, clock_ghz:
             rows.append({"calibrated on": f"{c[0]} {c[1]}", "kernel": r["kernel"], "allocator": r["allocator"],
                          "base ns": cal.base_ns, "predicted M IOPS": r["predicted M IOPS"],
                          "reported M IOPS": r["reported M IOPS"], "residual ns/IO": r["residual ns/IO"],
-                         "rounds to reported": r["rounds to reported"]})
+                         "z": r["z"], "edge ns/IO": r["edge ns/IO"], "rounds to reported": r["rounds to reported"]})
     return pd.DataFrame(rows)
 
 
@@ -186,16 +248,3 @@ def p_same_order(means: dict, reported: dict, cv: float, runs: int = 1, draws: i
         for j in range(i + 1, len(names)):
             ok &= np.sign(q[:, i] - q[:, j]) == np.sign(r[i] - r[j])
     return float(ok.mean())
-
-
-def rounding_rms_ns(reported_miops, n_params: int = 1, precision: float = PRECISION_MIOPS) -> float:
-    """The RMS residual (ns per IO) that the rounding of the reported figures alone would leave after a
-    fit with ``n_params`` parameters: each figure's true value is anywhere within ±precision/2 (uniform,
-    variance h²/3 in ns, with h the half-step converted at that rate), and a least-squares fit absorbs
-    ``n_params`` of the ``n`` degrees of freedom."""
-    m = np.asarray(reported_miops, dtype=float)
-    n = len(m)
-    if n <= n_params:
-        raise AllocsimError(f"need more figures ({n}) than fitted parameters ({n_params}) for a residual")
-    h_ns = 1e3 / (m - precision / 2) - 1e3 / m
-    return float(math.sqrt(np.mean(h_ns ** 2 / 3.0) * (n - n_params) / n))
