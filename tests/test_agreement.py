@@ -151,7 +151,7 @@ def _synthetic(resid_ns):
 def test_evaluate_an_exact_model():
     t, loo = _synthetic(np.zeros(6))
     a = A.evaluate(t, loo, draws=5000)
-    assert (a.n, a.n_inside, a.loo_ok, a.loo_n) == (6, 6, 30, 30)
+    assert (a.n_figures, a.n_inside, a.loo_ok, a.loo_n) == (6, 6, 30, 30)
     assert a.rms_ns == pytest.approx(0, abs=1e-9) and a.rms_share_worse == 1.0 and a.loo_share_as_low == 1.0
     assert a.rms_perfect_lo < a.rms_perfect_med < a.rms_perfect_hi
     assert a.loo_perfect_lo <= a.loo_perfect_med <= a.loo_perfect_hi <= 30
@@ -204,3 +204,35 @@ def test_bad_input_is_one_sentence(call, match):
         call()
     msg = str(e.value)
     assert "\n" not in msg and msg.count(". ") == 0
+
+
+# ---- the clauses -------------------------------------------------------------------------------------------
+
+def _a(**kw):
+    base = dict(n_figures=6, n_inside=4, max_abs_z=1.0, rms_ns=2.0, rms_perfect_med=1.8, rms_perfect_lo=1.0,
+                rms_perfect_hi=2.5, rms_share_worse=0.3, loo_ok=20, loo_n=30, loo_perfect_med=22.0, loo_perfect_lo=14.0,
+                loo_perfect_hi=30.0, loo_share_as_low=0.3, loo_rms_ns=3.0, loo_rms_perfect_med=2.8,
+                loo_rms_perfect_lo=1.6, loo_rms_perfect_hi=3.8, loo_rms_share_worse=0.3, n_knife=0, loo_n_knife=0,
+                draws=100, level_pct=90.0)
+    base.update(kw)
+    return A.Agreement(**base)
+
+
+def test_rms_words_branches():
+    assert A.rms_words(_a()).startswith("within that range (30.0 %")
+    assert A.rms_words(_a(rms_ns=2.6, rms_share_worse=0.038)).startswith("above that range: only 3.8 %")
+    assert A.rms_words(_a(rms_ns=0.5, rms_share_worse=0.99)).startswith("below that range (99.0 %")
+
+
+def test_loo_words_branches():
+    assert A.loo_words(_a()).startswith("within that range (30.0 %")
+    assert A.loo_words(_a(loo_ok=12, loo_share_as_low=0.014)) == "below that range: only 1.4 % of the perfect model's draws score as low"
+    assert A.loo_words(_a(loo_ok=14, loo_share_as_low=0.057)).startswith("at the bottom of that range: 5.7 %")
+    assert A.loo_words(_a(loo_ok=29, loo_perfect_hi=28.0, loo_share_as_low=0.97)).startswith("above that range")
+
+
+def test_knife_count_words_branches():
+    assert A.knife_count_words(0, 6).startswith("none of the 6 verdicts is within 0.1 of a half-interval")
+    assert A.knife_count_words(1, 6).startswith("one of the 6 verdicts is within")
+    assert A.knife_count_words(2, 6) == ("2 of the 6 verdicts are within 0.1 of a half-interval of its edge, so the "
+                                         "count could move by 2 for a fraction of a cycle per IO")

@@ -137,7 +137,7 @@ def spread(x, level: float = LEVEL) -> Spread:
 class Agreement:
     """The model's agreement with the figures, each number beside what a perfect model scores."""
 
-    n: int  # figures
+    n_figures: int  # figures
     n_inside: int  # predictions inside their figure's rounding interval (|z| <= 1)
     max_abs_z: float  # largest |residual| in half-intervals
     rms_ns: float  # RMS residual of the fit, ns per IO
@@ -214,3 +214,42 @@ def loo_distribution(reported_miops, draws: int = DRAWS, seed: int = SEED,
     n = np.asarray(reported_miops).size
     counts = np.bincount(ok, minlength=n * (n - 1) + 1)
     return pd.DataFrame({"rounds right": np.arange(counts.size), "probability": counts / counts.sum()})
+
+
+# ---- the clauses whose wording follows the numbers ---------------------------------------------------------
+
+def rms_words(a: Agreement) -> str:
+    """Where the model's RMS residual falls in the perfect model's distribution, as the end of a sentence
+    "The model's RMS residual is …"."""
+    share = f"{100 * a.rms_share_worse:.1f} %"
+    if a.rms_ns > a.rms_perfect_hi:
+        return (f"above that range: only {share} of the perfect model's draws leave as much, so the figures' "
+                "rounding does not explain all of it")
+    if a.rms_ns < a.rms_perfect_lo:
+        return (f"below that range ({share} of the perfect model's draws leave as much): the model sits closer to "
+                "the figures than rounding lets even a perfect model sit, which is luck rather than accuracy")
+    return f"within that range ({share} of the perfect model's draws leave as much or more): rounding alone explains it"
+
+
+def loo_words(a: Agreement) -> str:
+    """Where the model's leave-one-out count falls in the perfect model's distribution, as the end of a
+    sentence "The model's score is …"."""
+    share = f"{100 * a.loo_share_as_low:.1f} %"
+    if a.loo_ok < a.loo_perfect_lo:
+        return f"below that range: only {share} of the perfect model's draws score as low"
+    if a.loo_ok > a.loo_perfect_hi:
+        return f"above that range ({share} of the perfect model's draws score as low or lower): better than rounding allows, which is luck"
+    if a.loo_ok == a.loo_perfect_lo < a.loo_perfect_hi:
+        return f"at the bottom of that range: {share} of the perfect model's draws score as low or lower"
+    return f"within that range ({share} of the perfect model's draws score as low or lower)"
+
+
+def knife_count_words(n_knife: int, n: int, knife: float = KNIFE) -> str:
+    """How many of the ``n`` "rounds to the figure" verdicts sit on a knife edge, as a clause."""
+    within = f"within {knife:g} of a half-interval of its edge"
+    if n_knife == 0:
+        return f"none of the {n} verdicts is {within}, so the count means what it says"
+    if n_knife == 1:
+        return f"one of the {n} verdicts is {within}, so the count could move by one for a fraction of a cycle per IO"
+    return (f"{n_knife} of the {n} verdicts are {within}, so the count could move by {n_knife} for a fraction of a "
+            "cycle per IO")

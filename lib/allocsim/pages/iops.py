@@ -1,8 +1,8 @@
 """Tables, charts and glue for chapter 5 ("Reproducing the IOPS comparison"), so the notebook only calls them.
 
 Everything here formats results computed by :mod:`allocsim.analysis.comparison` (one function and one
-dataclass per section), :mod:`allocsim.analysis.runs`, :mod:`allocsim.analysis.iops` and
-:mod:`allocsim.analysis.claims`. The ``glue_*`` functions glue a section's dataclass field by field under
+dataclass per section), :mod:`allocsim.analysis.runs`, :mod:`allocsim.analysis.iops`,
+:mod:`allocsim.analysis.agreement` and :mod:`allocsim.analysis.claims`. The ``glue_*`` functions glue a section's dataclass field by field under
 the field's name, plus the few clauses whose wording follows the numbers (``comparison.*_words``); the
 prose is the chapter's.
 """
@@ -13,6 +13,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from allocsim.analysis import agreement
 from allocsim.analysis import claims
 from allocsim.analysis import comparison
 from allocsim.analysis import iops
@@ -89,44 +90,88 @@ def cycles_chart(rep: Reproduction) -> alt.Chart:
 
 
 #: Number formats of :func:`prediction_table`.
-PREDICTION_FORMATS = {"allocator (ns)": ".2f", "reported (M IOPS)": ".2f", "predicted (M IOPS)": ".4f",
-                      "residual (ns)": "+.2f"}
+PREDICTION_FORMATS = {"reported (M IOPS)": ".2f", "predicted (M IOPS)": ".4f", "residual (ns)": "+.2f",
+                      "z": "+.2f", "to the edge (ns)": "+.2f"}
 
 
 def prediction_table(rep: Reproduction) -> pd.DataFrame:
-    """The fit, narrow enough for the text column: configuration, allocator ns per IO, reported and
-    predicted M IOPS, the residual in ns per IO, whether the prediction rounds to the figure and whether
-    the base was fitted on it (the ns per IO of each figure are 1000 / M IOPS)."""
+    """The fit, narrow enough for the text column: configuration, reported and predicted M IOPS, the
+    residual in ns per IO and in half-intervals of the figure's rounding (z), whether the prediction rounds
+    to the figure with the ns per IO to the nearer edge of its interval beside it (negative: by how much it
+    misses), and whether the base was fitted on it."""
     t = rep.table
     return pd.DataFrame({
         "configuration": t["kernel"].map(KERNEL_LABEL) + " " + t["allocator"],
-        "allocator (ns)": t["alloc ns/IO"], "reported (M IOPS)": t["reported M IOPS"],
-        "predicted (M IOPS)": t["predicted M IOPS"], "residual (ns)": t["residual ns/IO"],
+        "reported (M IOPS)": t["reported M IOPS"], "predicted (M IOPS)": t["predicted M IOPS"],
+        "residual (ns)": t["residual ns/IO"], "z": t["z"],
         "rounds to it": t["rounds to reported"].map({True: "yes", False: "no"}),
-        "fitted on": t["fitted on"].map({True: "yes", False: ""})})
+        "to the edge (ns)": t["edge ns/IO"], "fitted on": t["fitted on"].map({True: "yes", False: ""})})
 
 
-def prediction_chart(rep: Reproduction) -> alt.LayerChart:
-    """Predicted IOPS (points) against the reported figures with their rounding interval (bars)."""
-    t = _label(rep.table)
-    half = iops.PRECISION_MIOPS / 2
-    t["lo"] = t["reported M IOPS"] - half
-    t["hi"] = t["reported M IOPS"] + half
-    lo = float(min(t["lo"].min(), t["predicted M IOPS"].min())) - 0.005
-    hi = float(max(t["hi"].max(), t["predicted M IOPS"].max())) + 0.005
-    y = alt.Y("configuration:N", title=None, sort=list(t["configuration"]), axis=alt.Axis(labelLimit=220))
-    x_scale = alt.Scale(domain=[lo, hi], zero=False)
-    tip = [alt.Tooltip("configuration:N"), alt.Tooltip("reported M IOPS:Q", format=".2f"),
-           alt.Tooltip("predicted M IOPS:Q", format=".4f"), alt.Tooltip("residual ns/IO:Q", format="+.2f"),
-           alt.Tooltip("rounds to reported:N")]
-    band = alt.Chart(t).mark_bar(height=14, opacity=0.35, color="#999").encode(
-        x=alt.X("lo:Q", scale=x_scale, title=charts.axis("throughput of one submitter", "M IOPS")), x2="hi:Q", y=y,
-        tooltip=tip)
-    pts = alt.Chart(t).mark_point(filled=True, size=120, opacity=1).encode(
-        x=alt.X("predicted M IOPS:Q", scale=x_scale), y=y, color=charts.allocator_color(), tooltip=tip)
-    return (band + pts).properties(width=360, height=200, title=alt.Title(
-        "Predicted (points) vs reported (grey: everything that rounds to the figure)",
-        subtitle="one parameter fitted: the base cost per IO"))
+def z_frame(rep: Reproduction, loo: pd.DataFrame) -> pd.DataFrame:
+    """Every residual in half-intervals: the page's fit (one per configuration) and leave-one-out's
+    out-of-sample predictions (five per configuration)."""
+    t = _label(rep.table).assign(fit="this page's fit")
+    t["calibrated on"] = ""
+    l = _label(loo).assign(fit="leave-one-out")
+    l["calibrated on"] = l["calibrated on"].str.replace("7.0 ", f"{KERNEL_LABEL['7.0']} ", regex=False)
+    cols = ["configuration", "allocator", "fit", "calibrated on", "z", "residual ns/IO", "edge ns/IO",
+            "predicted M IOPS", "reported M IOPS"]
+    return pd.concat([t[cols], l[cols]], ignore_index=True)
+
+
+def z_chart(rep: Reproduction, loo: pd.DataFrame) -> alt.LayerChart:
+    """Residuals in half-intervals of the figures' rounding: grey band |z| <= 1 (the prediction rounds to the
+    figure), darker strips the knife edge on either side of its edges; points the page's fit, ticks the
+    leave-one-out predictions."""
+    d = z_frame(rep, loo)
+    m = float(max(1.6, d["z"].abs().max() + 0.2))
+    k = agreement.KNIFE
+    x = alt.X("z:Q", scale=alt.Scale(domain=[-m, m]),
+              title=charts.axis("residual in half-intervals of the figure's rounding (+: slower than reported)", "z"))
+    y = alt.Y("configuration:N", title=None, sort=list(_label(rep.table)["configuration"]), axis=alt.Axis(labelLimit=220))
+    bands = pd.DataFrame({"lo": [-1.0, -1 - k, 1 - k], "hi": [1.0, -1 + k, 1 + k],
+                          "what": ["rounds to the figure", "knife edge", "knife edge"]})
+    band = alt.Chart(bands).mark_rect().encode(
+        x=alt.X("lo:Q", scale=alt.Scale(domain=[-m, m])), x2="hi:Q",
+        color=alt.Color("what:N", title=None, scale=alt.Scale(domain=["rounds to the figure", "knife edge"],
+                                                              range=["#dddddd", "#aaaaaa"]),
+                        legend=alt.Legend(orient="bottom", labelLimit=300)),
+        opacity=alt.value(0.6))
+    tip = [alt.Tooltip("configuration:N"), alt.Tooltip("fit:N"), alt.Tooltip("calibrated on:N"),
+           alt.Tooltip("z:Q", format="+.3f"), alt.Tooltip("residual ns/IO:Q", format="+.2f"),
+           alt.Tooltip("edge ns/IO:Q", title="ns to the edge (−: outside)", format="+.2f"),
+           alt.Tooltip("predicted M IOPS:Q", format=".4f"), alt.Tooltip("reported M IOPS:Q", format=".2f")]
+    ticks = alt.Chart(d[d["fit"] == "leave-one-out"]).mark_tick(color="#555", thickness=1.5, size=14).encode(
+        x=x, y=y, tooltip=tip)
+    pts = alt.Chart(d[d["fit"] != "leave-one-out"]).mark_point(filled=True, size=130, opacity=1).encode(
+        x=x, y=y, color=charts.allocator_color(), tooltip=tip)
+    return (band + ticks + pts).resolve_scale(color="independent").properties(width=380, height=200, title=alt.Title(
+        "Each residual in units of its figure's rounding",
+        subtitle="points: this page's fit; ticks: leave-one-out predictions; grey: rounds to the figure"))
+
+
+def loo_perfect_chart(dist: pd.DataFrame, a: agreement.Agreement) -> alt.LayerChart:
+    """The perfect model's leave-one-out score under the figures' rounding (bars; dark inside its central
+    interval), the model's score marked."""
+    d = dist[dist["probability"] > 0].copy()
+    d["where"] = np.where((d["rounds right"] >= a.loo_perfect_lo) & (d["rounds right"] <= a.loo_perfect_hi),
+                          f"the perfect model's {a.level_pct:.0f} %", "outside it")
+    x = alt.X("rounds right:Q", scale=alt.Scale(domain=[-0.5, a.loo_n + 0.5]),
+              title=charts.axis(f"out-of-sample predictions that round to their figure (of {a.loo_n})"))
+    bars = alt.Chart(d).mark_bar(size=9).encode(
+        x=x, y=alt.Y("probability:Q", title="probability, perfect model"),
+        color=alt.Color("where:N", title=None, scale=alt.Scale(range=["#999999", charts.ACCENT],
+                        domain=["outside it", f"the perfect model's {a.level_pct:.0f} %"]),
+                        legend=alt.Legend(orient="bottom", labelLimit=300)),
+        tooltip=[alt.Tooltip("rounds right:Q"), alt.Tooltip("probability:Q", format=".3f")])
+    mark = pd.DataFrame({"x": [a.loo_ok], "label": [f"the model: {a.loo_ok}"]})
+    rule = alt.Chart(mark).mark_rule(color=charts.COLORS["per-CPU list"], strokeWidth=2.5).encode(x="x:Q")
+    text = alt.Chart(mark).mark_text(align="left", dx=4, dy=-4, baseline="top", fontWeight="bold",
+                                     color=charts.COLORS["per-CPU list"]).encode(x="x:Q", y=alt.value(0), text="label:N")
+    return (bars + rule + text).properties(width=380, height=180, title=alt.Title(
+        "Leave-one-out: the model's score against a perfect model's",
+        subtitle=f"a perfect model under the same 0.01M rounding, {a.draws:,} seeded draws"))
 
 
 def loo_chart(loo: pd.DataFrame) -> alt.Chart:
@@ -159,11 +204,11 @@ def clock_chart(profile: pd.DataFrame, clock_ghz: float, noise_rms: float) -> al
         y=alt.Y("rms_ns:Q", title=charts.axis("RMS residual of the six", "ns per IO")),
         tooltip=[alt.Tooltip("clock_ghz:Q", title="GHz"), alt.Tooltip("rms_ns:Q", title="RMS ns", format=".2f"),
                  alt.Tooltip("rounding:Q", title="figures reproduced"), alt.Tooltip("base_ns:Q", format=".1f")])
-    rule = alt.Chart(pd.DataFrame({"y": [noise_rms], "what": ["RMS of the rounding alone"]})).mark_rule(
+    rule = alt.Chart(pd.DataFrame({"y": [noise_rms], "what": ["a perfect model's median RMS under the rounding"]})).mark_rule(
         strokeDash=[4, 3], color="#555").encode(y="y:Q", tooltip=[alt.Tooltip("what:N"), alt.Tooltip("y:Q", format=".2f")])
     now = alt.Chart(pd.DataFrame({"x": [clock_ghz]})).mark_rule(color="#999").encode(x="x:Q")
     return (line + rule + now).properties(width=400, height=200, title=alt.Title(
-        "Would fitting the clock as well help?", subtitle="dashed: the residual the 0.01M rounding of the figures alone explains"))
+        "Would fitting the clock as well help?", subtitle="dashed: the median RMS a perfect model leaves under the figures' 0.01M rounding"))
 
 
 def paths_chart(pf: pd.DataFrame, kernel: str, allocator: str) -> alt.Chart:
@@ -434,6 +479,43 @@ def glue_fit(rep: Reproduction) -> comparison.Fit:
     glue("step_gap_pct", st.gap_pct)
     glue("precision_miops", iops.PRECISION_MIOPS)
     return f
+
+
+def knife_words(table: pd.DataFrame, clock_ghz: float) -> str:
+    """Which "rounds to the figure" verdicts sit on a knife edge, with the ns (and cycles) that would flip
+    them; or how far the nearest verdict is from flipping when none does."""
+    t = _label(table)
+    kn = t[agreement.knife_edge(t["z"])]
+    if kn.empty:
+        r = t.loc[t["edge ns/IO"].abs().idxmin()]
+        return (f"No verdict is that close to an edge: the nearest, {r['configuration']}, is "
+                f"{abs(r['edge ns/IO']):.2f} ns per IO from flipping.")
+    parts = []
+    for r in kn.to_dict("records"):
+        e = abs(r["edge ns/IO"])
+        verb = (f"rounds to {r['reported M IOPS']:.2f}M with {e:.2f} ns per IO to spare" if r["rounds to reported"] else
+                f"misses {r['reported M IOPS']:.2f}M by {e:.2f} ns per IO")
+        parts.append(f"{r['configuration']} {verb} ({e * clock_ghz:.2f} cycles)")
+    verdicts = "that verdict says" if len(parts) == 1 else "those verdicts say"
+    return ("; ".join(parts) + f": {verdicts} nothing either way, since a fraction of a cycle per IO in any cost "
+            "would flip it.")
+
+
+def glue_agreement(rep: Reproduction) -> agreement.Agreement:
+    """The agreement statistics (:func:`allocsim.analysis.agreement.evaluate`), their clauses and two charts."""
+    loo = iops.leave_one_out(runs.reported_miops(), rep.alloc_cycles, rep.clock_ghz)
+    a = glue_all(agreement.evaluate(rep.table, loo), skip=("loo_ok", "loo_n"))  # glue_loo glues those two
+    for key in ("rms_share_worse", "loo_share_as_low"):
+        glue(f"{key}_pct", 100 * getattr(a, key))
+    # plain text (no markup), so the landing page can paste them too ({glue:text} works across documents)
+    glue("rms_words", agreement.rms_words(a))
+    glue("loo_words", agreement.loo_words(a))
+    glue("knife_words", knife_words(rep.table, rep.clock_ghz))
+    glue("knife_count_words", agreement.knife_count_words(a.n_knife, a.n_figures))
+    glue("knife", agreement.KNIFE)
+    glue("fig_z", z_chart(rep, loo))
+    glue("fig_loo_perfect", loo_perfect_chart(agreement.loo_distribution(rep.table["reported M IOPS"]), a))
+    return a
 
 
 def glue_clock(rep: Reproduction) -> pd.DataFrame:
