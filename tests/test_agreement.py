@@ -232,7 +232,7 @@ def test_loo_words_branches():
 
 
 def test_knife_count_words_branches():
-    assert A.knife_count_words(0, 6).startswith("none of the 6 verdicts is within 0.1 of a half-interval")
+    assert A.knife_count_words(0, 6).startswith("none of the 6 verdicts is within 0.1 half-intervals of an edge")
     assert A.knife_count_words(1, 6).startswith("one of the 6 verdicts is within")
-    assert A.knife_count_words(2, 6) == ("2 of the 6 verdicts are within 0.1 of a half-interval of its edge, so the "
-                                         "count could move by 2 for a fraction of a cycle per IO")
+    assert A.knife_count_words(2, 6) == ("2 of the 6 verdicts are within 0.1 half-intervals of an edge of its figure's "
+                                         "rounding interval, so the count could move by 2 for a fraction of a cycle per IO")

@@ -246,7 +246,7 @@ def loo_words(a: Agreement) -> str:
 
 def knife_count_words(n_knife: int, n: int, knife: float = KNIFE) -> str:
     """How many of the ``n`` "rounds to the figure" verdicts sit on a knife edge, as a clause."""
-    within = f"within {knife:g} of a half-interval of its edge"
+    within = f"within {knife:g} half-intervals of an edge of its figure's rounding interval"
     if n_knife == 0:
         return f"none of the {n} verdicts is {within}, so the count means what it says"
     if n_knife == 1:

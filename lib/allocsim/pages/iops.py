@@ -127,13 +127,14 @@ def z_chart(rep: Reproduction, loo: pd.DataFrame) -> alt.LayerChart:
     d = z_frame(rep, loo)
     m = float(max(1.6, d["z"].abs().max() + 0.2))
     k = agreement.KNIFE
-    x = alt.X("z:Q", scale=alt.Scale(domain=[-m, m]),
+    ticks_at = list(np.arange(-np.floor(2 * m) / 2, np.floor(2 * m) / 2 + 0.01, 0.5))
+    x = alt.X("z:Q", scale=alt.Scale(domain=[-m, m], nice=False), axis=alt.Axis(values=ticks_at),
               title=charts.axis("residual in half-intervals of the figure's rounding (+: slower than reported)", "z"))
     y = alt.Y("configuration:N", title=None, sort=list(_label(rep.table)["configuration"]), axis=alt.Axis(labelLimit=220))
     bands = pd.DataFrame({"lo": [-1.0, -1 - k, 1 - k], "hi": [1.0, -1 + k, 1 + k],
                           "what": ["rounds to the figure", "knife edge", "knife edge"]})
     band = alt.Chart(bands).mark_rect().encode(
-        x=alt.X("lo:Q", scale=alt.Scale(domain=[-m, m])), x2="hi:Q",
+        x=alt.X("lo:Q", scale=alt.Scale(domain=[-m, m], nice=False)), x2="hi:Q",
         color=alt.Color("what:N", title=None, scale=alt.Scale(domain=["rounds to the figure", "knife edge"],
                                                               range=["#dddddd", "#aaaaaa"]),
                         legend=alt.Legend(orient="bottom", labelLimit=300)),
@@ -157,7 +158,8 @@ def loo_perfect_chart(dist: pd.DataFrame, a: agreement.Agreement) -> alt.LayerCh
     d = dist[dist["probability"] > 0].copy()
     d["where"] = np.where((d["rounds right"] >= a.loo_perfect_lo) & (d["rounds right"] <= a.loo_perfect_hi),
                           f"the perfect model's {a.level_pct:.0f} %", "outside it")
-    x = alt.X("rounds right:Q", scale=alt.Scale(domain=[-0.5, a.loo_n + 0.5]),
+    x = alt.X("rounds right:Q", scale=alt.Scale(domain=[-0.5, a.loo_n + 0.5], nice=False),
+              axis=alt.Axis(values=list(range(0, a.loo_n + 1, 2 if a.loo_n <= 40 else 5))),
               title=charts.axis(f"out-of-sample predictions that round to their figure (of {a.loo_n})"))
     bars = alt.Chart(d).mark_bar(size=9).encode(
         x=x, y=alt.Y("probability:Q", title="probability, perfect model"),
@@ -512,6 +514,7 @@ def glue_agreement(rep: Reproduction) -> agreement.Agreement:
     glue("loo_words", agreement.loo_words(a))
     glue("knife_words", knife_words(rep.table, rep.clock_ghz))
     glue("knife_count_words", agreement.knife_count_words(a.n_knife, a.n_figures))
+    glue("loo_knife_words", agreement.knife_count_words(a.loo_n_knife, a.loo_n))
     glue("knife", agreement.KNIFE)
     glue("fig_z", z_chart(rep, loo))
     glue("fig_loo_perfect", loo_perfect_chart(agreement.loo_distribution(rep.table["reported M IOPS"]), a))
