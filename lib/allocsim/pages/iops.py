@@ -121,59 +121,52 @@ def z_frame(rep: Reproduction, loo: pd.DataFrame) -> pd.DataFrame:
 
 
 def z_chart(rep: Reproduction, loo: pd.DataFrame) -> alt.LayerChart:
-    """Residuals in half-intervals of the figures' rounding: grey band |z| <= 1 (the prediction rounds to the
-    figure), darker strips the knife edge on either side of its edges; points the page's fit, ticks the
+    """Residuals in half-intervals of the figures' rounding: light band |z| <= 1 (the prediction rounds to
+    the figure), darker strips the knife edge on either side of its edges; points the page's fit, ticks the
     leave-one-out predictions."""
     d = z_frame(rep, loo)
     m = float(max(1.6, d["z"].abs().max() + 0.2))
     k = agreement.KNIFE
+    scale = alt.Scale(domain=[-m, m], nice=False)
     ticks_at = list(np.arange(-np.floor(2 * m) / 2, np.floor(2 * m) / 2 + 0.01, 0.5))
-    x = alt.X("z:Q", scale=alt.Scale(domain=[-m, m], nice=False), axis=alt.Axis(values=ticks_at),
-              title=charts.axis("residual in half-intervals of the figure's rounding (+: slower than reported)", "z"))
+    x = alt.X("z:Q", scale=scale, axis=alt.Axis(values=ticks_at, format="~g"),
+              title="z: residual in half-intervals (+: slower)")
     y = alt.Y("configuration:N", title=None, sort=list(_label(rep.table)["configuration"]), axis=alt.Axis(labelLimit=220))
-    bands = pd.DataFrame({"lo": [-1.0, -1 - k, 1 - k], "hi": [1.0, -1 + k, 1 + k],
-                          "what": ["rounds to the figure", "knife edge", "knife edge"]})
-    band = alt.Chart(bands).mark_rect().encode(
-        x=alt.X("lo:Q", scale=alt.Scale(domain=[-m, m], nice=False)), x2="hi:Q",
-        color=alt.Color("what:N", title=None, scale=alt.Scale(domain=["rounds to the figure", "knife edge"],
-                                                              range=["#dddddd", "#aaaaaa"]),
-                        legend=alt.Legend(orient="bottom", labelLimit=300)),
-        opacity=alt.value(0.6))
+    bands = pd.DataFrame({"lo": [-1.0, -1 - k, 1 - k], "hi": [1.0, -1 + k, 1 + k], "shade": ["#dddddd", "#aaaaaa", "#aaaaaa"]})
+    band = alt.Chart(bands).mark_rect(opacity=0.6).encode(x=alt.X("lo:Q", scale=scale), x2="hi:Q",
+                                                          color=alt.Color("shade:N", scale=None))
     tip = [alt.Tooltip("configuration:N"), alt.Tooltip("fit:N"), alt.Tooltip("calibrated on:N"),
            alt.Tooltip("z:Q", format="+.3f"), alt.Tooltip("residual ns/IO:Q", format="+.2f"),
            alt.Tooltip("edge ns/IO:Q", title="ns to the edge (−: outside)", format="+.2f"),
            alt.Tooltip("predicted M IOPS:Q", format=".4f"), alt.Tooltip("reported M IOPS:Q", format=".2f")]
-    ticks = alt.Chart(d[d["fit"] == "leave-one-out"]).mark_tick(color="#555", thickness=1.5, size=14).encode(
+    ticks = alt.Chart(d[d["fit"] == "leave-one-out"]).mark_tick(color="#777", thickness=1.5, size=14).encode(
         x=x, y=y, tooltip=tip)
     pts = alt.Chart(d[d["fit"] != "leave-one-out"]).mark_point(filled=True, size=130, opacity=1).encode(
-        x=x, y=y, color=charts.allocator_color(), tooltip=tip)
+        x=x, y=y, color=charts.allocator_color().legend(orient="bottom", title=None), tooltip=tip)
     return (band + ticks + pts).resolve_scale(color="independent").properties(width=380, height=200, title=alt.Title(
-        "Each residual in units of its figure's rounding",
-        subtitle="points: this page's fit; ticks: leave-one-out predictions; grey: rounds to the figure"))
+        "Residuals in half-intervals of the rounding", subtitle="points: this page's fit · ticks: leave-one-out"))
 
 
 def loo_perfect_chart(dist: pd.DataFrame, a: agreement.Agreement) -> alt.LayerChart:
-    """The perfect model's leave-one-out score under the figures' rounding (bars; dark inside its central
+    """The perfect model's leave-one-out score under the figures' rounding (bars; coloured inside its central
     interval), the model's score marked."""
-    d = dist[dist["probability"] > 0].copy()
-    d["where"] = np.where((d["rounds right"] >= a.loo_perfect_lo) & (d["rounds right"] <= a.loo_perfect_hi),
-                          f"the perfect model's {a.level_pct:.0f} %", "outside it")
-    x = alt.X("rounds right:Q", scale=alt.Scale(domain=[-0.5, a.loo_n + 0.5], nice=False),
-              axis=alt.Axis(values=list(range(0, a.loo_n + 1, 2 if a.loo_n <= 40 else 5))),
-              title=charts.axis(f"out-of-sample predictions that round to their figure (of {a.loo_n})"))
-    bars = alt.Chart(d).mark_bar(size=9).encode(
+    d = dist.copy()
+    inside = (d["rounds right"] >= a.loo_perfect_lo) & (d["rounds right"] <= a.loo_perfect_hi)
+    d["where"] = np.where(inside, f"the perfect model's {a.level_pct:.0f} %", "outside it")
+    x = alt.X("rounds right:O", sort=list(d["rounds right"]), title=f"predictions that round right (of {a.loo_n})",
+              axis=alt.Axis(values=list(range(0, a.loo_n + 1, 2 if a.loo_n <= 40 else 5)), labelAngle=0))
+    bars = alt.Chart(d).mark_bar().encode(
         x=x, y=alt.Y("probability:Q", title="probability, perfect model"),
         color=alt.Color("where:N", title=None, scale=alt.Scale(range=["#999999", charts.ACCENT],
                         domain=["outside it", f"the perfect model's {a.level_pct:.0f} %"]),
                         legend=alt.Legend(orient="bottom", labelLimit=300)),
-        tooltip=[alt.Tooltip("rounds right:Q"), alt.Tooltip("probability:Q", format=".3f")])
-    mark = pd.DataFrame({"x": [a.loo_ok], "label": [f"the model: {a.loo_ok}"]})
-    rule = alt.Chart(mark).mark_rule(color=charts.COLORS["per-CPU list"], strokeWidth=2.5).encode(x="x:Q")
-    text = alt.Chart(mark).mark_text(align="left", dx=4, dy=-4, baseline="top", fontWeight="bold",
-                                     color=charts.COLORS["per-CPU list"]).encode(x="x:Q", y=alt.value(0), text="label:N")
+        tooltip=[alt.Tooltip("rounds right:O"), alt.Tooltip("probability:Q", format=".3f")])
+    mark = pd.DataFrame({"rounds right": [a.loo_ok], "label": [f"the model: {a.loo_ok}"]})
+    rule = alt.Chart(mark).mark_rule(color=charts.COLORS["per-CPU list"], strokeWidth=2.5).encode(x=x)
+    text = alt.Chart(mark).mark_text(align="left", dx=6, dy=2, baseline="top", fontWeight="bold",
+                                     color=charts.COLORS["per-CPU list"]).encode(x=x, y=alt.value(0), text="label:N")
     return (bars + rule + text).properties(width=380, height=180, title=alt.Title(
-        "Leave-one-out: the model's score against a perfect model's",
-        subtitle=f"a perfect model under the same 0.01M rounding, {a.draws:,} seeded draws"))
+        "Leave-one-out against a perfect model", subtitle=f"same rounding; {a.draws:,} seeded draws"))
 
 
 def loo_chart(loo: pd.DataFrame) -> alt.Chart:
