@@ -222,11 +222,14 @@ def test_rms_words_branches():
     assert A.rms_words(_a()).startswith("within that range (30.0 %")
     assert A.rms_words(_a(rms_ns=2.6, rms_share_worse=0.038)).startswith("above that range: only 3.8 %")
     assert A.rms_words(_a(rms_ns=0.5, rms_share_worse=0.99)).startswith("below that range (99.0 %")
+    assert A.rms_words(_a(rms_ns=5.8, rms_share_worse=0.0)).startswith("above that range: none of the perfect model's 100 draws")
+    assert A.rms_words(_a(rms_ns=5.8, rms_share_worse=0.0004)).startswith("above that range: fewer than 0.1 %")
 
 
 def test_loo_words_branches():
     assert A.loo_words(_a()).startswith("within that range (30.0 %")
     assert A.loo_words(_a(loo_ok=12, loo_share_as_low=0.014)) == "below that range: only 1.4 % of the perfect model's draws score as low"
+    assert A.loo_words(_a(loo_ok=2, loo_share_as_low=0.0)) == "below that range: none of the perfect model's 100 draws score as low"
     assert A.loo_words(_a(loo_ok=14, loo_share_as_low=0.057)).startswith("at the bottom of that range: 5.7 %")
     assert A.loo_words(_a(loo_ok=29, loo_perfect_hi=28.0, loo_share_as_low=0.97)).startswith("above that range")
 

@@ -218,13 +218,22 @@ def loo_distribution(reported_miops, draws: int = DRAWS, seed: int = SEED,
 
 # ---- the clauses whose wording follows the numbers ---------------------------------------------------------
 
+def _few(share: float, draws: int) -> str:
+    """"only 3.8 % of the perfect model's draws", said right when the share is tiny or none."""
+    if share == 0:
+        return f"none of the perfect model's {draws:,} draws"
+    if share < 0.001:
+        return "fewer than 0.1 % of the perfect model's draws"
+    return f"only {100 * share:.1f} % of the perfect model's draws"
+
+
 def rms_words(a: Agreement) -> str:
     """Where the model's RMS residual falls in the perfect model's distribution, as the end of a sentence
     "The model's RMS residual is …"."""
     share = f"{100 * a.rms_share_worse:.1f} %"
     if a.rms_ns > a.rms_perfect_hi:
-        return (f"above that range: only {share} of the perfect model's draws leave as much, so the figures' "
-                "rounding does not explain all of it")
+        return (f"above that range: {_few(a.rms_share_worse, a.draws)} leave as much, so the figures' rounding does "
+                "not explain all of it")
     if a.rms_ns < a.rms_perfect_lo:
         return (f"below that range ({share} of the perfect model's draws leave as much): the model sits closer to "
                 "the figures than rounding lets even a perfect model sit, which is luck rather than accuracy")
@@ -236,7 +245,7 @@ def loo_words(a: Agreement) -> str:
     sentence "The model's score is …"."""
     share = f"{100 * a.loo_share_as_low:.1f} %"
     if a.loo_ok < a.loo_perfect_lo:
-        return f"below that range: only {share} of the perfect model's draws score as low"
+        return f"below that range: {_few(a.loo_share_as_low, a.draws)} score as low"
     if a.loo_ok > a.loo_perfect_hi:
         return f"above that range ({share} of the perfect model's draws score as low or lower): better than rounding allows, which is luck"
     if a.loo_ok == a.loo_perfect_lo < a.loo_perfect_hi:

@@ -190,7 +190,7 @@ class ClockCheck:
 def clock_check(rep: runs.Reproduction, profile: pd.DataFrame) -> ClockCheck:
     best = profile.loc[profile["rms_ns"].idxmin()]
     now = fit(rep).rms_now
-    noise = float(np.median(agreement.perfect_fit_rms(rep.table["reported M IOPS"], rep.table["fitted on"].to_numpy(bool))))
+    noise = agreement.spread(agreement.perfect_fit_rms(rep.table["reported M IOPS"], rep.table["fitted on"].to_numpy(bool))).median
     return ClockCheck(float(best["clock_ghz"]), float(best["rms_ns"]), now, noise, now - float(best["rms_ns"]) >= noise)
 
 
