@@ -130,7 +130,7 @@ def z_chart(rep: Reproduction, loo: pd.DataFrame) -> alt.LayerChart:
     scale = alt.Scale(domain=[-m, m], nice=False)
     ticks_at = list(np.arange(-np.floor(2 * m) / 2, np.floor(2 * m) / 2 + 0.01, 0.5))
     x = alt.X("z:Q", scale=scale, axis=alt.Axis(values=ticks_at, format="~g"),
-              title="z: residual in half-intervals (+: slower)")
+              title="z (+: slower than the figure)")
     y = alt.Y("configuration:N", title=None, sort=list(_label(rep.table)["configuration"]), axis=alt.Axis(labelLimit=220))
     bands = pd.DataFrame({"lo": [-1.0, -1 - k, 1 - k], "hi": [1.0, -1 + k, 1 + k], "shade": ["#dddddd", "#aaaaaa", "#aaaaaa"]})
     band = alt.Chart(bands).mark_rect(opacity=0.6).encode(x=alt.X("lo:Q", scale=scale), x2="hi:Q",
@@ -142,7 +142,7 @@ def z_chart(rep: Reproduction, loo: pd.DataFrame) -> alt.LayerChart:
     ticks = alt.Chart(d[d["fit"] == "leave-one-out"]).mark_tick(color="#777", thickness=1.5, size=14).encode(
         x=x, y=y, tooltip=tip)
     pts = alt.Chart(d[d["fit"] != "leave-one-out"]).mark_point(filled=True, size=130, opacity=1).encode(
-        x=x, y=y, color=charts.allocator_color().legend(orient="bottom", title=None), tooltip=tip)
+        x=x, y=y, color=charts.allocator_color().legend(None), tooltip=tip)  # the row labels name the allocator
     return (band + ticks + pts).resolve_scale(color="independent").properties(width=380, height=200, title=alt.Title(
         "Residuals in half-intervals of the rounding", subtitle="points: this page's fit · ticks: leave-one-out"))
 
