@@ -162,3 +162,28 @@ def test_every_key_chapter_5_pastes_is_glued_by_the_page_module(rep, monkeypatch
     assert not missing, f"chapter 5 pastes keys nothing glues: {sorted(missing)}"
     assert got["loo_rerun"].data.startswith("changes no configuration")
     assert got["patch_status"].data in ("reproduced", "partly reproduced", "not reproduced")
+
+
+def test_the_agreement_sections_keys_are_glued(rep, monkeypatch):
+    """Every key the fit, 'How close is close?' and leave-one-out sections paste is glued by their
+    glue_* calls (checked on its own, so a failure further down the chapter does not hide it)."""
+    import re
+    from pathlib import Path
+
+    from allocsim.analysis import agreement
+
+    text = (Path(__file__).resolve().parents[1] / "chapters" / "05-iops.md").read_text()
+    part = text[text.index("## From cycles to IOPS"):text.index("## The patch's gain")]
+    used = set(re.findall(r"\{glue:(?:text|md)\}`([^`:]+)", part)) | set(re.findall(r"```\{glue:figure\} (\S+)", part))
+    got = _collect(monkeypatch)
+    views.glue_setting(rep.setup)  # submitters_words
+    views.glue_fit(rep)
+    a = views.glue_agreement(rep)
+    views.glue_clock(rep)
+    views.glue_loo(rep)
+    assert not used - set(got), sorted(used - set(got))
+    assert isinstance(a, agreement.Agreement) and got["loo_ok"] == a.loo_ok and got["loo_n"] == a.loo_n
+    # the clauses are plain text (the landing page pastes them with {glue:text} from another document)
+    for k in ("rms_words", "loo_words", "knife_words", "knife_count_words", "loo_knife_words"):
+        assert type(got[k]) is str and "`" not in got[k]
+    assert got["rms_noise"] == pytest.approx(a.rms_perfect_med)

@@ -500,8 +500,6 @@ def glue_agreement(rep: Reproduction) -> agreement.Agreement:
     """The agreement statistics (:func:`allocsim.analysis.agreement.evaluate`), their clauses and two charts."""
     loo = iops.leave_one_out(runs.reported_miops(), rep.alloc_cycles, rep.clock_ghz)
     a = glue_all(agreement.evaluate(rep.table, loo), skip=("loo_ok", "loo_n"))  # glue_loo glues those two
-    for key in ("rms_share_worse", "loo_share_as_low"):
-        glue(f"{key}_pct", 100 * getattr(a, key))
     # plain text (no markup), so the landing page can paste them too ({glue:text} works across documents)
     glue("rms_words", agreement.rms_words(a))
     glue("loo_words", agreement.loo_words(a))
