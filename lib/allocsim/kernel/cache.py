@@ -38,12 +38,13 @@ from — kind ``L1``, ``L2``, ``LLC`` (hit), ``XSAME`` (from another CPU of the 
 (memory, also when other domains hold clean copies) — and ``invalidate`` the transfer latency to the
 farthest copy a write had to invalidate (``INV_SAME`` / ``INV_LLC`` / ``INV_NODE``; 0 when none).
 
-Layout of ``CI`` (int64, at offset ``o``): the header ``H_*``; the L1 entries (``ncpu × l1_sets × l1_ways``
-of ``PF`` fields: tag = line + 1 with 0 = empty, LRU stamp, state), the L2 entries (same fields), the LLC
-entries (``nllc × llc_sets × llc_ways`` of ``LF`` fields: tag, LRU stamp, sharer bit mask over the domain's
-CPUs, writer + 1 (0 = none), dirty), and the counters (``ncpu × NCNT``). Empty is all zeros, so the large
-LLC arrays cost only the pages an access touches. ``CF`` (float64, at ``fo``): the seven latencies in
-cycles, in kind order.
+Layout of ``CI`` (int64, at offset ``o``): the header ``H_*``, then one block per field of every level
+(structure of arrays, so that a set's tags are contiguous): for L1 and L2 (``ncpu × sets × ways`` entries
+each) tag = line + 1 (0 = empty), LRU stamp, state; for the LLCs (``nllc × llc_sets × llc_ways``) tag, LRU
+stamp, sharer bit mask over the domain's CPUs, writer + 1 (0 = none), dirty; then the counters
+(``ncpu × NCNT``). Entry ``(owner × sets + set) × ways + way`` of a level is at the same index in each of
+its blocks. Empty is all zeros, so the large LLC blocks cost only the pages an access touches. ``CF``
+(float64, at ``fo``): the seven latencies in cycles, in kind order.
 """
 
 from __future__ import annotations
@@ -55,17 +56,11 @@ from allocsim.facts.cpu import Geometry
 from allocsim.facts.errors import AllocsimError
 from allocsim.kernel import state as _state
 
-# header of CI
-(H_NCPU, H_S1, H_W1, H_S2, H_W2, H_S3, H_W3, H_CPL, H_LPN, H_NLLC, H_CLOCK, H_L1, H_L2, H_L3, H_CNT,
- H_LAST_KIND, H_LAST_INV, H_SIZE, H_M1, H_M2, H_M3) = range(21)
-NH = 21
-# private entry fields
-PF = 3
-P_TAG, P_LRU, P_ST = 0, 1, 2
+# header of CI: geometry, the clock (LRU stamps), block offsets (relative to o), last access
+(H_NCPU, H_S1, H_W1, H_S2, H_W2, H_S3, H_W3, H_CPL, H_LPN, H_NLLC, H_CLOCK, H_CNT, H_LAST_KIND, H_LAST_INV,
+ H_SIZE, H_M1, H_M2, H_M3, H_T1, H_R1, H_X1, H_T2, H_R2, H_X2, H_T3, H_R3, H_SH3, H_WR3, H_DT3) = range(29)
+NH = 29
 S_SHARED, S_MOD = 1, 2
-# LLC entry fields
-LF = 5
-L_TAG, L_LRU, L_SH, L_WR, L_DT = 0, 1, 2, 3, 4
 # kinds of access (where the data came from) = index of its latency in CF
 K_L1, K_L2, K_LLC, K_XSAME, K_XLLC, K_XNODE, K_MEM = range(7)
 KINDS = ("L1", "L2", "LLC", "XSAME", "XLLC", "XNODE", "MEM")
@@ -77,16 +72,21 @@ INVS = ("none", "same-LLC", "cross-LLC", "cross-node")
 NCNT = NK + 3
 COUNTER_NAMES = KINDS + ("INV_SAME", "INV_LLC", "INV_NODE")
 NF = 7
+#: The blocks of CI in order: (header field, entries it holds as a function of the layout's counts).
+_BLOCKS = ((H_T1, "p1"), (H_R1, "p1"), (H_X1, "p1"), (H_T2, "p2"), (H_R2, "p2"), (H_X2, "p2"),
+           (H_T3, "l3"), (H_R3, "l3"), (H_SH3, "l3"), (H_WR3, "l3"), (H_DT3, "l3"))
 
 
 def layout(ncpu: int, g: Geometry) -> dict:
     """Sizes and offsets (relative to the hierarchy's start) of every block of ``CI``."""
     nllc = -(-ncpu // g.cpus_per_llc)
-    l1 = NH
-    l2 = l1 + ncpu * g.l1_sets * g.l1_ways * PF
-    l3 = l2 + ncpu * g.l2_sets * g.l2_ways * PF
-    cnt = l3 + nllc * g.llc_sets * g.llc_ways * LF
-    return {"nllc": nllc, "l1": l1, "l2": l2, "l3": l3, "cnt": cnt, "size": cnt + ncpu * NCNT}
+    n = {"p1": ncpu * g.l1_sets * g.l1_ways, "p2": ncpu * g.l2_sets * g.l2_ways, "l3": nllc * g.llc_sets * g.llc_ways}
+    off, at = {}, NH
+    for h, kind in _BLOCKS:
+        off[h] = at
+        at += n[kind]
+    off[H_CNT] = at
+    return {"nllc": nllc, "offsets": off, "size": at + ncpu * NCNT}
 
 
 def size_of(ncpu: int, g: Geometry) -> int:
@@ -107,8 +107,8 @@ def init_at(I: np.ndarray, o: int, F: np.ndarray, fo: int, ncpu: int, g: Geometr
     lay = layout(int(ncpu), g)
     hdr = {H_NCPU: ncpu, H_S1: g.l1_sets, H_W1: g.l1_ways, H_S2: g.l2_sets, H_W2: g.l2_ways, H_S3: g.llc_sets,
            H_W3: g.llc_ways, H_CPL: g.cpus_per_llc, H_LPN: g.llcs_per_node, H_NLLC: lay["nllc"], H_CLOCK: 0,
-           H_L1: lay["l1"], H_L2: lay["l2"], H_L3: lay["l3"], H_CNT: lay["cnt"], H_LAST_KIND: -1, H_LAST_INV: 0,
-           H_SIZE: lay["size"], H_M1: _mask(g.l1_sets), H_M2: _mask(g.l2_sets), H_M3: _mask(g.llc_sets)}
+           H_LAST_KIND: -1, H_LAST_INV: 0, H_SIZE: lay["size"], H_M1: _mask(g.l1_sets), H_M2: _mask(g.l2_sets),
+           H_M3: _mask(g.llc_sets), **lay["offsets"]}
     for k, v in hdr.items():
         I[o + k] = v
     F[fo:fo + NF] = (g.lat_l1, g.lat_l2, g.lat_llc, g.lat_same_llc, g.lat_cross_llc, g.lat_cross_node, g.lat_memory)
@@ -126,99 +126,106 @@ def new_cache(ncpu: int, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# jitted helpers
+# jitted helpers. ``e`` is an entry's index within its level; ``I[o + I[o + H_T1] + e]`` its L1 tag, etc.
 
 @njit(cache=True, inline="always")
-def _find(I, b, W, stride, tag):
+def _find(I, tb, W, tag):
+    """The way of ``tag`` in the set whose first tag is at ``tb``, or -1."""
     for w in range(W):
-        if I[b + w * stride] == tag:
+        if I[tb + w] == tag:
             return w
     return -1
 
 
 @njit(cache=True, inline="always")
-def _victim(I, b, W, stride):
-    """The way to fill: the first empty one, else the least recently used."""
+def _victim(I, tb, rb, W):
+    """The way to fill: the first empty one, else the least recently used (tags at ``tb``, stamps at ``rb``)."""
     best = 0
     for w in range(W):
-        e = b + w * stride
-        if I[e] == 0:
+        if I[tb + w] == 0:
             return w
-        if I[e + 1] < I[b + best * stride + 1]:
+        if I[rb + w] < I[rb + best]:
             best = w
     return best
 
 
 @njit(cache=True, inline="always")
-def _pbase(I, o, lvl, cpu, line):
-    """Start of the set of ``line`` in the private cache ``lvl`` (H_L1 or H_L2) of ``cpu``."""
-    if lvl == H_L1:
-        S = I[o + H_S1]
-        W = I[o + H_W1]
-        m = I[o + H_M1]
-    else:
-        S = I[o + H_S2]
-        W = I[o + H_W2]
-        m = I[o + H_M2]
-    s = line & m if m >= 0 else line % S
-    return o + I[o + lvl] + (cpu * S + s) * W * PF
+def _e1(I, o, cpu, line):
+    """First entry of ``line``'s set in ``cpu``'s L1."""
+    m = I[o + H_M1]
+    S = I[o + H_S1]
+    return (cpu * S + (line & m if m >= 0 else line % S)) * I[o + H_W1]
 
 
 @njit(cache=True, inline="always")
-def _lbase(I, o, d, line):
-    S = I[o + H_S3]
+def _e2(I, o, cpu, line):
+    m = I[o + H_M2]
+    S = I[o + H_S2]
+    return (cpu * S + (line & m if m >= 0 else line % S)) * I[o + H_W2]
+
+
+@njit(cache=True, inline="always")
+def _e3(I, o, d, line):
     m = I[o + H_M3]
-    s = line & m if m >= 0 else line % S
-    return o + I[o + H_L3] + (d * S + s) * I[o + H_W3] * LF
+    S = I[o + H_S3]
+    return (d * S + (line & m if m >= 0 else line % S)) * I[o + H_W3]
+
+
+@njit(cache=True, inline="always")
+def _clear_private(I, o, T, R, X, e):
+    I[o + I[o + T] + e] = 0
+    I[o + I[o + R] + e] = 0
+    I[o + I[o + X] + e] = 0
 
 
 @njit(cache=True)
 def _priv_drop(I, o, cpu, line):
     """Remove ``line`` from the L1 and L2 of ``cpu`` (no LLC bookkeeping)."""
-    tag = line + 1
-    b = _pbase(I, o, H_L1, cpu, line)
-    w = _find(I, b, I[o + H_W1], PF, tag)
+    e = _e1(I, o, cpu, line)
+    w = _find(I, o + I[o + H_T1] + e, I[o + H_W1], line + 1)
     if w >= 0:
-        e = b + w * PF
-        I[e] = 0
-        I[e + 1] = 0
-        I[e + 2] = 0
-    b = _pbase(I, o, H_L2, cpu, line)
-    w = _find(I, b, I[o + H_W2], PF, tag)
+        _clear_private(I, o, H_T1, H_R1, H_X1, e + w)
+    e = _e2(I, o, cpu, line)
+    w = _find(I, o + I[o + H_T2] + e, I[o + H_W2], line + 1)
     if w >= 0:
-        e = b + w * PF
-        I[e] = 0
-        I[e + 1] = 0
-        I[e + 2] = 0
+        _clear_private(I, o, H_T2, H_R2, H_X2, e + w)
 
 
 @njit(cache=True)
 def _priv_state(I, o, cpu, line, st):
     """Set the state of ``cpu``'s private copies of ``line`` (L1 and L2)."""
-    tag = line + 1
-    b = _pbase(I, o, H_L1, cpu, line)
-    w = _find(I, b, I[o + H_W1], PF, tag)
+    e = _e1(I, o, cpu, line)
+    w = _find(I, o + I[o + H_T1] + e, I[o + H_W1], line + 1)
     if w >= 0:
-        I[b + w * PF + P_ST] = st
-    b = _pbase(I, o, H_L2, cpu, line)
-    w = _find(I, b, I[o + H_W2], PF, tag)
+        I[o + I[o + H_X1] + e + w] = st
+    e = _e2(I, o, cpu, line)
+    w = _find(I, o + I[o + H_T2] + e, I[o + H_W2], line + 1)
     if w >= 0:
-        I[b + w * PF + P_ST] = st
+        I[o + I[o + H_X2] + e + w] = st
+
+
+@njit(cache=True, inline="always")
+def _l3(I, o, field, e):
+    """Absolute index of ``field`` (an H_*3 header field) of LLC entry ``e``."""
+    return o + I[o + field] + e
 
 
 @njit(cache=True)
-def _drop_domain_entry(I, o, d, e3, line):
-    """Remove an LLC entry of domain ``d`` and every private copy of its line in the domain."""
+def _drop_domain_entry(I, o, d, e, line):
+    """Remove LLC entry ``e`` of domain ``d`` and every private copy of its line in the domain."""
     cpl = I[o + H_CPL]
-    sh = I[e3 + L_SH]
+    sh = I[_l3(I, o, H_SH3, e)]
     k = 0
     while sh != 0:
         if sh & 1:
             _priv_drop(I, o, d * cpl + k, line)
         sh >>= 1
         k += 1
-    for f in range(LF):
-        I[e3 + f] = 0
+    I[_l3(I, o, H_T3, e)] = 0
+    I[_l3(I, o, H_R3, e)] = 0
+    I[_l3(I, o, H_SH3, e)] = 0
+    I[_l3(I, o, H_WR3, e)] = 0
+    I[_l3(I, o, H_DT3, e)] = 0
 
 
 @njit(cache=True, inline="always")
@@ -233,13 +240,13 @@ def _dist(I, o, d, e):
 
 @njit(cache=True)
 def _claim(I, o, cpu, line, e3):
-    """``cpu`` writes ``line`` (LLC entry ``e3`` in its domain): invalidate every other copy, make ``cpu`` the
+    """``cpu`` writes ``line`` (LLC entry ``e3`` of its domain): invalidate every other copy, make ``cpu`` the
     writer. Returns the invalidation class (distance of the farthest copy invalidated)."""
     cpl = I[o + H_CPL]
     d = cpu // cpl
     lc = cpu - d * cpl
     inv = INV_NONE
-    sh = I[e3 + L_SH] & ~(np.int64(1) << lc)
+    sh = I[_l3(I, o, H_SH3, e3)] & ~(np.int64(1) << lc)
     k = 0
     while sh != 0:
         if sh & 1:
@@ -247,68 +254,63 @@ def _claim(I, o, cpu, line, e3):
             inv = INV_SAME
         sh >>= 1
         k += 1
-    tag = line + 1
+    t3 = o + I[o + H_T3]
+    W3 = I[o + H_W3]
     for e in range(I[o + H_NLLC]):
         if e == d:
             continue
-        b = _lbase(I, o, e, line)
-        w = _find(I, b, I[o + H_W3], LF, tag)
+        b = _e3(I, o, e, line)
+        w = _find(I, t3 + b, W3, line + 1)
         if w >= 0:
-            _drop_domain_entry(I, o, e, b + w * LF, line)
+            _drop_domain_entry(I, o, e, b + w, line)
             c = _dist(I, o, d, e)
             if c > inv:
                 inv = c
-    I[e3 + L_SH] = np.int64(1) << lc
-    I[e3 + L_WR] = lc + 1
-    I[e3 + L_DT] = 1
+    I[_l3(I, o, H_SH3, e3)] = np.int64(1) << lc
+    I[_l3(I, o, H_WR3, e3)] = lc + 1
+    I[_l3(I, o, H_DT3, e3)] = 1
     return inv
 
 
 @njit(cache=True)
 def _evict_l2(I, o, cpu, e2):
-    """The L2 entry ``e2`` of ``cpu`` leaves: drop it from L1, clear ``cpu`` from the LLC entry's sharers."""
-    line = I[e2 + P_TAG] - 1
-    b = _pbase(I, o, H_L1, cpu, line)
-    w = _find(I, b, I[o + H_W1], PF, line + 1)
+    """L2 entry ``e2`` of ``cpu`` leaves: drop it from L1, clear ``cpu`` from the LLC entry's sharers."""
+    line = I[o + I[o + H_T2] + e2] - 1
+    e = _e1(I, o, cpu, line)
+    w = _find(I, o + I[o + H_T1] + e, I[o + H_W1], line + 1)
     if w >= 0:
-        e = b + w * PF
-        I[e] = 0
-        I[e + 1] = 0
-        I[e + 2] = 0
+        _clear_private(I, o, H_T1, H_R1, H_X1, e + w)
     cpl = I[o + H_CPL]
     d = cpu // cpl
     lc = cpu - d * cpl
-    b = _lbase(I, o, d, line)
-    w = _find(I, b, I[o + H_W3], LF, line + 1)
+    e = _e3(I, o, d, line)
+    w = _find(I, o + I[o + H_T3] + e, I[o + H_W3], line + 1)
     if w >= 0:
-        e3 = b + w * LF
-        I[e3 + L_SH] &= ~(np.int64(1) << lc)
-        if I[e3 + L_WR] == lc + 1:
-            I[e3 + L_WR] = 0  # written back into the LLC, which stays dirty
-    for f in range(PF):
-        I[e2 + f] = 0
+        I[_l3(I, o, H_SH3, e + w)] &= ~(np.int64(1) << lc)
+        if I[_l3(I, o, H_WR3, e + w)] == lc + 1:
+            I[_l3(I, o, H_WR3, e + w)] = 0  # written back into the LLC, which stays dirty
+    _clear_private(I, o, H_T2, H_R2, H_X2, e2)
 
 
 @njit(cache=True)
 def _install_l2(I, o, cpu, line, st, clock):
-    b = _pbase(I, o, H_L2, cpu, line)
-    w = _victim(I, b, I[o + H_W2], PF)
-    e = b + w * PF
-    if I[e] != 0:
+    e = _e2(I, o, cpu, line)
+    w = _victim(I, o + I[o + H_T2] + e, o + I[o + H_R2] + e, I[o + H_W2])
+    e += w
+    if I[o + I[o + H_T2] + e] != 0:
         _evict_l2(I, o, cpu, e)
-    I[e + P_TAG] = line + 1
-    I[e + P_LRU] = clock
-    I[e + P_ST] = st
+    I[o + I[o + H_T2] + e] = line + 1
+    I[o + I[o + H_R2] + e] = clock
+    I[o + I[o + H_X2] + e] = st
 
 
 @njit(cache=True)
 def _install_l1(I, o, cpu, line, st, clock):
-    b = _pbase(I, o, H_L1, cpu, line)
-    w = _victim(I, b, I[o + H_W1], PF)
-    e = b + w * PF
-    I[e + P_TAG] = line + 1  # an L1 victim stays in L2 with the same state
-    I[e + P_LRU] = clock
-    I[e + P_ST] = st
+    e = _e1(I, o, cpu, line)
+    e += _victim(I, o + I[o + H_T1] + e, o + I[o + H_R1] + e, I[o + H_W1])
+    I[o + I[o + H_T1] + e] = line + 1  # an L1 victim stays in L2 with the same state
+    I[o + I[o + H_R1] + e] = clock
+    I[o + I[o + H_X1] + e] = st
 
 
 @njit(cache=True, inline="always")
@@ -330,11 +332,10 @@ def _finish(I, o, F, fo, cpu, kind, inv):
 @njit(cache=True)
 def _upgrade(I, o, cpu, line):
     """A write hit on an S copy: claim the line (its LLC entry exists by inclusion), set the copies M."""
-    cpl = I[o + H_CPL]
-    d = cpu // cpl
-    b = _lbase(I, o, d, line)
-    w = _find(I, b, I[o + H_W3], LF, line + 1)
-    inv = _claim(I, o, cpu, line, b + w * LF)
+    d = cpu // I[o + H_CPL]
+    e = _e3(I, o, d, line)
+    w = _find(I, o + I[o + H_T3] + e, I[o + H_W3], line + 1)
+    inv = _claim(I, o, cpu, line, e + w)
     _priv_state(I, o, cpu, line, S_MOD)
     return inv
 
@@ -343,18 +344,17 @@ def _upgrade(I, o, cpu, line):
 def access_at(I, o, F, fo, cpu, line, write):
     """One load (``write`` false) or store of ``line`` by ``cpu``; returns its cycles (see the module text).
 
-    Inlined where it is called (numba IR inlining): an L1 hit then costs no call, and no reference counting
-    of the two arrays; everything past L1 is one call to :func:`_access_miss`."""
+    Inlined where it is called (numba IR inlining): an L1 hit costs no call; everything past L1 is one
+    call to :func:`_access_miss`."""
     clock = I[o + H_CLOCK] + 1
     I[o + H_CLOCK] = clock
-    b1 = _pbase(I, o, H_L1, cpu, line)
-    w = _find(I, b1, I[o + H_W1], PF, line + 1)
+    e = _e1(I, o, cpu, line)
+    w = _find(I, o + I[o + H_T1] + e, I[o + H_W1], line + 1)
     if w < 0:
         return _access_miss(I, o, F, fo, cpu, line, write, clock)
-    e1 = b1 + w * PF
-    I[e1 + P_LRU] = clock
+    I[o + I[o + H_R1] + e + w] = clock
     inv = INV_NONE
-    if write and I[e1 + P_ST] != S_MOD:
+    if write and I[o + I[o + H_X1] + e + w] != S_MOD:
         inv = _upgrade(I, o, cpu, line)
     return _finish(I, o, F, fo, cpu, K_L1, inv)
 
@@ -364,73 +364,73 @@ def _access_miss(I, o, F, fo, cpu, line, write, clock):
     """The part of :func:`access_at` past an L1 miss."""
     tag = line + 1
     # L2
-    b2 = _pbase(I, o, H_L2, cpu, line)
-    w = _find(I, b2, I[o + H_W2], PF, tag)
+    e2 = _e2(I, o, cpu, line)
+    w = _find(I, o + I[o + H_T2] + e2, I[o + H_W2], tag)
     if w >= 0:
-        e2 = b2 + w * PF
-        I[e2 + P_LRU] = clock
+        e2 += w
+        I[o + I[o + H_R2] + e2] = clock
         inv = INV_NONE
-        if write and I[e2 + P_ST] != S_MOD:
+        if write and I[o + I[o + H_X2] + e2] != S_MOD:
             inv = _upgrade(I, o, cpu, line)
-        _install_l1(I, o, cpu, line, I[e2 + P_ST], clock)
+        _install_l1(I, o, cpu, line, I[o + I[o + H_X2] + e2], clock)
         return _finish(I, o, F, fo, cpu, K_L2, inv)
     # LLC of the CPU's domain
     cpl = I[o + H_CPL]
     d = cpu // cpl
     lc = cpu - d * cpl
     W3 = I[o + H_W3]
-    b3 = _lbase(I, o, d, line)
-    w = _find(I, b3, W3, LF, tag)
+    t3 = o + I[o + H_T3]
+    b3 = _e3(I, o, d, line)
+    w = _find(I, t3 + b3, W3, tag)
     inv = INV_NONE
     if w >= 0:
-        e3 = b3 + w * LF
-        I[e3 + L_LRU] = clock
-        wr = I[e3 + L_WR] - 1
+        e3 = b3 + w
+        I[_l3(I, o, H_R3, e3)] = clock
+        wr = I[_l3(I, o, H_WR3, e3)] - 1
         kind = K_LLC
         if wr >= 0 and wr != lc:
             kind = K_XSAME  # another CPU of the domain holds it modified: cache-to-cache transfer
             if write:
                 _priv_drop(I, o, d * cpl + wr, line)
-                I[e3 + L_SH] &= ~(np.int64(1) << wr)
+                I[_l3(I, o, H_SH3, e3)] &= ~(np.int64(1) << wr)
             else:
                 _priv_state(I, o, d * cpl + wr, line, S_SHARED)
-            I[e3 + L_WR] = 0
+            I[_l3(I, o, H_WR3, e3)] = 0
         if write:
             inv = _claim(I, o, cpu, line, e3)
         else:
-            I[e3 + L_SH] |= np.int64(1) << lc
+            I[_l3(I, o, H_SH3, e3)] |= np.int64(1) << lc
     else:
         # other domains: is the line dirty in one of them?
         src = -1
+        es = -1
         for e in range(I[o + H_NLLC]):
             if e == d:
                 continue
-            b = _lbase(I, o, e, line)
-            we = _find(I, b, W3, LF, tag)
-            if we >= 0 and I[b + we * LF + L_DT] != 0:
+            b = _e3(I, o, e, line)
+            we = _find(I, t3 + b, W3, tag)
+            if we >= 0 and I[_l3(I, o, H_DT3, b + we)] != 0:
                 src = e
+                es = b + we
                 break
         if src >= 0:
             kind = K_XLLC if _dist(I, o, d, src) == INV_LLC else K_XNODE
             if not write:  # the source writes the line back and keeps a clean shared copy
-                b = _lbase(I, o, src, line)
-                es = b + _find(I, b, W3, LF, tag) * LF
-                wr = I[es + L_WR] - 1
+                wr = I[_l3(I, o, H_WR3, es)] - 1
                 if wr >= 0:
                     _priv_state(I, o, src * cpl + wr, line, S_SHARED)
-                I[es + L_WR] = 0
-                I[es + L_DT] = 0
+                I[_l3(I, o, H_WR3, es)] = 0
+                I[_l3(I, o, H_DT3, es)] = 0
         else:
             kind = K_MEM
-        w = _victim(I, b3, W3, LF)
-        e3 = b3 + w * LF
-        if I[e3] != 0:
-            _drop_domain_entry(I, o, d, e3, I[e3] - 1)
-        I[e3 + L_TAG] = tag
-        I[e3 + L_LRU] = clock
-        I[e3 + L_SH] = np.int64(1) << lc
-        I[e3 + L_WR] = 0
-        I[e3 + L_DT] = 0
+        e3 = b3 + _victim(I, t3 + b3, o + I[o + H_R3] + b3, W3)
+        if I[t3 + e3] != 0:
+            _drop_domain_entry(I, o, d, e3, I[t3 + e3] - 1)
+        I[t3 + e3] = tag
+        I[_l3(I, o, H_R3, e3)] = clock
+        I[_l3(I, o, H_SH3, e3)] = np.int64(1) << lc
+        I[_l3(I, o, H_WR3, e3)] = 0
+        I[_l3(I, o, H_DT3, e3)] = 0
         if write:
             inv = _claim(I, o, cpu, line, e3)
     st = S_MOD if write else S_SHARED
@@ -488,24 +488,29 @@ def counters(CI, o: int = 0) -> np.ndarray:
     return CI[c:c + n * NCNT].reshape(n, NCNT).copy()
 
 
+def _block(CI, o, h, owners, S, W):
+    at = o + int(CI[o + h])
+    return CI[at:at + owners * S * W].reshape(owners, S * W)
+
+
 def contents(CI, o: int = 0) -> dict:
     """Every level's contents: ``{"l1": {cpu: {line: state}}, "l2": …, "llc": {domain: {line: (sharers, writer,
     dirty)}}}`` with ``writer`` a CPU number or -1 and ``sharers`` a set of CPU numbers."""
     n = int(CI[o + H_NCPU])
     out = {"l1": {}, "l2": {}, "llc": {}}
-    for name, lvl, S, W in (("l1", H_L1, H_S1, H_W1), ("l2", H_L2, H_S2, H_W2)):
+    for name, T, X, S, W in (("l1", H_T1, H_X1, H_S1, H_W1), ("l2", H_T2, H_X2, H_S2, H_W2)):
         S, W = int(CI[o + S]), int(CI[o + W])
-        blk = CI[o + int(CI[o + lvl]): o + int(CI[o + lvl]) + n * S * W * PF].reshape(n, S * W, PF)
+        tags, sts = _block(CI, o, T, n, S, W), _block(CI, o, X, n, S, W)
         for cpu in range(n):
-            out[name][cpu] = {int(t) - 1: int(s) for t, _, s in blk[cpu] if t != 0}
+            keep = tags[cpu] != 0
+            out[name][cpu] = {int(t) - 1: int(x) for t, x in zip(tags[cpu][keep], sts[cpu][keep])}
     S, W, cpl, nllc = (int(CI[o + k]) for k in (H_S3, H_W3, H_CPL, H_NLLC))
-    blk = CI[o + int(CI[o + H_L3]): o + int(CI[o + H_L3]) + nllc * S * W * LF].reshape(nllc, S * W, LF)
+    tags, shs, wrs, dts = (_block(CI, o, h, nllc, S, W) for h in (H_T3, H_SH3, H_WR3, H_DT3))
     for d in range(nllc):
-        ent = {}
-        for t, _, sh, wr, dt in blk[d][blk[d][:, 0] != 0]:
-            ent[int(t) - 1] = ({d * cpl + k for k in range(cpl) if (int(sh) >> k) & 1}, d * cpl + int(wr) - 1 if wr else -1,
-                               bool(dt))
-        out["llc"][d] = ent
+        keep = np.flatnonzero(tags[d])
+        out["llc"][d] = {int(tags[d][i]) - 1: ({d * cpl + k for k in range(cpl) if (int(shs[d][i]) >> k) & 1},
+                                                d * cpl + int(wrs[d][i]) - 1 if wrs[d][i] else -1, bool(dts[d][i]))
+                         for i in keep}
     return out
 
 
@@ -513,10 +518,10 @@ def set_occupancy(CI, o: int = 0) -> dict:
     """Per level the largest number of lines in any one set (must be <= ways) and whether a set repeats a line."""
     n = int(CI[o + H_NCPU])
     res = {}
-    for name, lvl, S, W, nb, F in (("l1", H_L1, H_S1, H_W1, n, PF), ("l2", H_L2, H_S2, H_W2, n, PF),
-                                   ("llc", H_L3, H_S3, H_W3, int(CI[o + H_NLLC]), LF)):
+    for name, T, S, W, owners in (("l1", H_T1, H_S1, H_W1, n), ("l2", H_T2, H_S2, H_W2, n),
+                                  ("llc", H_T3, H_S3, H_W3, int(CI[o + H_NLLC]))):
         S, W = int(CI[o + S]), int(CI[o + W])
-        tags = CI[o + int(CI[o + lvl]): o + int(CI[o + lvl]) + nb * S * W * F].reshape(nb * S, W, F)[:, :, 0]
+        tags = _block(CI, o, T, owners, S, W).reshape(owners * S, W)
         full = (tags != 0).sum(axis=1)
         dup = any(len(set(r[r != 0].tolist())) != int((r != 0).sum()) for r in tags[full > 1])
         res[name] = (int(full.max()) if len(full) else 0, W, dup)
