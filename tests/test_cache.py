@@ -262,3 +262,19 @@ def test_a_long_seeded_stream_reaches_every_kind_and_agrees_with_the_oracle():
 
 def test_the_oracle_reads_the_same_cpu_as_the_facts_module():
     assert oracle.read_cpu(3.0) == spec_of(G)
+
+
+def test_the_benchmark_prints_its_figures():
+    from conftest import run_cli
+
+    r = run_cli("bench", "cache", "--accesses", "3000", "--repeat", "1", "--stream", "shared")
+    assert r.returncode == 0, r.stderr
+    assert "M accesses/s" in r.stdout and "oracle" in r.stdout and "XLLC" in r.stdout
+
+
+def test_benchmark_streams_are_seeded():
+    from allocsim.book.benchmarks.cache import make_stream
+
+    for name in ("lifo", "sweep", "shared"):
+        a, b = make_stream(name, 500), make_stream(name, 500)
+        assert all((x == y).all() for x, y in zip(a, b))
