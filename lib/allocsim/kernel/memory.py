@@ -59,14 +59,19 @@ assert _steps.MEM_CLASSES == ("object", "kmem_cache", "percpu_offset", "pcpu_str
                               "struct_page", "global", "descriptor", "object_lines")
 MAXACC = _steps.MAX_ACCESSES
 
-# regions (in lines): far apart, so no two kinds of memory share a line
-R_GLOBAL = 1 << 20
-R_KMEM_CACHE = 2 << 20
-R_PERCPU = 3 << 20
-R_PCPU_STRUCT = 4 << 20
-R_DESCRIPTOR = 5 << 20
-R_STRUCT_PAGE = 6 << 20
-R_SHEAF = 1 << 28
+# regions (in lines): far apart, so no two kinds of memory share a line. Each starts COLOUR lines past a
+# power of two, a different multiple for each region, so that the regions' first lines fall into different
+# sets at every level (aligned bases would put the kmem_cache, the per-CPU lines, the first struct slab, the
+# first sheaf and the first global into set 0 of every cache, a conflict no kernel layout makes: these
+# structures are allocated separately). Slabs stay page-aligned, as the kernel's are.
+COLOUR = 97
+R_GLOBAL = (1 << 20) + 1 * COLOUR
+R_KMEM_CACHE = (2 << 20) + 2 * COLOUR
+R_PERCPU = (3 << 20) + 3 * COLOUR
+R_PCPU_STRUCT = (4 << 20) + 4 * COLOUR
+R_DESCRIPTOR = (5 << 20) + 5 * COLOUR
+R_STRUCT_PAGE = (6 << 20) + 6 * COLOUR
+R_SHEAF = (1 << 28) + 7 * COLOUR
 R_OBJECT = 1 << 34
 
 
