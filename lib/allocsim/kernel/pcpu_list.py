@@ -61,8 +61,11 @@ import numpy as np
 from numba import njit
 
 from allocsim.facts import costs as _costs
+from allocsim.facts import cpu as _cpu
 from allocsim.facts import steps as _steps
 from allocsim.facts.errors import AllocsimError
+from allocsim.kernel import cache as _cache
+from allocsim.kernel import memory as _memory
 from allocsim.kernel import state as _state
 from allocsim.kernel.result import Result
 from allocsim.kernel.sim import next_cpu
@@ -103,12 +106,70 @@ _next_cpu = njit(inline="always")(next_cpu.py_func)
 W_NONE, W_LIVE, W_TASK, W_IRQ, W_KFREED = 0, 1, 2, 3, 4
 
 
-def path_costs(table=None, hooks=None, steps="default") -> np.ndarray:
+def path_costs(table=None, hooks=None, steps="default", memory: bool = True) -> np.ndarray:
     """Cycles per path (float64[len(PATHS)]): the step sums of ``data/kernel/steps.yaml`` (or the named
-    step file) costed with the cost table (default ``data/costs.csv``) under the hook switches."""
+    step file) costed with the cost table (default ``data/costs.csv``) under the hook switches
+    (``memory=False``: without the loads and stores, which the memory hierarchy charges when it is on)."""
     table = _costs.load() if table is None else table
     book = steps if isinstance(steps, _steps.StepBook) else _steps.load(steps)
-    return _steps.pcpu_vector(table, book, _steps.Hooks.of(hooks), PATHS)
+    return _steps.pcpu_vector(table, book, _steps.Hooks.of(hooks), PATHS, memory)
+
+
+def access_table(hooks=None, steps="default") -> np.ndarray:
+    """What each path touches (:func:`allocsim.facts.steps.pcpu_access_table`, rows in :data:`PATHS` order)."""
+    book = steps if isinstance(steps, _steps.StepBook) else _steps.load(steps)
+    return _steps.pcpu_access_table(book, _steps.Hooks.of(hooks), PATHS)
+
+
+def element_stride() -> int:
+    """Bytes from one element to the next in the simulated address space: ``struct pcpu_cache_element``
+    (the ``next`` pointer) and ``struct iomap_dio`` behind it, rounded up to 8."""
+    return (header_size() + element_size() + 7) // 8 * 8
+
+
+@njit(cache=True, inline="always")
+def _line(cls, k, cpu, e, stride, where):
+    """The line a step of class ``cls`` touches (the classes and regions of :mod:`allocsim.kernel.memory`):
+    ``object`` is the element's header (its ``next`` pointer, at the element's start); ``pcpu_struct`` the
+    CPU's ``struct pcpu_cache``; ``descriptor`` the ``struct pcpu_cache_list``; ``percpu_offset`` the CPU's
+    per-CPU area line; a global one line per access row ``where``: every path begins with the steps of
+    ``pcpu_get_cpu`` (``dio_pcpu_cache_list``, ``__per_cpu_offset[]``), so those are the same lines in every
+    path, and no later step of a path reads a global."""
+    if cls == _memory.X_OBJECT:
+        return _memory.R_OBJECT + ((e * stride) >> 6)
+    if cls == _memory.X_OBJECT_LINES:
+        return _memory.R_OBJECT + ((e * stride) >> 6) + k
+    if cls == _memory.X_PCPU_STRUCT:
+        return _memory.R_PCPU_STRUCT + cpu
+    if cls == _memory.X_PERCPU:
+        return _memory.R_PERCPU + cpu
+    if cls == _memory.X_DESCRIPTOR:
+        return _memory.R_DESCRIPTOR
+    if cls == _memory.X_KMEM_CACHE:
+        return _memory.R_KMEM_CACHE
+    return _memory.R_GLOBAL + where
+
+
+@njit(cache=True)
+def _touch(CI, CF, acc, p, cpu, e, stride, log, i):
+    """Every load and store of path ``p`` (its rows of the access table) on element ``e``: a load costs what
+    the hierarchy says, a store what it costs beyond an L1 hit (as :func:`allocsim.kernel.memory.access`).
+    ``log[i, n]``: the n-th access's kind × 4 + invalidation class."""
+    t = 0.0
+    n = 0
+    for j in range(acc.shape[1]):
+        cls = acc[p, j, 0]
+        if cls < 0:
+            break
+        write = acc[p, j, 1] == 1
+        for k in range(acc[p, j, 2]):
+            c = _cache.access_at(CI, 0, CF, 0, cpu, _line(cls, k, cpu, e, stride, j), write)
+            if write:
+                c -= CF[_cache.K_L1]
+            t += c
+            log[i, n] = CI[_cache.H_LAST_KIND] * 4 + CI[_cache.H_LAST_INV]
+            n += 1
+    return t
 
 
 def charges_frame(table=None, hooks=None, steps="default"):
@@ -199,9 +260,10 @@ def _validate(program: Program, threshold, max_nr):
 def _simulate(start, op, ctx, slot, gap, n_slots, threshold, max_nr, pc,
               task, irq, nr, nr_irq, where, where_cpu, slot_obj,
               counters, path_count, path_cycles, event_path, clock,
-              fb_cpu, fb_op, fb_ctx, fb_obj, fb_time):
+              fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, hier, CI, CF, acc, stride, ev_mem, log):
     """The event loop. Returns (number of elements from kmalloc, number of fallback events), or
-    (-1, -1) if the program deadlocks."""
+    (-1, -1) if the program deadlocks. ``hier``: the memory hierarchy ``CI``/``CF`` is on, each path touching
+    its rows of ``acc`` (``ev_mem[i]``: the cycles event ``i`` spent in the hierarchy)."""
     ncpu = len(start) - 1
     pos = start[:-1].copy()
     slot_time = np.full(n_slots, -1.0)
@@ -289,8 +351,12 @@ def _simulate(start, op, ctx, slot, gap, n_slots, threshold, max_nr, pc,
                 n_fb += 1
         event_path[i] = p
         path_count[p] += 1
-        path_cycles[p] += pc[p]
-        clock[cpu] += pc[p]
+        m = 0.0
+        if hier:
+            m = _touch(CI, CF, acc, p, cpu, e, stride, log, i)
+            ev_mem[i] = m
+        path_cycles[p] += pc[p] + m
+        clock[cpu] += pc[p] + m
         if op[i] == ALLOC:
             slot_time[s] = clock[cpu]
     return n_obj, n_fb
@@ -314,12 +380,33 @@ def fallback_program(ncpu: int, cpu, op, ctx, obj, time, n_elements: int) -> Pro
     return Program(start, op.astype(np.int8), ctx.astype(np.int8), obj.astype(np.int64), gap, int(n_elements))
 
 
+def _geometry(hierarchy, clock_ghz):
+    if hierarchy is None or hierarchy is False:
+        return None
+    if hierarchy is True:
+        return _cpu.geometry(clock_ghz=clock_ghz)
+    if isinstance(hierarchy, _cpu.Geometry):
+        return hierarchy
+    raise AllocsimError(f"the per-CPU list's hierarchy must be true, false or an allocsim.facts.cpu.Geometry, not {hierarchy!r}")
+
+
 def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr: int = DIO_ALLOC_CACHE_MAX,
-             costs=None, hooks=None, steps="default") -> tuple[Result, Program, State]:
+             costs=None, hooks=None, steps="default", hierarchy=False,
+             clock_ghz: float = 3.0) -> tuple[Result, Program, State]:
     """Run the per-CPU list (the front end only) over ``program``. Returns its :class:`Result`
-    (cycles of the list itself), the fallback program for the backend, and the final :class:`State`."""
+    (cycles of the list itself), the fallback program for the backend, and the final :class:`State`.
+
+    ``hierarchy``: the memory hierarchy (:mod:`allocsim.kernel.cache`) on — ``True`` for the default CPU at
+    ``clock_ghz``, or a :class:`allocsim.facts.cpu.Geometry` — each path then touching the lines its steps
+    name (element ``e`` at ``element_stride() × e`` in the object region of :mod:`allocsim.kernel.memory`)
+    instead of charging its loads ``l1_hit``. The front end's hierarchy is its own: the kmalloc backend runs
+    afterwards, on the fallback program, with a hierarchy of its own (a simplification: the lines the two
+    share, the elements, are not carried from one to the other). ``extra["hierarchy"]``: per CPU, where the
+    data came from (``cache.COUNTER_NAMES``); ``extra["event_memory"]``: each event's cycles in it;
+    ``extra["access_log"]``: per event, each access's kind × 4 + invalidation class (-1 past its last)."""
     _validate(program, threshold, max_nr)
-    pc = path_costs(costs, hooks, steps)
+    geo = _geometry(hierarchy, clock_ghz)
+    pc = path_costs(costs, hooks, steps, memory=geo is None)
     ncpu, n = program.ncpu, program.n_events
     n_alloc = int((program.op == ALLOC).sum())
     task = np.zeros((ncpu, max_nr), np.int64)
@@ -340,11 +427,21 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
     fb_obj = np.zeros(n, np.int64)
     fb_time = np.zeros(n, np.float64)
     start, op, ctx, slot, gap, n_slots = program.arrays()
+    if geo is None:
+        CI, CF, acc = np.zeros(1, np.int64), np.zeros(1, np.float64), np.full((len(PATHS), 1, 3), -1, np.int64)
+        log = np.zeros((1, 1), np.int64)
+    else:
+        CI, CF = _cache.new_cache(ncpu, geo)
+        acc = access_table(hooks, steps)
+        per_path = np.where(acc[:, :, 0] >= 0, acc[:, :, 2], 0).sum(axis=1)
+        log = np.full((n, max(int(per_path.max()), 1)), -1, np.int64)
+    ev_mem = np.zeros(n, np.float64)
     try:
         n_obj, n_fb = _simulate(start, op, ctx, slot, gap, n_slots, int(threshold), int(max_nr), pc,
                                 task, irq, nr, nr_irq, where, where_cpu, slot_obj,
                                 counters, path_count, path_cycles, event_path, clock,
-                                fb_cpu, fb_op, fb_ctx, fb_obj, fb_time)
+                                fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, geo is not None, CI, CF, acc,
+                                element_stride(), ev_mem, log)
     except IndexError:  # only with NUMBA_BOUNDSCHECK=1 (the test suite); without it the write corrupts memory
         raise AllocsimError(
             f"the per-CPU list model indexed outside its state: each of the {ncpu} CPUs' free_list and free_list_irq "
@@ -359,7 +456,11 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
         model="pcpu-list", n_alloc=n_alloc, n_free=int((program.op == FREE).sum()), cycles=float(path_cycles.sum()),
         clock=clock, stats={k: int(v) for k, v in zip(COUNTERS, counters)},
         paths={p: (int(path_count[j]), float(path_cycles[j])) for j, p in enumerate(PATHS)},
-        event_path=event_path, extra={"threshold": int(threshold), "max_nr": int(max_nr), "state": state},
+        event_path=event_path, extra={"threshold": int(threshold), "max_nr": int(max_nr), "state": state,
+                                      "hierarchy": None if geo is None else _cache.counters(CI),
+                                      "event_memory": None if geo is None else ev_mem,
+                                      "access_log": None if geo is None else log,
+                                      "cache": None if geo is None else CI},
     )
     return front, fb, state
 
@@ -418,8 +519,9 @@ def header_size() -> int:
 
 
 def backend_for(kmalloc: str = DEFAULT_KMALLOC, kernel: str = "7.0", costs=None, object_size: int | None = None,
-                hooks=None, steps="default"):
-    """The callable ``Program -> Result`` for the kmalloc the list falls back to."""
+                hooks=None, steps="default", hierarchy=False, clock_ghz: float = 3.0):
+    """The callable ``Program -> Result`` for the kmalloc the list falls back to (``hierarchy``: the SLUB
+    backend runs with the memory hierarchy, as :func:`allocsim.kernel.slub.run` takes it; the stand-in has none)."""
     if kmalloc not in KMALLOC_CHOICES:
         raise AllocsimError(f"kmalloc must be one of {', '.join(map(repr, KMALLOC_CHOICES))}, not {kmalloc!r}")
     if kmalloc == "standin":
@@ -431,12 +533,12 @@ def backend_for(kmalloc: str = DEFAULT_KMALLOC, kernel: str = "7.0", costs=None,
                             "checkout; use kmalloc='standin'") from None
     size = element_size() + header_size() if object_size is None else object_size
     return lambda prog: slub.run(prog, kernel=kernel, object_size=size, kmalloc=True, costs=costs, hooks=hooks,
-                                 steps=steps)
+                                 steps=steps, hierarchy=hierarchy, clock_ghz=clock_ghz)
 
 
 def run(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr: int = DIO_ALLOC_CACHE_MAX,
         costs=None, backend=None, kmalloc: str | None = None, kernel: str = "7.0", hooks=None,
-        steps="default") -> Result:
+        steps="default", hierarchy=False, clock_ghz: float = 3.0) -> Result:
     """The per-CPU list over ``program`` with its kmalloc/kfree calls run by ``backend`` (any
     callable ``Program -> Result``; default: :func:`backend_for` ``(kmalloc or DEFAULT_KMALLOC,
     kernel)``). ``hooks`` and ``steps``: the kernel switches and the step file of cost model v2
@@ -446,10 +548,11 @@ def run(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr: int
     if backend is not None and kmalloc is not None:
         raise AllocsimError("give either backend= (a callable) or kmalloc= (a name), not both")
     if backend is None:
-        backend = backend_for(kmalloc or DEFAULT_KMALLOC, kernel, costs, hooks=hooks, steps=steps)
+        backend = backend_for(kmalloc or DEFAULT_KMALLOC, kernel, costs, hooks=hooks, steps=steps,
+                              hierarchy=hierarchy, clock_ghz=clock_ghz)
     elif not callable(backend):
         raise AllocsimError(f"backend must be a callable taking a Program and returning a Result, not {backend!r}")
-    front, fb, state = simulate(program, threshold, max_nr, costs, hooks, steps)
+    front, fb, state = simulate(program, threshold, max_nr, costs, hooks, steps, hierarchy, clock_ghz)
     back = backend(fb)
     out = front.combine(back)
     out.event_path = front.event_path

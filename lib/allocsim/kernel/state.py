@@ -96,7 +96,7 @@ CACHE_GROUPS = {
     "slub-models": (("memory", "slab_pages", "cpu_slab", "barn", "sheaves", "slub"),
                     ("state", "cache", "memory", "slab_pages", "cpu_slab", "barn", "sheaves", "slub", "sim", "stats",
                      "program", "../facts/costs", "../facts/steps")),
-    "pcpu-list": (("pcpu_list",), ("pcpu_list", "sim", "program")),
+    "pcpu-list": (("pcpu_list",), ("pcpu_list", "cache", "memory", "sim", "program")),
 }
 _HERE = Path(__file__).resolve().parent
 _refreshed = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from allocsim.kernel.oracle import cache as oc
 from allocsim.kernel.oracle import steps as st
 from allocsim.kernel.oracle.slub import cost_dict
 from allocsim.kernel.program import ALLOC, HARDIRQ, TASK, Program
@@ -26,6 +27,63 @@ def charges(costs=None, hooks=None, steps="default") -> dict:
     read by the oracle's own step reader (:mod:`allocsim.kernel.oracle.steps`). The kmalloc / kfree of a
     miss are the backend's."""
     return st.pcpu_costs(steps, cost_dict(costs), hooks)
+
+
+# The memory hierarchy, written again for the oracle: the address regions of allocsim.kernel.memory (in lines;
+# each COLOUR x k lines past its power of two), the element header at the element's start, a global step's
+# line its access row (every path starts with pcpu_get_cpu's two globals), and the charges without the loads
+# and stores the hierarchy replaces.
+COLOUR = 97
+REGION = {"global": (1 << 20) + COLOUR, "kmem_cache": (2 << 20) + 2 * COLOUR, "percpu_offset": (3 << 20) + 3 * COLOUR,
+          "pcpu_struct": (4 << 20) + 4 * COLOUR, "descriptor": (5 << 20) + 5 * COLOUR, "object": 1 << 34}
+
+
+def _env(hooks):
+    env = dict(st.hook_defaults() if hooks is None else hooks)
+    env.update(sheaves=False, account=False, cpu_slab=False, kmalloc=True, object_size=0)
+    return env
+
+
+def _walk(segs, seg, env):
+    for step in segs[seg]["steps"]:
+        if not st._true(step.get("when"), env):
+            continue
+        if "include" in step:
+            yield from _walk(segs, step["include"], env)
+        else:
+            yield step
+
+
+def charges_without_memory(costs=None, hooks=None, steps="default") -> dict:
+    """The per-path charges with the loads and stores left out (what the hierarchy charges instead)."""
+    segs, cost, env = st.segments(steps), cost_dict(costs), _env(hooks)
+    return {p: sum(step.get("n", 1) * cost[step["cost"]] for step in _walk(segs, "pcpu_" + p, env)
+                   if step["kind"] not in ("load", "store") and step["cost"] != "none")
+            for p in PATHS}
+
+
+def path_accesses(hooks=None, steps="default") -> dict:
+    """Per path, the ``(line class, write, times)`` of its loads and stores, in order (times > 0)."""
+    segs, env = st.segments(steps), _env(hooks)
+    return {p: [(step["line"], step["kind"] == "store", step.get("n", 1)) for step in _walk(segs, "pcpu_" + p, env)
+                if step["kind"] in ("load", "store") and step.get("n", 1) > 0]
+            for p in PATHS}
+
+
+def element_stride() -> int:
+    from allocsim.facts import structs
+
+    return (structs.sizeof("pcpu_cache_element") + structs.sizeof("iomap_dio") + 7) // 8 * 8
+
+
+def line_of(cls, cpu, element, row, stride):
+    if cls == "object":
+        return REGION["object"] + element * stride // 64
+    if cls in ("pcpu_struct", "percpu_offset"):
+        return REGION[cls] + cpu
+    if cls in ("descriptor", "kmem_cache"):
+        return REGION[cls]
+    return REGION["global"] + row
 
 
 def fallback_calls_program(ncpu: int, calls: list, n_elements: int) -> Program:
@@ -58,12 +116,18 @@ class PcpuCache:
 
 
 def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr: int = DIO_ALLOC_CACHE_MAX,
-                  costs=None, hooks=None, steps="default") -> dict:
+                  costs=None, hooks=None, steps="default", hierarchy=None) -> dict:
     """Returns a dict: event_path (list of path names), paths {name: (count, cycles)}, stats, cycles, clock,
-    caches (list of PcpuCache), where {element: state}, fallback (Program)."""
+    caches (list of PcpuCache), where {element: state}, fallback (Program); with ``hierarchy`` (a spec of
+    :mod:`allocsim.kernel.oracle.cache`) also ``memory`` (per event: cycles, and per access (cycles, kind,
+    invalidated)) and the hierarchy itself."""
     program.validate()
     assert 1 <= threshold <= max_nr
-    cost = charges(costs, hooks, steps)
+    cost = charges(costs, hooks, steps) if hierarchy is None else charges_without_memory(costs, hooks, steps)
+    hier = None if hierarchy is None else oc.Hierarchy(program.ncpu, hierarchy)
+    acc = None if hierarchy is None else path_accesses(hooks, steps)
+    stride = element_stride()
+    memory = []
     ncpu = program.ncpu
     start = program.start.tolist()
     op, ctx, slot, gap = program.op.tolist(), program.ctx.tolist(), program.slot.tolist(), program.gap.tolist()
@@ -151,8 +215,19 @@ def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, m
                 fallback.append((cpu, op[i], ctx[i], element, clock[cpu]))
         event_path[i] = path
         paths[path][0] += 1
-        paths[path][1] += cost[path]
-        clock[cpu] += cost[path]
+        m = 0.0
+        if hier is not None:
+            got = []
+            for row, (cls, write, times) in enumerate(acc[path]):
+                for _ in range(times):
+                    c, kind, inv = hier.access(cpu, line_of(cls, cpu, element, row, stride), write)
+                    if write:
+                        c -= hierarchy["latency"]["L1"]
+                    got.append((c, kind, inv))
+                    m += c
+            memory.append((i, m, got))
+        paths[path][1] += cost[path] + m
+        clock[cpu] += cost[path] + m
         if op[i] == ALLOC:
             alloc_time[slot[i]] = clock[cpu]
 
@@ -160,5 +235,5 @@ def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, m
     return {
         "event_path": event_path, "paths": {p: (c, cy) for p, (c, cy) in paths.items()}, "stats": stats,
         "cycles": sum(cy for _, cy in paths.values()), "clock": clock, "caches": caches, "where": where,
-        "n_elements": n_elements, "fallback": fb, "slot_obj": slot_obj,
+        "n_elements": n_elements, "fallback": fb, "slot_obj": slot_obj, "memory": memory, "hierarchy": hier,
     }
