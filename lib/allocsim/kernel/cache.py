@@ -128,7 +128,7 @@ def new_cache(ncpu: int, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------------------
 # jitted helpers. ``e`` is an entry's index within its level; ``I[o + I[o + H_T1] + e]`` its L1 tag, etc.
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _find(I, tb, W, tag):
     """The way of ``tag`` in the set whose first tag is at ``tb``, or -1."""
     for w in range(W):
@@ -137,7 +137,7 @@ def _find(I, tb, W, tag):
     return -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _victim(I, tb, rb, W):
     """The way to fill: the first empty one, else the least recently used (tags at ``tb``, stamps at ``rb``)."""
     best = 0
@@ -149,7 +149,7 @@ def _victim(I, tb, rb, W):
     return best
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _e1(I, o, cpu, line):
     """First entry of ``line``'s set in ``cpu``'s L1."""
     m = I[o + H_M1]
@@ -157,28 +157,28 @@ def _e1(I, o, cpu, line):
     return (cpu * S + (line & m if m >= 0 else line % S)) * I[o + H_W1]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _e2(I, o, cpu, line):
     m = I[o + H_M2]
     S = I[o + H_S2]
     return (cpu * S + (line & m if m >= 0 else line % S)) * I[o + H_W2]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _e3(I, o, d, line):
     m = I[o + H_M3]
     S = I[o + H_S3]
     return (d * S + (line & m if m >= 0 else line % S)) * I[o + H_W3]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _clear_private(I, o, T, R, X, e):
     I[o + I[o + T] + e] = 0
     I[o + I[o + R] + e] = 0
     I[o + I[o + X] + e] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _priv_drop(I, o, cpu, line):
     """Remove ``line`` from the L1 and L2 of ``cpu`` (no LLC bookkeeping)."""
     e = _e1(I, o, cpu, line)
@@ -191,7 +191,7 @@ def _priv_drop(I, o, cpu, line):
         _clear_private(I, o, H_T2, H_R2, H_X2, e + w)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _priv_state(I, o, cpu, line, st):
     """Set the state of ``cpu``'s private copies of ``line`` (L1 and L2)."""
     e = _e1(I, o, cpu, line)
@@ -204,13 +204,13 @@ def _priv_state(I, o, cpu, line, st):
         I[o + I[o + H_X2] + e + w] = st
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _l3(I, o, field, e):
     """Absolute index of ``field`` (an H_*3 header field) of LLC entry ``e``."""
     return o + I[o + field] + e
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _drop_domain_entry(I, o, d, e, line):
     """Remove LLC entry ``e`` of domain ``d`` and every private copy of its line in the domain."""
     cpl = I[o + H_CPL]
@@ -228,7 +228,7 @@ def _drop_domain_entry(I, o, d, e, line):
     I[_l3(I, o, H_DT3, e)] = 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _dist(I, o, d, e):
     if d == e:
         return INV_SAME
@@ -238,7 +238,7 @@ def _dist(I, o, d, e):
     return INV_NODE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _claim(I, o, cpu, line, e3):
     """``cpu`` writes ``line`` (LLC entry ``e3`` of its domain): invalidate every other copy, make ``cpu`` the
     writer. Returns the invalidation class (distance of the farthest copy invalidated)."""
@@ -272,7 +272,7 @@ def _claim(I, o, cpu, line, e3):
     return inv
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _evict_l2(I, o, cpu, e2):
     """L2 entry ``e2`` of ``cpu`` leaves: drop it from L1, clear ``cpu`` from the LLC entry's sharers."""
     line = I[o + I[o + H_T2] + e2] - 1
@@ -292,7 +292,7 @@ def _evict_l2(I, o, cpu, e2):
     _clear_private(I, o, H_T2, H_R2, H_X2, e2)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _install_l2(I, o, cpu, line, st, clock):
     e = _e2(I, o, cpu, line)
     w = _victim(I, o + I[o + H_T2] + e, o + I[o + H_R2] + e, I[o + H_W2])
@@ -304,7 +304,7 @@ def _install_l2(I, o, cpu, line, st, clock):
     I[o + I[o + H_X2] + e] = st
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _install_l1(I, o, cpu, line, st, clock):
     e = _e1(I, o, cpu, line)
     e += _victim(I, o + I[o + H_T1] + e, o + I[o + H_R1] + e, I[o + H_W1])
@@ -313,7 +313,7 @@ def _install_l1(I, o, cpu, line, st, clock):
     I[o + I[o + H_X1] + e] = st
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _finish(I, o, F, fo, cpu, kind, inv):
     cyc = F[fo + kind]
     if inv != INV_NONE:
@@ -329,7 +329,7 @@ def _finish(I, o, F, fo, cpu, kind, inv):
     return cyc
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _upgrade(I, o, cpu, line):
     """A write hit on an S copy: claim the line (its LLC entry exists by inclusion), set the copies M."""
     d = cpu // I[o + H_CPL]
@@ -340,7 +340,7 @@ def _upgrade(I, o, cpu, line):
     return inv
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def access_at(I, o, F, fo, cpu, line, write):
     """One load (``write`` false) or store of ``line`` by ``cpu``; returns its cycles (see the module text).
 
@@ -359,7 +359,7 @@ def access_at(I, o, F, fo, cpu, line, write):
     return _finish(I, o, F, fo, cpu, K_L1, inv)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _access_miss(I, o, F, fo, cpu, line, write, clock):
     """The part of :func:`access_at` past an L1 miss."""
     tag = line + 1
@@ -439,13 +439,13 @@ def _access_miss(I, o, F, fo, cpu, line, write, clock):
     return _finish(I, o, F, fo, cpu, kind, inv)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def access(CI, CF, cpu, line, write):
     """:func:`access_at` on a hierarchy of its own (``new_cache``)."""
     return access_at(CI, 0, CF, 0, cpu, line, write)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run_stream(CI, CF, cpus, lines, writes, cycles, kinds, invs):
     """Apply a stream of accesses; per access its cycles, kind and invalidation class. Returns the total."""
     tot = 0.0

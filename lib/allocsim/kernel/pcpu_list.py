@@ -127,7 +127,7 @@ def element_stride() -> int:
     return (header_size() + element_size() + 7) // 8 * 8
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _line(cls, k, cpu, e, stride, where):
     """The line a step of class ``cls`` touches (the classes and regions of :mod:`allocsim.kernel.memory`):
     ``object`` is the element's header (its ``next`` pointer, at the element's start); ``pcpu_struct`` the
@@ -150,7 +150,7 @@ def _line(cls, k, cpu, e, stride, where):
     return _memory.R_GLOBAL + where
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _touch(CI, CF, acc, p, cpu, e, stride, log, i):
     """Every load and store of path ``p`` (its rows of the access table) on element ``e``: a load costs what
     the hierarchy says, a store what it costs beyond an L1 hit (as :func:`allocsim.kernel.memory.access`).
