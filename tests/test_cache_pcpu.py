@@ -34,7 +34,7 @@ configs = st.builds(
     lambda subs, qd, sb, ctx, cross, order, seed: IOUring(
         submitters=subs, queue_depth=qd, submit_batch=min(sb, qd), complete_batch=min(sb, qd), ios=120,
         task_share=ctx[0], hardirq_share=ctx[1], softirq_share=ctx[2], cross_cpu_share=cross,
-        completion_order=order, warmup=0, seed=seed),
+        completion_order=order, warmup=0, seed=seed, placement="independent"),
     st.integers(1, 3), st.sampled_from([4, 16, 64]), st.sampled_from([1, 4, 8]),
     st.sampled_from([(0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.2, 0.5, 0.3)]), st.sampled_from([0.0, 0.3, 1.0]),
     st.sampled_from(["fifo", "random"]), st.integers(0, 3))
@@ -62,6 +62,7 @@ def test_numba_and_oracle_agree_event_for_event_and_access_for_access(cfg, geo):
 
 def test_a_long_cross_cpu_run_agrees_and_reaches_transfers():
     cfg = IOUring(submitters=2, queue_depth=32, ios=600, cross_cpu_share=0.5, hardirq_share=0.5, task_share=0.5,
+                  placement="independent",
                   completion_order="random", warmup=0, seed=5)
     prog = iouring_program(cfg)
     g = TINY.with_(cpus_per_llc=4, l2_sets=64, l2_ways=8, llc_sets=256, llc_ways=8)  # one LLC; L2 keeps lines
@@ -126,3 +127,26 @@ def test_off_is_the_flat_charge_and_on_costs_at_least_as_much():
     assert (on.event_path == off.event_path).all()
     with pytest.raises(Exception, match="hierarchy must be true, false or an allocsim.facts.cpu.Geometry"):
         pcpu_list.simulate(prog, hierarchy="yes")
+
+
+@pytest.mark.parametrize("shares", [(0.3, 0.0), (0.0, 0.3), (0.3, 0.3)])
+def test_blkmq_placements_agree_with_the_oracle(shares):
+    """Completions placed as blk-mq places them (interrupts on another CPU of the LLC or of another LLC)."""
+    cfg = IOUring(submitters=2, queue_depth=32, ios=400, irq_same_cpu_share=1.0 - sum(shares),
+                  irq_same_llc_share=shares[0], irq_other_llc_share=shares[1], warmup=0, seed=3)
+    prog = iouring_program(cfg)
+    g = TINY.with_(cpus_per_llc=cfg.llc_size, l2_sets=64, l2_ways=8, llc_sets=256, llc_ways=8)
+    front = pcpu_list.simulate(prog, hierarchy=g)[0]
+    ref = opl.run_reference(prog, hierarchy=spec_of(g))
+    assert [pcpu_list.PATHS[p] for p in front.event_path] == ref["event_path"]
+    log = front.extra["access_log"]
+    for i, m, accesses in ref["memory"]:
+        assert front.extra["event_memory"][i] == m
+        assert [int(x) for x in log[i] if x >= 0] == [KIND[k] * 4 + INV[v] for _, k, v in accesses]
+    assert front.cycles == ref["cycles"]
+    kinds = {k for _, _, acc in ref["memory"] for _, k, _ in acc}
+    if shares[0]:
+        assert "XSAME" in kinds
+    # an interrupt on a CPU of another LLC sends the completion back to the submitting CPU (BLOCK_SOFTIRQ),
+    # whose free goes to kfree(): the list never moves an element's line across LLCs
+    assert not {"XLLC", "XNODE"} & kinds
