@@ -49,6 +49,14 @@ Backends: :func:`kmalloc_standin`, a fixed cost per call (the 6.19 cpu slab's ho
 ``object_size = element_size + 8`` (kmalloc-128 for ``struct iomap_dio``) for the chosen kernel.
 Switching the default is the one line :data:`DEFAULT_KMALLOC`.
 
+Memory hierarchy (issue 11; ``simulate``/``run`` ``hierarchy=True`` or a geometry): each path's loads and
+stores (the ``line:`` of its steps, :func:`allocsim.facts.steps.pcpu_access_table`) go through
+:mod:`allocsim.kernel.cache` instead of the flat ``l1_hit`` — the element's header (element ``e`` at
+``element_stride() × e`` in the object region of :mod:`allocsim.kernel.memory`), this CPU's ``struct
+pcpu_cache``, the ``struct pcpu_cache_list`` descriptor, the per-CPU area, the two globals — so a pop after a
+push on the same CPU hits L1 and a free of an element another CPU last wrote pays a transfer. The backend
+runs afterwards with its own hierarchy (``slub.run(hierarchy=…)``): lines the two share are not carried over.
+
 Simplifications: the front end's clock does not include the backend's cycles (the fallback program
 carries the front-end timing in its gaps instead); a failed ``kmalloc`` (``-ENOMEM``) is not modelled.
 """
