@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from allocsim.facts import costs, kconfig, thread
+from allocsim.facts import costs, kconfig, steps, thread
 from allocsim.pages import cpuslab as cv
 from allocsim.pages import params
 from allocsim.workloads import adapter
@@ -45,12 +45,23 @@ def test_sections_compute_what_the_prose_says(run):
     s = cv.setting(P)
     geo = kconfig.cache_geometry(P.object_size, P.machine_cpus, P.kernel)
     assert (s.g_objs, s.g_order, str(s.g_name)) == (geo.objs_per_slab, geo.order, f"`{geo.name}`")
-    c = cv.path_costs(pt)
+    c = cv.path_costs(pt, P)
     t = costs.load()
     assert c.c_pcpu == t.cycles("percpu_cmpxchg16b")
-    assert c.c_free_partial == pytest.approx(t.cycles("function_call") + t.cycles("locked_cmpxchg16b"))
+    # the fast paths are the step sums of steps.yaml: entry point and hooks, then the cpu slab's own steps,
+    # and the run charged exactly that per fast-path allocation
+    book, f = steps.load(), cv.page_facts(P)
+    part = lambda *segs: sum(book.cycles(x, t, f) for x in segs)  # noqa: E731
+    assert c.c_alloc_entry == part("kmalloc_entry", "slab_alloc_hooks") and c.c_cs_alloc == part("cpu_slab_alloc")
+    assert c.c_free_entry == part("kfree_entry", "slab_free_hooks") and c.c_cs_free == part("cpu_slab_free")
+    assert c.c_alloc_fast == c.c_alloc_entry + c.c_cs_alloc == pytest.approx(c.c_fast)
+    assert c.c_free_fast == c.c_free_entry + c.c_cs_free
+    assert pt.set_index("path").loc["free_fastpath", "cycles/call"] == pytest.approx(c.c_free_fast)
+    # a free that misses the cpu slab: the same entry and hooks, then __slab_free() and its locked cmpxchg16b
+    assert c.c_free_partial == pytest.approx(c.c_free_entry + t.cycles("function_call") + t.cycles("locked_cmpxchg16b"))
+    assert str(c.hooks_on) == ", ".join(f"`{k}`" for k, v in steps.switches().items() if v["default"])
     lp = cv.loop(P, st, pt)
-    assert lp.cyc_ideal == 2 * t.cycles("percpu_cmpxchg16b")
+    assert lp.cyc_ideal == c.c_alloc_fast + c.c_free_fast
     assert lp.cyc_extra == pytest.approx(lp.cyc_io - lp.cyc_ideal)
     assert lp.slow_free_share == pytest.approx(100 - lp.free_fast)
     assert lp.ns_extra == pytest.approx(lp.cyc_extra / P.clock_ghz)
@@ -100,3 +111,19 @@ def test_diagrams_and_charts_build():
     qd = cv.qd_sweep(P, depths=(8, 64), orders=("fifo", "random"))
     for ch in (cv.cpu_slab_diagram(42, 6, 5), cv.qd_chart(qd, 42), cv.free_split_chart(qd)):
         assert ch.to_dict()["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+
+
+def test_step_table_lists_what_the_fast_paths_charge():
+    """The page's table of steps sums, part by part, to what the model charges on the fast paths."""
+    tab = cv.step_table(P)
+    c = cv.path_costs(pd.DataFrame({"path": [], "cycles/call": []}), P)
+    by = tab.groupby("part", sort=False)["cycles"].sum()
+    assert list(by.index) == ["kmalloc_entry", "slab_alloc_hooks", "cpu_slab_alloc", "kfree_entry", "slab_free_hooks",
+                              "cpu_slab_free"]
+    assert by[["kmalloc_entry", "slab_alloc_hooks", "cpu_slab_alloc"]].sum() == c.c_alloc_fast
+    assert by[["kfree_entry", "slab_free_hooks", "cpu_slab_free"]].sum() == c.c_free_fast
+    # init_on_alloc zeroes the kmalloc bucket, one 64-byte line at a time: kmalloc-96 is two lines
+    zero = tab[tab["cost"] == "zero_line"]
+    assert list(zero["times"]) == [2]
+    assert "\\_\\_" in " ".join(tab["step"])  # C's __names are escaped for Markdown
+    assert np.isnan(c.c_free_partial)  # a path the run did not take is nan, not a made-up number

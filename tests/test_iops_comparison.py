@@ -100,8 +100,11 @@ def test_gap_and_need(rep):
     # the need closes the reported gap: model gap + 2 × need == reported gap (in cycles)
     assert g.gap_c + 2 * g.need_per_op == pytest.approx(g.rep_gap_ns * rep.clock_ghz)
     assert "more cycles" in cmp.need_words(g, "sheaf-256")
-    covered = replace(g, need_per_op=-1.0)
+    covered = replace(g, need_per_op=-4.0, need_hi=2.0)
     assert cmp.need_words(covered, "sheaf-256").startswith("The model's edge already covers")
+    assert "beyond it by 4 cycles per sheaf-256 operation, within what the rounding" in cmp.need_words(covered, "sheaf-256")
+    beyond = replace(g, need_per_op=-30.0, need_hi=0.0)
+    assert "more than the rounding of the figures allows" in cmp.need_words(beyond, "sheaf-256")
 
 
 def test_noise_and_scenarios(rep):

@@ -9,6 +9,8 @@ from allocsim.pages import params
 from allocsim.kernel import pcpu_list as pl
 from allocsim.analysis import memory as mem
 from allocsim.pages import pcpu as views
+from allocsim.pages import costing
+from allocsim.facts import costs as C
 from allocsim.facts.errors import AllocsimError, DataError
 
 
@@ -117,7 +119,10 @@ def test_charts_build(P):
 def test_notes_follow_the_backend():
     standin = params.validate("pcpu", {"kmalloc": "standin"})
     slub = params.validate("pcpu", {"kmalloc": "slub", "kernel": "6.19"})
-    assert "stand-in" in views.backend_note(standin) and "21 cycles" in views.backend_note(standin)
+    a, f = pl.standin_charges()  # the 6.19 cpu slab's fast-path step sums, entry and hooks included
+    note = views.backend_note(standin)
+    assert "stand-in" in note and f"`kmalloc` {a:.0f} cycles and every `kfree` {f:.0f}" in note
+    assert a == pytest.approx(sum(costing.slub_direction(costing.slub_facts("6.19", 128), "alloc").__dict__.values()))
     assert "SLUB model of 6.19" in views.backend_note(slub) and "kmalloc-128" in views.backend_note(slub)
     # the thread's 6.19 figures: 1.17M -> 1.20M IOPS is 21.4 ns per IO, 64 cycles at 3 GHz
     assert "50% of the 6.19 difference" in views.thread_note(standin, 32.05)
@@ -167,6 +172,13 @@ def test_sections_agree_with_the_scenarios(P):
     assert list(views.struct_fields("iomap_dio")["bytes"])
     costs = views.path_costs(P)
     assert costs.c_splice > 0 and str(costs.kernel_v) == f"`{P.kernel}`"
+    t = C.load()
+    # every path runs per_cpu_ptr(..., get_cpu()) ... put_cpu(): four loads the code waits for and the preempt pair
+    assert costs.c_get_cpu == 4 * t.cycles("l1_hit") + t.cycles("preempt_pair") == costs.c_preempt + 4 * costs.c_l1
+    # a hit then reads free_list and the element's next word; a free reads the counts, max_nr and preempt_count()
+    assert costs.c_hit == costs.c_get_cpu + 2 * costs.c_l1
+    assert costs.c_free == costs.c_free_task == costs.c_get_cpu + 3 * costs.c_l1
+    assert costs.c_splice == t.cycles("irq_save_restore") + 3 * costs.c_l1
 
 
 def test_thread_kernel_labels():

@@ -9,7 +9,7 @@ that of a shorter one whose program is a prefix of it (:func:`allocsim.workloads
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import altair as alt
 import pandas as pd
@@ -18,10 +18,12 @@ from allocsim.analysis.microbench import FAST_FREES
 from allocsim.analysis.runs import Setup
 from allocsim.facts import costs as _costs
 from allocsim.facts import kconfig
+from allocsim.facts import steps as _steps
 from allocsim.facts import thread
 from allocsim.kernel import slub
 from allocsim.kernel import stats as ss
 from allocsim.pages import charts
+from allocsim.pages import costing
 from allocsim.pages.diagram import box_diagram
 from allocsim.pages.glue import Md
 from allocsim.workloads import adapter
@@ -31,30 +33,33 @@ FREE_PATHS = ("free_fastpath", "free_frozen", "free_partial", "free_cpu_partial"
               "free_list_lock")
 
 
-#: What each cpu-slab path does, in the kernel's words, and the primitives the model charges for it.
+#: What each cpu-slab path does, in the kernel's words, and what the model charges for it. Every allocation
+#: path runs the entry point and the slab_alloc_node() hooks first (``kmalloc_entry`` + ``slab_alloc_hooks``
+#: of data/kernel/steps.yaml), every free path ``kfree_entry`` + ``slab_free_hooks``; the rest is the path's own.
+ALLOC_FIRST, FREE_FIRST = "entry and hooks, then ", "entry, slab lookup and hooks, then "
 CPU_SLAB_PATHS = {
     "alloc_fastpath": ("pop c->freelist: this_cpu_try_cmpxchg128 on {freelist, tid}",
-                       "percpu_cmpxchg16b (the measured cost of a whole fast-path call)"),
+                       ALLOC_FIRST + "the steps of cpu_slab_alloc (the table above)"),
     "alloc_refill": ("___slab_alloc: get_freelist() takes the cpu slab's own freelist (remote frees)",
-                     "function_call, irq_save_restore, locked_cmpxchg16b, l1_hit"),
+                     ALLOC_FIRST + "function_call, irq_save_restore, locked_cmpxchg16b, l1_hit"),
     "alloc_cpu_partial": ("___slab_alloc: cpu slab exhausted, the next slab comes off the cpu partial list",
-                          "function_call, 2 × irq_save_restore, locked_cmpxchg16b, l1_hit ×2"),
+                          ALLOC_FIRST + "function_call, 2 × irq_save_restore, locked_cmpxchg16b, l1_hit ×2"),
     "alloc_from_partial": ("___slab_alloc: get_partial_node() under list_lock, extra slabs to the cpu partial list",
-                           "function_call, list_lock (spin_lock_pair + irq_save_restore), locked_cmpxchg16b, …"),
+                           ALLOC_FIRST + "function_call, list_lock (spin_lock_irqsave_pair), locked_cmpxchg16b, …"),
     "alloc_slab": ("___slab_alloc: new_slab() from the page allocator",
-                   "function_call, ½ page_alloc_free, l1_hit per object, irq_save_restore"),
+                   ALLOC_FIRST + "function_call, ½ page_alloc_free, l1_hit per object, irq_save_restore"),
     "free_fastpath": ("do_slab_free: the object's slab is this CPU's cpu slab: push onto c->freelist",
-                      "percpu_cmpxchg16b"),
+                      FREE_FIRST + "the steps of cpu_slab_free (the table above)"),
     "free_frozen": ("__slab_free to a frozen slab (another CPU's cpu slab): cmpxchg only",
-                    "function_call, locked_cmpxchg16b"),
+                    FREE_FIRST + "function_call, locked_cmpxchg16b"),
     "free_partial": ("__slab_free to a slab that already has free objects: cmpxchg only",
-                     "function_call, locked_cmpxchg16b"),
+                     FREE_FIRST + "function_call, locked_cmpxchg16b"),
     "free_cpu_partial": ("__slab_free of a full slab: put_cpu_partial() puts it on this CPU's partial list",
-                         "function_call, locked_cmpxchg16b, irq_save_restore, l1_hit"),
+                         FREE_FIRST + "function_call, locked_cmpxchg16b, irq_save_restore, l1_hit"),
     "free_cpu_partial_drain": ("… and the cpu partial list was full: __put_partials() to the node under list_lock",
                                "as free_cpu_partial, plus list_lock and l1_hit per slab moved"),
     "free_list_lock": ("__slab_free of the last object of a slab: list_lock to check or discard it",
-                       "function_call, list_lock, locked_cmpxchg16b (, ½ page_alloc_free)"),
+                       FREE_FIRST + "function_call, list_lock, locked_cmpxchg16b (, ½ page_alloc_free)"),
 }
 
 
@@ -177,28 +182,52 @@ def setting(P) -> Setting:
                    f[("6.19", "kmalloc")], f[("6.19", "sheaf-256")], P.queue_depth, geo)
 
 
+def page_facts(P) -> _steps.Facts:
+    """The step facts of the page's kmalloc cache on ``P.kernel``, with a distribution kernel's hook
+    switches (the SLUB model's own, :func:`allocsim.pages.costing.slub_facts`)."""
+    return costing.slub_facts(P.kernel, P.object_size, True, ncpu=P.machine_cpus)
+
+
+def step_table(P) -> pd.DataFrame:
+    """Every step of one ``kmalloc()`` and one ``kfree()`` on the cpu slab's fast path of the page's cache."""
+    return costing.slub_step_table(page_facts(P))
+
+
 @dataclass(frozen=True)
 class PathCosts:
-    """What the model charges the paths the prose names, in cycles (``nan``: the run did not take it)."""
+    """What the model charges the paths the prose names, in cycles (``nan``: the run did not take it):
+    the fast paths' step sums and their parts, the primitives of the slow paths, and the slow paths as
+    the run charged them."""
 
-    c_fast: float
-    c_pcpu: float
+    c_fast: float  # alloc_fastpath per call in the run (= c_alloc_fast)
+    c_alloc_fast: float  # kmalloc_entry + slab_alloc_hooks + cpu_slab_alloc
+    c_free_fast: float  # kfree_entry + slab_free_hooks + cpu_slab_free
+    c_alloc_entry: float  # kmalloc_entry + slab_alloc_hooks
+    c_free_entry: float  # kfree_entry + slab_free_hooks
+    c_cs_alloc: float  # cpu_slab_alloc alone
+    c_cs_free: float
+    c_pcpu: float  # the this_cpu_try_cmpxchg128 instruction (percpu_cmpxchg16b)
     c_locked: float
     c_call: float
     c_irq: float
     c_free_partial: float
     c_cpu_partial_alloc: float
     c_free_cpu_partial: float
+    hooks_on: Md  # the hook switches on, as hooks.yaml names them
 
 
-def path_costs(pt: pd.DataFrame) -> PathCosts:
-    """From :func:`path_table` of the page's run and the cost table."""
+def path_costs(pt: pd.DataFrame, P) -> PathCosts:
+    """From :func:`path_table` of the page's run, the step sums of the page's cache and the cost table."""
     cyc = pt.set_index("path")["cycles/call"]
     c = _costs.load()
+    f = page_facts(P)
+    a, fr = costing.slub_direction(f, "alloc"), costing.slub_direction(f, "free")
     nan = float("nan")
-    return PathCosts(cyc.get("alloc_fastpath", c.cycles("percpu_cmpxchg16b")), c.cycles("percpu_cmpxchg16b"),
-                     c.cycles("locked_cmpxchg16b"), c.cycles("function_call"), c.cycles("irq_save_restore"),
-                     cyc.get("free_partial", nan), cyc.get("alloc_cpu_partial", nan), cyc.get("free_cpu_partial", nan))
+    return PathCosts(cyc.get("alloc_fastpath", a.total), a.total, fr.total, a.entry + a.hooks, fr.entry + fr.hooks,
+                     a.allocator, fr.allocator, c.cycles("percpu_cmpxchg16b"), c.cycles("locked_cmpxchg16b"),
+                     c.cycles("function_call"), c.cycles("irq_save_restore"), cyc.get("free_partial", nan),
+                     cyc.get("alloc_cpu_partial", nan), cyc.get("free_cpu_partial", nan),
+                     Md(", ".join(f"`{k}`" for k, v in asdict(f.hooks).items() if v)))
 
 
 def path_rows(pt: pd.DataFrame) -> pd.DataFrame:
@@ -234,7 +263,8 @@ def loop(P, st: iouring.SteadyState, pt: pd.DataFrame) -> Loop:
     cfg = adapter.io_uring(P)
     first, end = iouring.steady_window(cfg)
     sp = split(st)
-    ideal = 2 * _costs.load().cycles("percpu_cmpxchg16b")
+    f = page_facts(P)
+    ideal = costing.slub_direction(f, "alloc").total + costing.slub_direction(f, "free").total
     per = pt.set_index("path")["per IO"]
     return Loop(first, end, cfg.submit_batch, cfg.complete_batch, 100 * sp["free fast share"],
                 100 * sp["alloc fast share"], sp["cycles per IO"], ideal, sp["cycles per IO"] - ideal,

@@ -9,6 +9,8 @@ prose is the chapter's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -19,8 +21,10 @@ from allocsim.analysis import comparison
 from allocsim.analysis import iops
 from allocsim.analysis import runs
 from allocsim.analysis.runs import Reproduction
+from allocsim.facts import steps as _steps
 from allocsim.facts import thread
 from allocsim.pages import charts
+from allocsim.pages import costing
 from allocsim.pages.glue import glue, glue_all
 from allocsim.pages.mdtable import markdown
 
@@ -34,25 +38,60 @@ def _step():
 #: The model's kernel names and the thread's.
 KERNEL_LABEL = {"6.19": "6.19", "7.0": "7.0-rc4"}
 
-#: Cost-table primitive → the mechanism it stands for in the breakdown (the issue's categories).
+#: Cost-table primitive → the mechanism it stands for in the breakdown (every row of data/costs.csv).
 MECHANISM = {
-    "preempt_pair": "preempt count (get_cpu/put_cpu)",
-    "local_trylock_pair": "local_trylock (sheaves lock)",
-    "l1_hit": "list / array slot and object word (L1)",
-    "function_call": "slab entry call (hooks not modelled)",
+    "preempt_pair": "preempt count (get_cpu/put_cpu, local_trylock)",
+    "l1_hit": "loads the code waits for (L1)",
+    "function_call": "calls (entry points, hooks, slow paths)",
+    "static_key": "static keys (hooks)",
+    "zero_line": "init_on_alloc zeroing",
+    "memcg_account": "memcg accounting (SLAB_ACCOUNT)",
     "percpu_cmpxchg16b": "cmpxchg16b (cpu slab, slab freelist)",
     "locked_cmpxchg16b": "cmpxchg16b (cpu slab, slab freelist)",
     "irq_save_restore": "interrupt toggling (splice, slow paths)",
     "irq_disable_enable": "interrupt toggling (splice, slow paths)",
     "spin_lock_pair": "barn / list_lock traffic",
+    "spin_lock_irqsave_pair": "barn / list_lock traffic",
     "cacheline_transfer": "barn / list_lock traffic",
     "bulk_object": "refill / flush in bulk",
     "page_alloc_free": "page allocator",
     "l2_hit": "cache misses",
     "l3_hit": "cache misses",
-    "memcg_charge": "memcg charge (SLAB_ACCOUNT)",
     "other": "lock waiting and timing effects",
 }
+
+
+# ---- the setup: chapter 5's parameters, the kernel's hot-path switches among them ----------------------
+
+def switches(P) -> _steps.Hooks:
+    """The hook switches of chapter 5's parameters (one bool parameter per switch of ``hooks.yaml``)."""
+    return _steps.Hooks.of({k: bool(getattr(P, k)) for k in _steps.switches()})
+
+
+def setup_of(P) -> runs.Setup:
+    """The six runs' :class:`allocsim.analysis.runs.Setup` of chapter 5's validated parameters ``P``:
+    the workload and cache fields, and the kernel's hot-path switches as :attr:`Setup.hooks`."""
+    return replace(runs.Setup.from_params(P), hooks=switches(P)).validate()
+
+
+def switches_table(hooks: _steps.Hooks) -> pd.DataFrame:
+    """Every switch: this page's value, the distribution default, what it changes on the hot path and the
+    source of the default (``data/kernel/hooks.yaml``)."""
+    rows = []
+    for k, sw in _steps.switches().items():
+        rows.append({"switch": f"`{k}`", "this page": "on" if getattr(hooks, k) else "off",
+                     "default": "on" if sw["default"] else "off", "what it changes": sw["what"],
+                     "source of the default": sw["source"]})
+    return pd.DataFrame(rows)
+
+
+def switches_words(hooks: _steps.Hooks) -> str:
+    """Whether this page runs the distribution defaults, and which switches it changed."""
+    changed = hooks.changed()
+    if not changed:
+        return "This page runs every switch at its distribution default."
+    return ("This page changes " + ", ".join(f"`{k}` to {'on' if v else 'off'}" for k, v in changed.items())
+            + " from the distribution defaults.")
 
 
 def _label(df: pd.DataFrame) -> pd.DataFrame:
@@ -430,6 +469,61 @@ def glue_setting(setup: runs.Setup) -> comparison.Setting:
     return s
 
 
+def glue_switches(setup: runs.Setup) -> pd.DataFrame:
+    """The switches this page ran with (glued in words) and their table."""
+    glue("switches_words", _md(switches_words(setup.hooks)))
+    glue("switches_on", _md(", ".join(f"`{k}`" for k in _steps.switches() if getattr(setup.hooks, k)) or "none"))
+    return switches_table(setup.hooks)
+
+
+# ---- the hot paths side by side (cost model v2) --------------------------------------------------------
+
+#: Number formats of the hot-path table.
+HOT_FORMATS = {c: ".0f" for c in costing.HOT_COLUMNS}
+
+
+@dataclass(frozen=True)
+class HotPaths:
+    """One allocation and one free on each allocator's hot path (cycles, step sums of steps.yaml)."""
+
+    hp_list: float  # the per-CPU list: a hit and a free onto the interrupt list
+    hp_619: float  # 6.19 kmalloc on the cpu slab's fast paths
+    hp_70: float  # 7.0 kmalloc, a sheaf hit each way
+    hp_sheaf: float  # the dedicated cache, a sheaf hit each way
+    hp_skip: float  # what the list skips against the dedicated cache: both entry points and both sets of hooks
+    hp_skip_ns: float
+    hp_alloc_hooks: float  # slab_alloc_node()'s hooks (the dedicated cache)
+    hp_lookup: float  # kfree(): the entry and the lookup of the object's slab and cache (7.0 kmalloc)
+    hp_own_list: float  # the allocator proper, both directions
+    hp_own_sheaf: float
+    hp_own_word: str  # "more" / "fewer": the list's own steps against the sheaf's
+    hp_sheaf_run: float  # what the model charged 7.0 sheaf-256 per IO in the run (for comparison)
+    hp_list_run: float
+
+
+def hot_paths(rep: Reproduction) -> tuple[pd.DataFrame, HotPaths]:
+    """:func:`allocsim.pages.costing.hot_path_totals` of the page's setup, and the figures the prose names."""
+    d = costing.hot_path_directions(rep.setup)
+    L, K6, K7, S = (d[c] for c in costing.HOT_COLUMNS)
+    pair = lambda x: x["alloc"].total + x["free"].total  # noqa: E731
+    own = lambda x: x["alloc"].allocator + x["free"].allocator  # noqa: E731
+    skip = pair(S) - own(S)
+    return costing.hot_path_totals(rep.setup), HotPaths(
+        pair(L), pair(K6), pair(K7), pair(S), skip, skip / rep.clock_ghz, S["alloc"].hooks,
+        K7["free"].entry, own(L), own(S), "more" if own(L) > own(S) else "fewer",
+        float(rep.alloc_cycles[("7.0", "sheaf-256")]), float(rep.alloc_cycles[("7.0", PCPU_LABEL)]))
+
+
+PCPU_LABEL = "per-CPU list"
+
+
+def glue_hot_paths(rep: Reproduction) -> pd.DataFrame:
+    t, h = hot_paths(rep)
+    glue_all(h, skip=("hp_own_word",))
+    glue("hp_own_word", _md(h.hp_own_word))
+    return t
+
+
 def configs_table(setup: runs.Setup) -> pd.DataFrame:
     return pd.DataFrame([runs.describe_config(k, a, setup) for k, a in iops.CONFIGS]).assign(
         kernel=lambda d: d["kernel"].map(KERNEL_LABEL))
@@ -554,14 +648,17 @@ def glue_gains(rep: Reproduction, statuses: dict) -> pd.DataFrame:
 
 def mechanism_words(kernel: str, allocator: str) -> str:
     """What one operation of the page's allocator and of the list does (the kernel code it runs)."""
+    entry = ("the call into the slab allocator and its hooks (`slab_alloc_node()`'s on an allocation; on a free the "
+             "lookup of the object's slab and `slab_free()`'s)")
+    lst = ("a list operation is a preempt-count round trip (`get_cpu()`/`put_cpu()`), the loads that find this CPU's "
+           "list, and a pointer pop or push, plus, every so often, the splice of the interrupt list under "
+           "`local_irq_save()` — and no hooks")
     if kernel == "7.0" or allocator == "sheaf-256":
-        return ("A sheaf operation is `local_trylock()`, one array slot and the call into the slab allocator; a list "
-                "operation is a preempt-count round trip (`get_cpu()`/`put_cpu()`) and a pointer pop or push that touches "
-                "the per-CPU list head and the object's first word, plus, every so often, the splice of the interrupt "
-                "list under `local_irq_save()`.")
-    return ("A 6.19 kmalloc operation is a `cmpxchg16b` on the cpu slab's freelist and transaction id when the object's "
-            "slab is still the cpu slab, and otherwise a locked `cmpxchg16b` on the slab's own freelist (`__slab_free()`), "
-            "with the cpu partial list behind it; a list operation is a preempt-count round trip and a pointer pop or push.")
+        return (f"A sheaf operation is {entry}, then `local_trylock()` — itself a preempt-count round trip — and one "
+                f"array slot; {lst}.")
+    return (f"A 6.19 kmalloc operation is {entry}, then a `cmpxchg16b` on the cpu slab's freelist and transaction id "
+            "when the object's slab is still the cpu slab, and otherwise a locked `cmpxchg16b` on the slab's own "
+            f"freelist (`__slab_free()`), with the cpu partial list behind it; {lst}.")
 
 
 def glue_gap(rep: Reproduction, kernel: str, allocator: str) -> comparison.Gap:
@@ -625,6 +722,79 @@ def glue_slab_account(rep: Reproduction, calibrate_on) -> pd.DataFrame:
     glue_all(s, skip=("sheaf_with", "kmalloc_with", "reported_sheaf", "reported_kmalloc"))
     glue("sa_sentence", _md(comparison.slab_account_words(s)))
     return sa.assign(kernel=lambda d: d["kernel"].map(KERNEL_LABEL))
+
+
+# ---- the kernel's switches as a sensitivity ------------------------------------------------------------
+
+#: The switch the page flips for its sensitivity: zeroing on allocation, the hook the list skips that costs most.
+FLIP = "init_on_alloc"
+
+#: Number formats of :func:`switch_sensitivity`'s table.
+SW_FORMATS = {"reported (M IOPS)": ".2f", "predicted, page": ".4f", "residual, page (ns)": "+.2f",
+              "predicted, flipped": ".4f", "residual, flipped (ns)": "+.2f"}
+
+
+@dataclass(frozen=True)
+class SwitchSensitivity:
+    """The six predictions with the page's switches and with :data:`FLIP` flipped, each calibrated on its own."""
+
+    sw_flip: str  # "`init_on_alloc` off" (or on, if the page turned it off)
+    sw_rms_page: float
+    sw_rms_flip: float
+    sw_max_page: float
+    sw_max_flip: float
+    sw_base_page: float
+    sw_base_flip: float
+    sw_edge_page: float  # the list's edge over the dedicated cache on 7.0, ns per IO
+    sw_edge_flip: float
+    sw_zero_cycles: float  # what the flipped switch changes per IO on the dedicated cache (cycles)
+
+
+def _rms(rep: Reproduction) -> float:
+    return float(np.sqrt((rep.table["residual ns/IO"] ** 2).mean()))
+
+
+def switch_sensitivity(rep: Reproduction, calibrate_on="all") -> tuple[pd.DataFrame, SwitchSensitivity]:
+    """Reproduce the six with :data:`FLIP` flipped (everything else as on the page) and set the two side by
+    side: predictions, residuals, the fitted base and the list's edge over the dedicated cache on 7.0."""
+    hooks = rep.setup.hooks
+    flipped = replace(hooks, **{FLIP: not getattr(hooks, FLIP)})
+    other = runs.reproduce(replace(rep.setup, hooks=flipped).validate(), rep.clock_ghz, calibrate_on)
+    t, o = rep.table, other.table
+    table = pd.DataFrame({"configuration": t["kernel"].map(KERNEL_LABEL) + " " + t["allocator"],
+                          "reported (M IOPS)": t["reported M IOPS"], "predicted, page": t["predicted M IOPS"],
+                          "residual, page (ns)": t["residual ns/IO"], "predicted, flipped": o["predicted M IOPS"].values,
+                          "residual, flipped (ns)": o["residual ns/IO"].values})
+    edge = lambda r: (r.alloc_cycles[("7.0", "sheaf-256")] - r.alloc_cycles[("7.0", PCPU_LABEL)]) / r.clock_ghz  # noqa: E731
+    word = f"`{FLIP}` {'off' if getattr(hooks, FLIP) else 'on'}"
+    return table, SwitchSensitivity(
+        word, _rms(rep), _rms(other), float(t["residual ns/IO"].abs().max()), float(o["residual ns/IO"].abs().max()),
+        rep.calibration.base_ns, other.calibration.base_ns, edge(rep), edge(other),
+        abs(float(rep.alloc_cycles[("7.0", "sheaf-256")] - other.alloc_cycles[("7.0", "sheaf-256")])))
+
+
+def switch_words(s: SwitchSensitivity) -> str:
+    """Which setting of the flipped switch the reported figures sit closer to, in words."""
+    if abs(s.sw_rms_flip - s.sw_rms_page) < 0.05:
+        return "The reported figures do not tell the two settings apart."
+    closer = "flipped" if s.sw_rms_flip < s.sw_rms_page else "page's"
+    return ("The reported figures sit closer to the flipped setting — which says only that the six figures, read "
+            "through the models, are more consistent with it, not what the testers' kernel was." if closer == "flipped"
+            else "The reported figures sit closer to this page's setting.")
+
+
+def glue_switch_sensitivity(rep: Reproduction, calibrate_on) -> pd.DataFrame:
+    t, s = switch_sensitivity(rep, calibrate_on)
+    glue_all(s, skip=("sw_flip",))
+    glue("sw_flip", _md(s.sw_flip))
+    glue("sw_sentence", _md(switch_words(s)))
+    return t.rename(columns={"predicted, flipped": f"predicted, {FLIP} flipped",
+                             "residual, flipped (ns)": f"residual, {FLIP} flipped (ns)"})
+
+
+def sw_formats() -> dict:
+    """:data:`SW_FORMATS` under the column names :func:`glue_switch_sensitivity` returns."""
+    return {k.replace("flipped", f"{FLIP} flipped"): v for k, v in SW_FORMATS.items()}
 
 
 def glue_verdict(rep: Reproduction, kernel: str, allocator: str, sc: pd.DataFrame, gains_t: pd.DataFrame,

@@ -100,20 +100,14 @@ def kmalloc_model(P):
     return lambda prog: pl.kmalloc_only(prog, kmalloc=P.kmalloc, kernel=P.kernel)
 
 
-#: Jesper Brouer's SLUB fast-path measurement, the stand-in's source (a public commit of the kernel).
-BROUER_COMMIT = "fbd02630c6e3"
-COMMIT_URL = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/commit/?id={}"
-
-
 def backend_note(P) -> str:
     """A paragraph (Markdown) saying which kmalloc model this page used and what that implies."""
     if P.kmalloc == "standin":
-        t = _costs.load()
-        c = sum(t.cycles(k) * n for k, n in pl.STANDIN_CHARGES["kmalloc"])
+        a, f = pl.standin_charges()
         return (f"This page sends the misses and the refused frees to **the fixed-cost kmalloc stand-in**. It "
-                f"charges every `kmalloc` and every `kfree` {c:.0f} cycles: half of the SLUB fast-path "
-                "alloc+free pair Jesper Brouer measured (commit "
-                f"[`{BROUER_COMMIT}`]({COMMIT_URL.format(BROUER_COMMIT)})). It never takes a slow path and "
+                f"charges every `kmalloc` {a:.0f} cycles and every `kfree` {f:.0f}: the step sums of the 6.19 cpu "
+                "slab's fast path with its entry point and slab hooks ({doc}`chapter 3 <03-cpu-slab>` lists the "
+                "steps), the same discipline as the list's own paths. It never takes a slow path and "
                 "does not care which CPU frees an object, so it flatters `kmalloc` wherever SLUB would take its "
                 "remote-free path; with the stand-in the `kernel` parameter only changes the memory comparison "
                 "below. Re-run with `kmalloc=\"slub\"` to send the misses through the SLUB model of the kernel "
@@ -121,7 +115,9 @@ def backend_note(P) -> str:
     return (f"This page sends the misses and the refused frees to **the SLUB model of {P.kernel}** "
             f"(`allocsim.kernel.slub`, `kmalloc-{pcpu_memory.memory(P.max_nr, P.kernel)['kmalloc_class']}` for the list's "
             f"{pl.element_size() + pl.header_size()}-byte elements, `{pcpu_memory.memory(P.max_nr, P.kernel)['plain_cache']}` "
-            "for the plain `kmalloc` without the patch), with its slow paths and remote frees.")
+            "for the plain `kmalloc` without the patch), with its slow paths and remote frees, and with the entry "
+            "point and slab hooks every `kmalloc` and `kfree` runs (a distribution kernel's configuration, "
+            "`data/kernel/hooks.yaml`).")
 
 
 def thread_note(P, saved_cycles: float) -> str:
@@ -288,17 +284,28 @@ def list_lengths(program, event_path, cpu: int = 0, events: int | None = None) -
 
 @dataclass(frozen=True)
 class PathCosts:
-    """What the list's paths cost (cycles), and the kernel of the backend."""
+    """What the list's paths cost (cycles: their step sums), the parts of them the prose names, and the
+    kernel of the backend."""
 
     c_hit: float
     c_free: float
+    c_free_task: float
     c_splice: float
+    c_get_cpu: float
+    c_preempt: float
+    c_l1: float
     kernel_v: Md
 
 
 def path_costs(P) -> PathCosts:
+    """From the step sums of ``data/kernel/steps.yaml`` (:func:`allocsim.kernel.pcpu_list.path_costs`)."""
+    from allocsim.facts import steps as _steps
+
     pc = dict(zip(pl.PATHS, pl.path_costs()))
-    return PathCosts(pc["alloc_hit"], pc["free_irq"], pc["alloc_splice"] - pc["alloc_hit"], Md(f"`{P.kernel}`"))
+    t = _costs.load()
+    get_cpu = _steps.load().cycles("pcpu_get_cpu", t, _steps.Facts())
+    return PathCosts(pc["alloc_hit"], pc["free_irq"], pc["free_task"], pc["alloc_splice"] - pc["alloc_hit"], get_cpu,
+                     t.cycles("preempt_pair"), t.cycles("l1_hit"), Md(f"`{P.kernel}`"))
 
 
 @dataclass(frozen=True)
