@@ -65,6 +65,8 @@ def test_miss_words_branches(rep):
     assert views.miss_words(replace(f, missed=())) == "Every prediction rounds to the reported figure."
     only_pcpu = views.miss_words(replace(f, missed=(("6.19", "per-CPU list", 1.19, 1.20, 3.5),)))
     assert only_pcpu.startswith("The per-CPU list is predicted slower")
+    ahead = views.miss_words(replace(f, missed=(("7.0", "per-CPU list", 1.21, 1.20, -6.2),)))
+    assert ahead.startswith("The per-CPU list is predicted faster") and "skip the entry points and slab hooks" in ahead
     other = views.miss_words(replace(f, missed=(("7.0", "kmalloc", 1.18, 1.19, 4.2), ("6.19", "sheaf-256", 1.2, 1.19, -2.0))))
     assert "7.0-rc4 kmalloc is predicted 4.2 ns per IO slower" in other and "6.19 sheaf-256 is predicted 2.0 ns per IO faster" in other
 
@@ -142,7 +144,9 @@ def test_every_key_chapter_5_pastes_is_glued_by_the_page_module(rep, monkeypatch
 
     got = _collect(monkeypatch)
     s = views.glue_setting(rep.setup)
+    views.glue_switches(rep.setup)
     views.glue_costs(rep, s)
+    views.glue_hot_paths(rep)
     got["fig_cycles"] = None
     views.glue_fit(rep)
     views.glue_agreement(rep)
@@ -155,9 +159,10 @@ def test_every_key_chapter_5_pastes_is_glued_by_the_page_module(rep, monkeypatch
     sens = views.glue_sensitivity(rep, "7.0", "sheaf-256")
     sc = views.glue_scenarios(rep, "7.0")
     views.glue_slab_account(rep, "all")
+    views.glue_switch_sensitivity(rep, "all")
     views.glue_verdict(rep, "7.0", "sheaf-256", sc, gains, noise, sens, gap)
     views.glue_experiment(rep, noise)
-    views.glue_claims(checks)
+    views.glue_claims(checks, rep)
     missing = _keys_used("05-iops.md") - set(got)
     assert not missing, f"chapter 5 pastes keys nothing glues: {sorted(missing)}"
     assert got["loo_rerun"].data.startswith("changes no configuration")
@@ -187,3 +192,71 @@ def test_the_agreement_sections_keys_are_glued(rep, monkeypatch):
     for k in ("rms_words", "loo_words", "knife_words", "knife_count_words", "loo_knife_words"):
         assert type(got[k]) is str and "`" not in got[k]
     assert got["rms_noise"] == pytest.approx(a.rms_perfect_med)
+
+
+def test_every_cost_row_has_a_mechanism():
+    from allocsim.facts import costs
+
+    assert set(costs.KEYS) <= set(views.MECHANISM)
+
+
+def test_switch_parameters_become_the_setups_hooks():
+    from allocsim.facts import steps
+    from allocsim.pages import params
+
+    P = params.validate("iops", {})
+    assert views.setup_of(P).hooks == steps.Hooks.default()
+    assert views.switches_words(steps.Hooks.default()) == "This page runs every switch at its distribution default."
+    P = params.validate("iops", {"init_on_alloc": False, "kfence_sampling": True})
+    s = views.setup_of(P)
+    assert s.hooks == replace(steps.Hooks.default(), init_on_alloc=False, kfence_sampling=True)
+    assert views.switches_words(s.hooks) == ("This page changes `init_on_alloc` to off, `kfence_sampling` to on from "
+                                             "the distribution defaults.")
+    t = views.switches_table(s.hooks).set_index("switch")
+    assert list(t.index) == [f"`{k}`" for k in steps.switches()]
+    assert t.loc["`init_on_alloc`", "this page"] == "off" and t.loc["`init_on_alloc`", "default"] == "on"
+    assert t.loc["`memcg`", "source of the default"] == steps.switches()["memcg"]["source"]
+
+
+def test_hot_paths_are_what_the_runs_charge_per_call(rep):
+    """The side-by-side step sums are what the models charge a fast-path call: a list hit, a sheaf hit."""
+    t, h = views.hot_paths(rep)
+    lst, sheaf = rep.runs[("7.0", "per-CPU list")], rep.runs[("7.0", "sheaf-256")]
+    per_call = lambda r, p: r.paths[p][1] / r.paths[p][0]  # noqa: E731
+    d = views.costing.hot_path_directions(rep.setup)
+    assert per_call(lst, "alloc_hit") == pytest.approx(d["per-CPU list (hit)"]["alloc"].total)
+    assert per_call(lst, "free_irq") == pytest.approx(d["per-CPU list (hit)"]["free"].total)
+    assert per_call(sheaf, "alloc_sheaf") == pytest.approx(d["sheaf-256 (sheaf)"]["alloc"].total)
+    assert per_call(sheaf, "free_sheaf") == pytest.approx(d["sheaf-256 (sheaf)"]["free"].total)
+    k619 = rep.runs[("6.19", "kmalloc")]
+    assert per_call(k619, "alloc_fastpath") == pytest.approx(d["6.19 kmalloc (cpu slab)"]["alloc"].total)
+    assert per_call(k619, "free_fastpath") == pytest.approx(d["6.19 kmalloc (cpu slab)"]["free"].total)
+    # the list skips the entry points and hooks; its total row is its own steps
+    assert t.set_index("step sum").loc["**alloc + free**", "per-CPU list (hit)"] == h.hp_list == h.hp_own_list
+    assert h.hp_skip == pytest.approx(h.hp_sheaf - h.hp_own_sheaf) and h.hp_skip > 0
+    assert h.hp_own_word == ("more" if h.hp_own_list > h.hp_own_sheaf else "fewer")
+
+
+def test_iops_claims_and_switch_words(rep):
+    checks = pd.DataFrame({"id": [f"iops-{i}" for i in range(6)] + ["patch-gain"],
+                           "status": ["reproduced"] * 6 + ["partly"]})
+    assert views.iops_claims_words(checks, rep) == "Of the six IOPS figures, 6 are reproduced, 0 partly and 0 not."
+    checks.loc[:5, "status"] = ["partly"] * 5 + ["reproduced"]
+    w = views.iops_claims_words(checks, rep)
+    assert w.startswith("Of the six IOPS figures, 1 are reproduced, 5 partly and 0 not.")
+    assert "skip the entry points and slab hooks" in w and f"{rep.predicted_miops('7.0', 'per-CPU list'):.3f}M" in w
+    s = views.SwitchSensitivity("`init_on_alloc` off", 5.0, 3.0, 7.0, 7.5, 800, 805, 19.0, 15.0, 25.0)
+    assert views.switch_words(s).startswith("The reported figures sit closer to the flipped setting")
+    assert views.switch_words(replace(s, sw_rms_flip=6.0)) == "The reported figures sit closer to this page's setting."
+    assert views.switch_words(replace(s, sw_rms_flip=5.01)).startswith("The reported figures do not tell")
+
+
+def test_switch_sensitivity_flips_init_on_alloc(rep):
+    t, s = views.switch_sensitivity(rep)
+    assert str(s.sw_flip) == "`init_on_alloc` off" and len(t) == 6
+    # zeroing is the memset call, the s->ctor/s->flags load and two 64-byte lines of the 96-byte object
+    from allocsim.facts import costs
+
+    c = costs.load()
+    assert s.sw_zero_cycles == pytest.approx(c.cycles("function_call") + c.cycles("l1_hit") + 2 * c.cycles("zero_line"))
+    assert s.sw_edge_flip < s.sw_edge_page  # the list's hits skip the zeroing, so removing it narrows its edge

@@ -583,14 +583,13 @@ def edge_words(v: Verdict, focus: str, st: Step, gap_max: float, p_order: float)
 
 
 def missing_words(need_per_op: float, rep_gap_ns: float, allocator: str) -> str:
-    """What the models still do not charge — return thunks on each call (the ``function_call`` row counts
-    none) and cache lines that are not in L1 — and whether it would have to matter for the reported gap
-    between the list and ``allocator`` (``rep_gap_ns``, :attr:`Gap.rep_gap_ns`)."""
+    """What the models still leave out (return thunks on each call, cache lines not in L1: the clause before
+    this one names them) would have to do for the reported gap between the list and ``allocator``
+    (``rep_gap_ns``, :attr:`Gap.rep_gap_ns`), or that the model's edge needs none of it."""
     if need_per_op > 0:
-        return (f"return thunks on every call (the cost table's function call counts none) and cache lines that are "
-                f"not in L1 would have to cost about {need_per_op:.0f} cycles per {allocator} operation more than on the "
-                f"list's paths to produce the reported {rep_gap_ns:.1f} ns")
-    return f"the model's edge already reaches the reported {rep_gap_ns:.1f} ns without them"
+        return (f"would have to cost about {need_per_op:.0f} cycles per {allocator} operation more than on the list's "
+                f"paths to produce the reported {rep_gap_ns:.1f} ns")
+    return f"is not needed for the reported gap: the model's edge already reaches the reported {rep_gap_ns:.1f} ns without it"
 
 
 def closing_words(below_step: bool) -> str:

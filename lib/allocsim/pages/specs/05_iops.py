@@ -1,12 +1,26 @@
 import importlib
 
 from allocsim.facts import costs
+from allocsim.facts import steps
 from allocsim.facts.errors import AllocsimError
 from allocsim.pages.params import ChapterSpec, Param
 
 #: The blk-mq topology parameters: chapter 2's (one definition).
 _PCPU = importlib.import_module("allocsim.pages.specs.02_pcpu").SPEC
 _TOPOLOGY = ("polled", "irq_same_cpu_share", "irq_same_llc_share", "irq_other_llc_share", "nr_hw_queues", "rq_affinity")
+
+
+def _switch(name: str, sw: dict) -> Param:
+    """One kernel hot-path switch of data/kernel/hooks.yaml as a bool parameter; the default is a distribution
+    kernel's, and the help text says whose (the source of the default)."""
+    return Param(name, bool, sw["default"],
+                 f"kernel switch: {sw['what']}. Default {'on' if sw['default'] else 'off'}, a distribution kernel's: "
+                 f"{sw['source']}")
+
+
+#: The kernel's hot-path switches (cost model v2), one parameter each, in hooks.yaml's order.
+SWITCHES = tuple(_switch(k, sw) for k, sw in steps.switches().items())
+
 _TARGETS = ("all",) + tuple(f"{k} {a}" for k in ("6.19", "7.0") for a in ("per-CPU list", "kmalloc", "sheaf-256"))
 
 
@@ -46,6 +60,7 @@ SPEC = ChapterSpec(
         Param("slab_account", bool, False,
               "create the dedicated cache with SLAB_ACCOUNT (as in Dave Chinner's snippet); the thread does not say "
               "whether the tested cache had it — the page shows both"),
+        *SWITCHES,
         Param("cost_table", str, "default", "which cycle-cost table (data/costs.csv or data/costs-<name>.csv)",
               choices=tuple(costs.table_names())),
         Param("cv", float, 0.005, "run-to-run coefficient of variation of one t/io_uring IOPS figure (noise model)",
