@@ -25,7 +25,7 @@ def _glued(nb) -> dict:
 
 def test_chapter_executes_with_polled_completions_and_four_submitters(tmp_path):
     values = {"polled": True, "submitters": 4, "ios": 6000, "kernel": "6.19", "allocator": "kmalloc",
-              "calibrate_on": "7.0 kmalloc", "slab_account": True, "cv": 0.01, "clock_ghz": 2.5}
+              "calibrate_on": "7.0 kmalloc", "slab_account": True, "cv": 0.01, "clock_ghz": 2.5, "init_on_alloc": False}
     path, reused = book.execute("iops", values, out=tmp_path / "05-iops.ipynb", force=True)
     assert not reused and path.exists()
     nb = nbformat.read(str(path), as_version=4)
@@ -44,7 +44,10 @@ def test_chapter_executes_with_polled_completions_and_four_submitters(tmp_path):
     text = json.dumps(nb)
     assert "The patch's edge on 7.0-rc4" in text and "not reproduced" in text
     table = next(o for c in nb.cells for o in c.get("outputs", []) if "changed" in json.dumps(o.get("data", {})))
-    assert "9 changed" in json.dumps(table["data"]) and "polled" in json.dumps(table["data"])
+    assert "10 changed" in json.dumps(table["data"]) and "polled" in json.dumps(table["data"])
+    # the kernel switch reached the runs: the page says it changed it, and its sensitivity flips it back on
+    assert g["switches_words"] == "This page changes `init_on_alloc` to off from the distribution defaults."
+    assert g["sw_flip"] == "`init_on_alloc` on" and float(g["sw_zero_cycles"]) > 0
 
 
 @pytest.mark.parametrize("pairs, message", [
@@ -56,6 +59,7 @@ def test_chapter_executes_with_polled_completions_and_four_submitters(tmp_path):
     ([("calibrate_on", "8.0 kmalloc")], "parameter calibrate_on must be one of 'all'"),
     ([("slab_account", "maybe")], "parameter slab_account must be true or false, not 'maybe'"),
     ([("cv", "0.5")], "parameter cv must be a number from 0.0005 to 0.05, not 0.5"),
+    ([("memcg", "maybe")], "parameter memcg must be true or false, not 'maybe'"),
 ])
 def test_bad_parameters_are_one_sentence(pairs, message):
     with pytest.raises(AllocsimError, match=message):
@@ -65,3 +69,9 @@ def test_bad_parameters_are_one_sentence(pairs, message):
 def test_spec_defaults_validate():
     ns = params.spec("iops").validate({})
     assert ns.kernel == "7.0" and ns.queue_depth == 128 and ns.completion == "hardirq" and ns.slab_account is False
+    from allocsim.facts import steps
+
+    # one bool parameter per kernel switch, defaulting to the distribution default hooks.yaml gives (with its source)
+    for k, sw in steps.switches().items():
+        assert getattr(ns, k) is sw["default"]
+        assert sw["source"] in next(p.help for p in params.spec("iops").params if p.name == k)
