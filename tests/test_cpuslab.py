@@ -98,6 +98,7 @@ def test_compare_caches_and_the_thread_section():
     f = thread.iops_figures().set_index(["kernel", "allocator"])["ns_per_io"]
     assert t.t_ns_diff == pytest.approx(f[("6.19", "kmalloc")] - f[("6.19", "sheaf-256")])
     assert t.m_ns_diff == pytest.approx((t.m_kmalloc - t.m_sheaf) / P.clock_ghz)
+    assert t.m_ns_diff_abs == pytest.approx(abs(t.m_ns_diff)) and str(t.m_diff_word) == ("less" if t.m_ns_diff >= 0 else "more")
     assert t.m_kmalloc_70 == cmp.loc[cv.KMALLOC_70, "cycles per IO"]
 
 
@@ -127,3 +128,9 @@ def test_step_table_lists_what_the_fast_paths_charge():
     assert list(zero["times"]) == [2]
     assert "\\_\\_" in " ".join(tab["step"])  # C's __names are escaped for Markdown
     assert np.isnan(c.c_free_partial)  # a path the run did not take is nan, not a made-up number
+
+
+def test_where_the_619_difference_comes_from():
+    assert "the whole difference, and more, is the frees that miss" in cv.where_words(119, 131, 144, 131)
+    assert cv.where_words(125, 120, 144, 131).startswith("the fast paths (125 cycles")
+    assert "do not make up for" in cv.where_words(100, 131, 120, 131)

@@ -322,14 +322,37 @@ class Thread619:
     sheaf_cap: int
     m_ns_diff: float
     m_kmalloc_70: float
+    m_ns_diff_abs: float = 0.0
+    m_diff_word: Md = Md("less")  # "less" when the sheaves spend less than kmalloc, else "more"
+    m_fast_kmalloc: float = 0.0  # one allocation and one free on the cpu slab's fast paths (step sums)
+    m_fast_sheaf: float = 0.0  # … on sheaf hits of the dedicated cache
+    m_where: Md = Md("")  # where the 6.19 difference comes from, in words (:func:`where_words`)
+
+
+def where_words(fast_kmalloc: float, fast_sheaf: float, kmalloc: float, sheaf: float) -> str:
+    """Where the 6.19 difference between kmalloc and the dedicated cache comes from, given the fast-path pairs
+    (step sums) and the cycles per IO of the run."""
+    if fast_kmalloc < fast_sheaf and kmalloc > sheaf:
+        return (f"on their fast paths the cpu slab is the cheaper of the two ({fast_kmalloc:.0f} cycles per allocation "
+                f"and free against {fast_sheaf:.0f} for sheaf hits), so the whole difference, and more, is the frees "
+                "that miss the cpu slab")
+    if kmalloc > sheaf:
+        return (f"the fast paths ({fast_kmalloc:.0f} cycles per allocation and free on the cpu slab, {fast_sheaf:.0f} on "
+                "sheaf hits) and the frees that miss the cpu slab")
+    return (f"the fast paths: {fast_kmalloc:.0f} cycles per allocation and free on the cpu slab against "
+            f"{fast_sheaf:.0f} on sheaf hits, which the frees that miss the cpu slab do not make up for")
 
 
 def thread_619(P, cmp: pd.DataFrame) -> Thread619:
     """From :func:`compare_caches` of the page."""
     f = thread.iops_figures().set_index(["kernel", "allocator"])["ns_per_io"]
     k, s = cmp.loc[KMALLOC_619, "cycles per IO"], cmp.loc[SHEAF_619, "cycles per IO"]
+    pair = lambda x: costing.slub_direction(x, "alloc").total + costing.slub_direction(x, "free").total  # noqa: E731
+    fk = pair(costing.slub_facts("6.19", P.object_size, True, ncpu=P.machine_cpus))
+    fs = pair(costing.slub_facts("6.19", P.object_size, False, THREAD_SHEAF_CAPACITY, ncpu=P.machine_cpus))
     return Thread619(f[("6.19", "kmalloc")] - f[("6.19", "sheaf-256")], adapter.io_uring(P).submit_gap, k, s,
-                     THREAD_SHEAF_CAPACITY, (k - s) / P.clock_ghz, cmp.loc[KMALLOC_70, "cycles per IO"])
+                     THREAD_SHEAF_CAPACITY, (k - s) / P.clock_ghz, cmp.loc[KMALLOC_70, "cycles per IO"],
+                     abs(k - s) / P.clock_ghz, Md("less" if k >= s else "more"), fk, fs, Md(where_words(fk, fs, k, s)))
 
 
 # ------------------------------------------------------------------------------------------------
