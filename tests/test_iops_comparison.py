@@ -99,7 +99,9 @@ def test_gap_and_need(rep):
     assert g.behind == (g.gap_c >= 0) and g.rep_gap_hi > g.rep_gap_ns > 0
     # the need closes the reported gap: model gap + 2 × need == reported gap (in cycles)
     assert g.gap_c + 2 * g.need_per_op == pytest.approx(g.rep_gap_ns * rep.clock_ghz)
-    assert "more cycles" in cmp.need_words(g, "sheaf-256")
+    under = replace(g, need_per_op=5.0, need_hi=9.0)
+    assert "each sheaf-256 operation would need about 5 more cycles" in cmp.need_words(under, "sheaf-256")
+    assert ("more cycles" in cmp.need_words(g, "sheaf-256")) == (g.need_per_op > 0)
     covered = replace(g, need_per_op=-4.0, need_hi=2.0)
     assert cmp.need_words(covered, "sheaf-256").startswith("The model's edge already covers")
     assert "beyond it by 4 cycles per sheaf-256 operation, within what the rounding" in cmp.need_words(covered, "sheaf-256")
