@@ -8,6 +8,7 @@ import pytest
 from allocsim.analysis import comparison as cmp
 from allocsim.analysis import runs as R
 from allocsim.pages import iops as views
+from allocsim.facts import steps as steps_mod
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +246,7 @@ def test_iops_claims_and_switch_words(rep):
     w = views.iops_claims_words(checks, rep)
     assert w.startswith("Of the six IOPS figures, 1 are reproduced, 5 partly and 0 not.")
     assert "skip the entry points and slab hooks" in w and f"{rep.predicted_miops('7.0', 'per-CPU list'):.3f}M" in w
-    s = views.SwitchSensitivity("`init_on_alloc` off", 5.0, 3.0, 7.0, 7.5, 800, 805, 19.0, 15.0, 25.0)
+    s = views.SwitchSensitivity("`init_on_alloc` off", 5.0, 3.0, 7.0, 7.5, 800, 805, 19.0, 15.0, 25.0, "`memcg`", 4.0)
     assert views.switch_words(s).startswith("The reported figures sit closer to the flipped setting")
     assert views.switch_words(replace(s, sw_rms_flip=6.0)) == "The reported figures sit closer to this page's setting."
     assert views.switch_words(replace(s, sw_rms_flip=5.01)).startswith("The reported figures do not tell")
@@ -258,5 +259,9 @@ def test_switch_sensitivity_flips_init_on_alloc(rep):
     from allocsim.facts import costs
 
     c = costs.load()
-    assert s.sw_zero_cycles == pytest.approx(c.cycles("function_call") + c.cycles("l1_hit") + 2 * c.cycles("zero_line"))
+    assert s.sw_zero_cycles == pytest.approx(c.cycles("function_call") + c.cycles("l1_hit") + 2 * c.cycles("zero_line"), abs=0.5)
     assert s.sw_edge_flip < s.sw_edge_page  # the list's hits skip the zeroing, so removing it narrows its edge
+    eff = views.switch_effects(rep.setup)
+    assert list(eff) == sorted(eff, reverse=True) and set(eff.index) == set(steps_mod.switches())
+    assert eff["init_on_alloc"] == pytest.approx(s.sw_zero_cycles, abs=0.5)  # the step sums' zeroing is what the runs charged
+    assert str(s.sw_largest) == f"`{eff.index[0]}`" and s.sw_largest_cycles == eff.iloc[0]

@@ -734,6 +734,19 @@ class SwitchSensitivity:
     sw_edge_page: float  # the list's edge over the dedicated cache on 7.0, ns per IO
     sw_edge_flip: float
     sw_zero_cycles: float  # what the flipped switch changes per IO on the dedicated cache (cycles)
+    sw_largest: str = ""  # the switch whose flip changes the dedicated cache's hot path most (:func:`switch_effects`)
+    sw_largest_cycles: float = 0.0
+
+
+def switch_effects(setup: runs.Setup) -> pd.Series:
+    """Each switch flipped alone (the others as in ``setup``): how many cycles it changes one allocation and
+    one free on the dedicated cache's hot path (step sums; the list's hits run none of the hooks), largest first."""
+    col = costing.HOT_COLUMNS[3]
+    pair = lambda s: sum(x.total for x in costing.hot_path_directions(s)[col].values())  # noqa: E731
+    base = pair(setup)
+    out = {k: abs(pair(replace(setup, hooks=replace(setup.hooks, **{k: not getattr(setup.hooks, k)}))) - base)
+           for k in _steps.switches()}
+    return pd.Series(out, dtype=float).sort_values(ascending=False, kind="stable")
 
 
 def _rms(rep: Reproduction) -> float:
@@ -753,10 +766,12 @@ def switch_sensitivity(rep: Reproduction, calibrate_on="all") -> tuple[pd.DataFr
                           "residual, flipped (ns)": o["residual ns/IO"].values})
     edge = lambda r: (r.alloc_cycles[("7.0", "sheaf-256")] - r.alloc_cycles[("7.0", PCPU_LABEL)]) / r.clock_ghz  # noqa: E731
     word = f"`{FLIP}` {'off' if getattr(hooks, FLIP) else 'on'}"
+    eff = switch_effects(rep.setup)
     return table, SwitchSensitivity(
         word, _rms(rep), _rms(other), float(t["residual ns/IO"].abs().max()), float(o["residual ns/IO"].abs().max()),
         rep.calibration.base_ns, other.calibration.base_ns, edge(rep), edge(other),
-        abs(float(rep.alloc_cycles[("7.0", "sheaf-256")] - other.alloc_cycles[("7.0", "sheaf-256")])))
+        abs(float(rep.alloc_cycles[("7.0", "sheaf-256")] - other.alloc_cycles[("7.0", "sheaf-256")])),
+        f"`{eff.index[0]}`", float(eff.iloc[0]))
 
 
 def switch_words(s: SwitchSensitivity) -> str:
@@ -771,8 +786,9 @@ def switch_words(s: SwitchSensitivity) -> str:
 
 def glue_switch_sensitivity(rep: Reproduction, calibrate_on) -> pd.DataFrame:
     t, s = switch_sensitivity(rep, calibrate_on)
-    glue_all(s, skip=("sw_flip",))
+    glue_all(s, skip=("sw_flip", "sw_largest"))
     glue("sw_flip", _md(s.sw_flip))
+    glue("sw_largest", _md(s.sw_largest))
     glue("sw_sentence", _md(switch_words(s)))
     return t.rename(columns={"predicted, flipped": f"predicted, {FLIP} flipped",
                              "residual, flipped (ns)": f"residual, {FLIP} flipped (ns)"})
