@@ -68,7 +68,7 @@ def test_bad_parameters_are_one_sentence(pairs, message):
 
 def test_spec_defaults_validate():
     ns = params.spec("iops").validate({})
-    assert ns.kernel == "7.0" and ns.queue_depth == 128 and ns.completion == "hardirq" and ns.slab_account is False
+    assert ns.kernel == "7.0" and ns.queue_depth == 128 and ns.polled is False and ns.slab_account is False
     from allocsim.facts import steps
 
     # one bool parameter per kernel switch, defaulting to the distribution default hooks.yaml gives (with its source)
