@@ -69,3 +69,14 @@ def test_markdown_escaping():
     t = costing.slub_step_table(costing.slub_facts("7.0", 96))
     assert not t["step"].str.contains(r"(?<!\\)__", regex=True).any()
     assert costing.standin_words() == "{:.0f} cycles per `kmalloc` and {:.0f} per `kfree`".format(*pl.standin_charges())
+
+
+def test_shown_names_each_part_once_and_says_how_a_step_is_charged():
+    t = costing.step_table({"hit": "pcpu_alloc_hit"}, steps.Facts())
+    s = costing.shown(t)
+    assert list(s.columns) == ["step", "kernel code", "charged", "cycles"]
+    assert s["step"].iloc[0] == "**hit**" and s["cycles"].iloc[0] == t["cycles"].sum() == s["cycles"].iloc[1:].sum()
+    assert len(s) == len(t) + 1 and list(s["kernel code"].iloc[1:]) == list(t["kernel code"])
+    assert (costing.charged("l1_hit", 1), costing.charged("zero_line", 2.0), costing.charged("l1_hit", 0.0),
+            costing.charged("—", 2.0)) == ("l1_hit", "2 × zero_line", "0 × l1_hit", "—")
+    assert "cache\\-\\>nr\\-\\-" in " ".join(s["step"])  # `--` stays two hyphens, not an en dash

@@ -215,8 +215,11 @@ def test_switch_parameters_become_the_setups_hooks():
                                              "the distribution defaults.")
     t = views.switches_table(s.hooks).set_index("switch")
     assert list(t.index) == [f"`{k}`" for k in steps.switches()]
-    assert t.loc["`init_on_alloc`", "this page"] == "off" and t.loc["`init_on_alloc`", "default"] == "on"
-    assert t.loc["`memcg`", "source of the default"] == steps.switches()["memcg"]["source"]
+    assert t.loc["`init_on_alloc`", "this page (default)"] == "off (on)" and t.loc["`memcg`", "this page (default)"] == "on (on)"
+    from allocsim.pages import costing
+
+    assert t.loc["`memcg`", "what it changes; the default's source"].endswith(
+        "*Default:* " + costing.escape(steps.switches()["memcg"]["source"]))
 
 
 def test_hot_paths_are_what_the_runs_charge_per_call(rep):

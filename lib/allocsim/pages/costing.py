@@ -26,8 +26,8 @@ from allocsim.facts.errors import AllocsimError
 from allocsim.kernel import pcpu_list as pl
 from allocsim.kernel import slub
 
-#: Display formats of :func:`step_table` (times: a step may be charged per 64-byte line, or not at all).
-STEP_FORMATS = {"times": "g", "cycles": ".0f"}
+#: Display formats of :func:`shown` (cycles are whole numbers of a row's cycles times how often it is charged).
+STEP_FORMATS = {"cycles": ".0f"}
 
 
 def slub_facts(kernel: str, object_size: int, kmalloc: bool = True, sheaf_capacity: int = 0,
@@ -41,7 +41,7 @@ def slub_facts(kernel: str, object_size: int, kmalloc: bool = True, sheaf_capaci
     return slub.facts_of(cfg)
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#"})
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#-"})
 
 
 def escape(text: str) -> str:
@@ -67,6 +67,26 @@ def step_table(parts, facts: _steps.Facts, table=None, book=None, shared=()) -> 
     return pd.DataFrame(rows, columns=["part", "step", "kernel code", "cost", "times", "cycles"])
 
 
+def charged(cost: str, times: float) -> str:
+    """How a step is charged, in one cell: ``l1_hit``, ``2 × zero_line``, ``0 × l1_hit`` (a field read with a
+    line already loaded), or ``—`` (a store: nothing)."""
+    if cost == "—":
+        return "—"
+    return cost if times == 1 else f"{times:g} × {cost}"
+
+
+def shown(table: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`step_table` as a page shows it, four columns wide: each part opens with a row naming it (in
+    bold) with the cycles of its rows, then its steps — the step, the kernel code, how it is charged
+    (:func:`charged`) and the cycles."""
+    rows = []
+    for part, g in table.groupby("part", sort=False):
+        rows.append({"step": f"**{escape(part)}**", "kernel code": "", "charged": "", "cycles": g["cycles"].sum()})
+        for step, code, cost, times, cyc in zip(g["step"], g["kernel code"], g["cost"], g["times"], g["cycles"]):
+            rows.append({"step": step, "kernel code": code, "charged": charged(cost, times), "cycles": cyc})
+    return pd.DataFrame(rows, columns=["step", "kernel code", "charged", "cycles"])
+
+
 def part_totals(parts, facts: _steps.Facts, table=None, book=None) -> dict:
     """``{label: cycles}``: each part's whole step sum (included segments counted in full)."""
     table = _costs.load() if table is None else table
@@ -79,7 +99,7 @@ def part_totals(parts, facts: _steps.Facts, table=None, book=None) -> dict:
 
 #: The list's paths on the io_uring hot path with interrupt completions (and polled ones), with
 #: ``pcpu_get_cpu`` — ``per_cpu_ptr(..., get_cpu())`` … ``put_cpu()``, which every path runs — first.
-PCPU_PARTS = {"every call: get_cpu() … put_cpu()": "pcpu_get_cpu", "alloc_hit": "pcpu_alloc_hit",
+PCPU_PARTS = {"get_cpu() … put_cpu(), every call": "pcpu_get_cpu", "alloc_hit": "pcpu_alloc_hit",
               "free_irq": "pcpu_free_irq", "free_task": "pcpu_free_task", "alloc_splice": "pcpu_alloc_splice"}
 
 

@@ -79,9 +79,10 @@ def switches_table(hooks: _steps.Hooks) -> pd.DataFrame:
     source of the default (``data/kernel/hooks.yaml``)."""
     rows = []
     for k, sw in _steps.switches().items():
-        rows.append({"switch": f"`{k}`", "this page": "on" if getattr(hooks, k) else "off",
-                     "default": "on" if sw["default"] else "off", "what it changes": sw["what"],
-                     "source of the default": sw["source"]})
+        on = lambda v: "on" if v else "off"  # noqa: E731
+        rows.append({"switch": f"`{k}`", "this page (default)": f"{on(getattr(hooks, k))} ({on(sw['default'])})",
+                     "what it changes; the default's source": costing.escape(sw["what"]) + ". *Default:* "
+                     + costing.escape(sw["source"])})
     return pd.DataFrame(rows)
 
 
