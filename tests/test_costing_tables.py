@@ -67,7 +67,8 @@ def test_hot_path_totals_columns_and_total_row():
 def test_markdown_escaping():
     assert costing.escape("__pa() p[i] *x*") == "\\_\\_pa() p\\[i\\] \\*x\\*"
     t = costing.slub_step_table(costing.slub_facts("7.0", 96))
-    assert not t["step"].str.contains(r"(?<!\\)__", regex=True).any()
+    assert t["step"].str.startswith("`").all() and t["step"].str.endswith("`").all()  # C as written, in code spans
+    assert not t["kernel code"].str.contains(r"(?<!\\)__", regex=True).any()
     assert costing.standin_words() == "{:.0f} cycles per `kmalloc` and {:.0f} per `kfree`".format(*pl.standin_charges())
 
 
@@ -79,4 +80,5 @@ def test_shown_names_each_part_once_and_says_how_a_step_is_charged():
     assert len(s) == len(t) + 1 and list(s["kernel code"].iloc[1:]) == list(t["kernel code"])
     assert (costing.charged("l1_hit", 1), costing.charged("zero_line", 2.0), costing.charged("l1_hit", 0.0),
             costing.charged("—", 2.0)) == ("l1_hit", "2 × zero_line", "0 × l1_hit", "—")
-    assert "cache\\-\\>nr\\-\\-" in " ".join(s["step"])  # `--` stays two hyphens, not an en dash
+    assert "`cache->free_list = ...; cache->nr--`" in list(s["step"])  # a code span: `--` stays two hyphens
+    assert costing.escape("a--b") == "a\\-\\-b"  # and in plain cells too

@@ -51,7 +51,8 @@ def escape(text: str) -> str:
 
 
 def step_table(parts, facts: _steps.Facts, table=None, book=None, shared=()) -> pd.DataFrame:
-    """One row per step of ``parts`` (``{label: segment}``, in order): ``part`` (the label), ``step``,
+    """One row per step of ``parts`` (``{label: segment}``, in order): ``part`` (the label), ``step`` (a code
+    span: the C as written, wrapping anywhere in a narrow column),
     ``kernel code``, ``cost`` (the row of ``data/costs.csv``, ``—`` for a store), ``times`` and ``cycles``,
     under ``facts``. Segments named in ``shared`` are included by several parts (``pcpu_get_cpu``): their
     steps are listed once, under their own part, and left out of the parts that include them."""
@@ -62,7 +63,7 @@ def step_table(parts, facts: _steps.Facts, table=None, book=None, shared=()) -> 
         for s in book.steps(seg, facts):
             if s.segment in shared and s.segment != seg:
                 continue
-            rows.append({"part": label, "step": escape(s.step), "kernel code": escape(s.code), "cost": s.cost or "—",
+            rows.append({"part": label, "step": f"`{s.step}`", "kernel code": escape(s.code), "cost": s.cost or "—",
                          "times": s.n, "cycles": s.cycles(table)})
     return pd.DataFrame(rows, columns=["part", "step", "kernel code", "cost", "times", "cycles"])
 
