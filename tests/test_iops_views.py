@@ -203,6 +203,7 @@ def test_every_cost_row_has_a_mechanism():
 
 def test_switch_parameters_become_the_setups_hooks():
     from allocsim.facts import steps
+    from allocsim.pages.costing import escape as costing_escape
     from allocsim.pages import params
 
     P = params.validate("iops", {})
@@ -214,11 +215,11 @@ def test_switch_parameters_become_the_setups_hooks():
     assert views.switches_words(s.hooks) == ("This page changes `init_on_alloc` to off, `kfence_sampling` to on from "
                                              "the distribution defaults.")
     t = views.switches_table(s.hooks).set_index("switch")
-    assert list(t.index) == [f"`{k}`" for k in steps.switches()]
-    assert t.loc["`init_on_alloc`", "this page (default)"] == "off (on)" and t.loc["`memcg`", "this page (default)"] == "on (on)"
+    assert list(t.index) == [costing_escape(k) for k in steps.switches()]
+    assert t.loc["init\\_on\\_alloc", "this page (default)"] == "off (on)" and t.loc["memcg", "this page (default)"] == "on (on)"
     from allocsim.pages import costing
 
-    assert t.loc["`memcg`", "what it changes; the default's source"].endswith(
+    assert t.loc["memcg", "what it changes; the default's source"].endswith(
         "*Default:* " + costing.escape(steps.switches()["memcg"]["source"]))
 
 

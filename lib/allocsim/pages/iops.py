@@ -80,7 +80,7 @@ def switches_table(hooks: _steps.Hooks) -> pd.DataFrame:
     rows = []
     for k, sw in _steps.switches().items():
         on = lambda v: "on" if v else "off"  # noqa: E731
-        rows.append({"switch": f"`{k}`", "this page (default)": f"{on(getattr(hooks, k))} ({on(sw['default'])})",
+        rows.append({"switch": costing.escape(k), "this page (default)": f"{on(getattr(hooks, k))} ({on(sw['default'])})",
                      "what it changes; the default's source": costing.escape(sw["what"]) + ". *Default:* "
                      + costing.escape(sw["source"])})
     return pd.DataFrame(rows)
