@@ -534,8 +534,7 @@ def miss_words(fit: comparison.Fit) -> str:
     elif pcpu:
         parts.append("The per-CPU list is predicted faster than reported because the model gives it a larger edge over "
                      "the other two than the reported figures suggest: its hits skip the entry points and slab hooks "
-                     "every SLUB operation runs (the hot-path table above), and the one fitted base cost, pulled down by "
-                     "the list, leaves the SLUB configurations slower than reported.")
+                     "every SLUB operation runs (the hot-path table above).")
     for k, a, _, _, resid in fit.missed:
         if a != PCPU_LABEL:
             parts.append(f"{label(k, a)} is predicted {abs(resid):.1f} ns per IO {'slower' if resid > 0 else 'faster'} "
