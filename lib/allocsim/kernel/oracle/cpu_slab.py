@@ -9,6 +9,7 @@ from allocsim.kernel.oracle.slab_pages import (
     CPU_PARTIAL, CPU_SLAB, NODE_PARTIAL, NONE, Slab, State, add_partial, discard_slab, new_slab, remove_partial,
 )
 from allocsim.kernel.oracle.slab_pages import free_bulk as sp_free_bulk
+from allocsim.kernel.oracle.memory import touch, touch_object
 
 
 @dataclass
@@ -160,8 +161,9 @@ def slab_alloc(m: State, cpu, t):
     if c.freelist and c.slab is not None:
         obj = c.freelist.pop(0)
         m.stat("alloc_fastpath")
-        return obj, t + m.hot["cs_alloc"], "alloc_fastpath"
-    return slab_alloc_slow(m, cpu, t + m.c["function_call"])
+        return obj, t + m.hot["cs_alloc"] + touch(m, cpu, "cpu_slab_alloc", obj), "alloc_fastpath"
+    obj, t, path = slab_alloc_slow(m, cpu, t + m.c["function_call"])
+    return obj, t + touch_object(m, cpu, obj, False), path
 
 
 def slab_free_619(m: State, slab: Slab, chain: list, cpu, t):
@@ -203,7 +205,7 @@ def do_slab_free(m: State, slab: Slab, chain: list, cpu, t):
     if c.slab is slab:
         c.freelist = chain + c.freelist
         m.stat("free_fastpath")
-        return t + m.hot["cs_free"], "free_fastpath"
+        return t + m.hot["cs_free"] + touch(m, cpu, "cpu_slab_free", chain[0]), "free_fastpath"
     return slab_free_619(m, slab, chain, cpu, t + m.c["function_call"])
 
 

@@ -7,13 +7,18 @@ import math
 from dataclasses import dataclass, field
 
 from allocsim.kernel.oracle import cpu_slab as cs
+from allocsim.kernel.oracle.memory import touch, touch_object, touch_slot
 from allocsim.kernel.oracle.slab_pages import State, alloc_single_70, free_bulk_70, refill_objects, slab_free_70
 
 PCS_BATCH_MAX = 32
 
 
 class Sheaf:
-    def __init__(self):
+    """A sheaf; ``id`` its number (the CPUs' first mains 0 … ncpu-1, then in the order they are made), which
+    places it in memory."""
+
+    def __init__(self, id: int):
+        self.id = id
         self.objects: list = []
 
 
@@ -40,7 +45,7 @@ class IrqWindow:
 
 def attach(m: State):
     m.barns = [Barn() for _ in range(m.nnodes)]
-    m.pcs = [Pcs(Sheaf()) for _ in range(m.ncpu)] if m.sheaves else []
+    m.pcs = [Pcs(Sheaf(cpu)) for cpu in range(m.ncpu)] if m.sheaves else []
     m.irq = [IrqWindow() for _ in range(m.ncpu)]
     m.n_sheaves = m.ncpu if m.sheaves else 0
 
@@ -48,7 +53,7 @@ def attach(m: State):
 # ---------------------------------------------------------------- local lock and interrupts
 
 def pcs_lock(m, cpu, t):
-    t += m.hot["lock"]
+    t += m.hot["lock"] + touch(m, cpu, "local_trylock")
     m.irq[cpu].locked_at = t
     return t
 
@@ -137,10 +142,11 @@ def barn_replace_full_sheaf(m, node, full, cpu, t):
 def alloc_empty_sheaf(m, cpu, nowait, t):
     if nowait and m.nowait_fails:
         return None, t + m.c["function_call"]
+    sheaf = Sheaf(m.n_sheaves)
     m.n_sheaves += 1
     m.stat("sheaf_alloc")
     t += m.hot["sheaf_kmalloc"]
-    return Sheaf(), t
+    return sheaf, t
 
 
 def refill_sheaf(m, sheaf, cpu, t):
@@ -155,6 +161,9 @@ def refill_sheaf(m, sheaf, cpu, t):
         filled = to_fill
     sheaf.objects.extend(got)
     m.stat("sheaf_refill", filled)
+    if m.memory is not None:  # each object's free pointer read off a freelist, then written into its slot
+        for i in range(len(sheaf.objects) - filled, len(sheaf.objects)):
+            t += touch_object(m, cpu, sheaf.objects[i], False) + touch_slot(m, cpu, sheaf.id, i, True)
     return t
 
 
@@ -164,6 +173,9 @@ def free_bulk(m, p, size, cpu, t):
 
 def sheaf_flush_unused(m, sheaf, cpu, t):
     n = len(sheaf.objects)
+    if m.memory is not None:  # each slot read, each object's free pointer written (the detached freelist)
+        for i in range(n):
+            t += touch_slot(m, cpu, sheaf.id, i, False) + touch_object(m, cpu, sheaf.objects[i], True)
     t = free_bulk(m, list(sheaf.objects), n, cpu, t)
     m.stat("sheaf_flush", n)
     sheaf.objects = []
@@ -177,8 +189,15 @@ def sheaf_flush_main(m, cpu, ctx, t):
         batch = min(PCS_BATCH_MAX, len(main.objects))
         buf = main.objects[len(main.objects) - batch:]
         del main.objects[len(main.objects) - batch:]
-        t += math.ceil(batch / 8) * m.c["l1_hit"]
+        if m.memory is None:
+            t += math.ceil(batch / 8) * m.c["l1_hit"]
+        else:  # the slots copied to the on-stack array
+            for i in range(batch):
+                t += touch_slot(m, cpu, main.id, len(main.objects) + i, False)
         t = pcs_unlock(m, cpu, ctx, t)
+        if m.memory is not None:  # the free pointers linked by the bulk free
+            for obj in buf:
+                t += touch_object(m, cpu, obj, True)
         t = free_bulk(m, buf, batch, cpu, t)
         m.stat("sheaf_flush", batch)
         if not main.objects:
@@ -228,8 +247,9 @@ def alloc_from_pcs(m, cpu, ctx, t):
         ok, t, path = pcs_replace_empty_main(m, cpu, ctx, t)
         if not ok:
             return None, t, path
-    obj = m.pcs[cpu].main.objects.pop()
-    t += m.hot["pcs_alloc"]
+    main = m.pcs[cpu].main
+    obj = main.objects.pop()
+    t += m.hot["pcs_alloc"] + touch(m, cpu, "pcs_alloc", obj, main.id, len(main.objects))
     t = pcs_unlock(m, cpu, ctx, t)
     m.stat("alloc_fastpath" if m.v70 else "alloc_cpu_sheaf")
     return obj, t, path
@@ -291,8 +311,9 @@ def free_to_pcs(m, obj, cpu, ctx, t):
     path = "free_sheaf"
     if len(m.pcs[cpu].main.objects) == m.capacity:
         t, path = pcs_replace_full_main(m, cpu, ctx, t)
-    m.pcs[cpu].main.objects.append(obj)
-    t += m.hot["pcs_free"]
+    main = m.pcs[cpu].main
+    main.objects.append(obj)
+    t += m.hot["pcs_free"] + touch(m, cpu, "pcs_free", obj, main.id, len(main.objects) - 1)
     t = pcs_unlock(m, cpu, ctx, t)
     m.stat("free_fastpath" if m.v70 else "free_cpu_sheaf")
     return t, path
@@ -307,32 +328,36 @@ def kmem_cache_alloc(m, cpu, ctx, lock_ok, t):
         if lock_ok:
             obj, t, path = alloc_from_pcs(m, cpu, ctx, t)
             if obj is not None:
-                return obj, t, path
+                return obj, t + touch(m, cpu, "alloc_entry", obj), path
         else:
-            t += m.hot["lock"]
+            t += m.hot["lock"] + touch(m, cpu, "local_trylock")
             bypass = True
     if m.v70:
         obj, t, path = alloc_single_70(m, cpu, t + m.c["function_call"])
+        t += touch_object(m, cpu, obj, False)  # the free pointer of the object taken off the slab
     else:
         obj, t, path = cs.slab_alloc(m, cpu, t)
-    return obj, t, ("alloc_bypass_trylock" if bypass else path)
+    return obj, t + touch(m, cpu, "alloc_entry", obj), ("alloc_bypass_trylock" if bypass else path)
 
 
 def kmem_cache_free(m, obj, cpu, ctx, lock_ok, t):
     slab = m.slab_of(obj)
     override = None
-    t += m.hot["free_entry"]
+    t += m.hot["free_entry"] + touch(m, cpu, "free_entry", obj)
     if m.sheaves:
-        t += m.hot["pcs_free_check"]
+        t += m.hot["pcs_free_check"] + touch(m, cpu, "pcs_free_check", obj)
         if slab.node == m.node_of_cpu(cpu):
             if lock_ok:
                 return free_to_pcs(m, obj, cpu, ctx, t)
-            t += m.hot["lock"]
+            t += m.hot["lock"] + touch(m, cpu, "local_trylock")
             override = "free_bypass_trylock"
         else:
             override = "free_remote_node"
     if m.v70:
+        t += touch_object(m, cpu, obj, True)  # set_freepointer(): the object joins its slab's freelist
         t, path = slab_free_70(m, slab, [obj], cpu, t + m.c["function_call"])
     else:
+        if m.cpu[cpu].slab is not slab:
+            t += touch_object(m, cpu, obj, True)  # set_freepointer(): the object joins its slab's freelist
         t, path = cs.do_slab_free(m, slab, [obj], cpu, t)
     return t, (override or path)

@@ -60,6 +60,7 @@ class State:
         self.wait = {"list": 0.0, "barn": 0.0}
         self.transfers = {"list": 0, "barn": 0}
         self.taken = {"list": 0, "barn": 0}
+        self.memory = None  # the memory hierarchy (allocsim.kernel.oracle.memory.Memory) when it is on
 
     def stat(self, name, n=1):
         self.stats[name] += n

@@ -22,7 +22,9 @@ import numpy as np
 import yaml
 
 from allocsim.facts import paths, structs, versions
+from allocsim.kernel.oracle import cache as oc
 from allocsim.kernel.oracle import cpu_slab as cs
+from allocsim.kernel.oracle import memory as om
 from allocsim.kernel.oracle import sheaves as shv
 from allocsim.kernel.oracle import steps as st
 from allocsim.kernel.oracle.slab_pages import State
@@ -111,6 +113,8 @@ class Geometry:
     sheaf_lines: int
     object_size: int = 0   # s->object_size: what init_on_alloc zeroes (the bucket for kmalloc)
     sheaf_bytes: int = 0   # header + objects[] of one sheaf
+    slab_bytes: int = 0    # PAGE_SIZE << order
+    sheaf_header: int = 0  # offsetof(struct slab_sheaf, objects)
 
 
 def geometry(version: str, object_size: int, kmalloc: bool, sheaf_capacity: int | None, nr_cpus: int) -> Geometry:
@@ -142,7 +146,8 @@ def geometry(version: str, object_size: int, kmalloc: bool, sheaf_capacity: int 
         cap = max((kmalloc_size_roundup(header + pointer * base) - header) // pointer, requested)
     lines = -(-(header + pointer * cap) // 64) if cap else 1
     return Geometry(size, objs, min_partial, cpu_partial_slabs, cap, lines,
-                    object_size=size if kmalloc else object_size, sheaf_bytes=header + pointer * cap)
+                    object_size=size if kmalloc else object_size, sheaf_bytes=header + pointer * cap,
+                    slab_bytes=d["page_size"] << order, sheaf_header=header)
 
 
 def irq_draws(seed: int, n_events: int) -> np.ndarray:
@@ -170,16 +175,22 @@ class OracleResult:
 
 
 def new_state(version, geo: Geometry, ncpu, cpus_per_node, cost: dict, nowait_fails=False, slab_account=False,
-              kmalloc=True, hooks=None, steps_name="default"):
+              kmalloc=True, hooks=None, steps_name="default", spec=None):
+    """The oracle's machine; ``spec``: the memory hierarchy (:mod:`allocsim.kernel.oracle.cache`'s spec) or None
+    (off: every load charged ``l1_hit`` in the step sums)."""
     nnodes = -(-ncpu // cpus_per_node)
     m = State(ncpu, nnodes, cpus_per_node, geo.objs_per_slab, geo.min_partial, geo.cpu_partial_slabs,
               geo.sheaf_capacity, not versions.family(version).cpu_slab, geo.sheaf_capacity > 0, cost,
               max_full=MAX_FULL_SHEAVES, nowait_fails=nowait_fails, sheaf_lines=geo.sheaf_lines,
               defrag_ratio=REMOTE_NODE_DEFRAG_RATIO)
     m.slab_account = slab_account
-    m.hot = st.slub_costs(steps_name, cost, hooks, sheaves=geo.sheaf_capacity > 0, account=slab_account,
-                          cpu_slab=versions.family(version).cpu_slab, kmalloc=kmalloc,
-                          zero_size=geo.object_size, sheaf_bytes=geo.sheaf_bytes)
+    facts = dict(sheaves=geo.sheaf_capacity > 0, account=slab_account, cpu_slab=versions.family(version).cpu_slab,
+                 kmalloc=kmalloc, zero_size=geo.object_size)
+    m.hot = st.slub_costs(steps_name, cost, hooks, **facts, sheaf_bytes=geo.sheaf_bytes, memory=spec is None)
+    m.memory = None
+    if spec is not None:
+        m.memory = om.Memory(ncpu, spec, om.accesses(steps_name, st.slub_env(hooks, **facts), kmalloc), geo.size,
+                             geo.slab_bytes, geo.objs_per_slab, geo.sheaf_header, geo.sheaf_capacity)
     cs.attach(m)
     shv.attach(m)
     return m
@@ -200,14 +211,24 @@ def next_cpu(clock, pos, ends, program, slot_time):
 
 def run(program: Program, kernel="7.0", object_size=256, sheaf_capacity=None, kmalloc=True, ncpu_present=None,
         cpus_per_node=None, costs=None, seed=0, gfp_nowait_fails=False, slab_account=False, hooks=None,
-        steps="default") -> OracleResult:
+        steps="default", hierarchy=None, clock_ghz=3.0, log_accesses=False) -> OracleResult:
     """``hooks``: a mapping of every switch of ``data/kernel/hooks.yaml`` to true/false (``None``: the
-    defaults); ``steps``: the step file's name."""
+    defaults); ``steps``: the step file's name. ``hierarchy``: the memory hierarchy — ``None``/``False`` off,
+    ``True`` the CPU of ``data/kernel/cpu.yaml`` read by :func:`allocsim.kernel.oracle.cache.read_cpu` at
+    ``clock_ghz``, or an :class:`allocsim.facts.cpu.Geometry`; ``log_accesses``: keep every access
+    (``extra["accesses"]``: per event a list of ``(cpu, line, write, cycles, kind, invalidated)``)."""
     version = versions.check_version(kernel)
     ncpu = program.ncpu
     geo = geometry(version, object_size, kmalloc, sheaf_capacity, ncpu_present or ncpu)
+    if hierarchy is None or hierarchy is False:
+        spec = None
+    elif hierarchy is True:
+        spec = oc.read_cpu(clock_ghz)
+    else:
+        spec = om.spec_of(hierarchy)
     m = new_state(version, geo, ncpu, cpus_per_node or ncpu, cost_dict(costs), gfp_nowait_fails, slab_account,
-                  kmalloc, hooks, steps)
+                  kmalloc, hooks, steps, spec)
+    per_event = [None] * program.n_events if (log_accesses and m.memory is not None) else None
     u = irq_draws(seed, program.n_events)
     clock = [0.0] * ncpu
     pos = [int(program.start[c]) for c in range(ncpu)]
@@ -231,6 +252,8 @@ def run(program: Program, kernel="7.0", object_size=256, sheaf_capacity=None, km
         if program.op[i] != ALLOC:
             t = max(t, slot_time[s])
         ctx = int(program.ctx[i])
+        if per_event is not None:
+            m.memory.log = per_event[i] = []
         ok = shv.trylock_ok(m, cpu, ctx, float(u[i]), t)
         t0 = t
         if program.op[i] == ALLOC:
@@ -253,7 +276,12 @@ def run(program: Program, kernel="7.0", object_size=256, sheaf_capacity=None, km
     objs = np.full(program.n_slots, -1, np.int64)
     for k, o in slot_obj.items():
         objs[k] = o
+    extra = {"state": m, "live": live, "geometry": geo, "slot_obj": objs, "hierarchy": None, "cache": None}
+    if m.memory is not None:
+        h = m.memory.h
+        extra["hierarchy"] = [[h.count[c][k] for k in oc.KINDS + oc.INVS[1:]] for c in range(ncpu)]
+        extra["cache"] = h
+        extra["accesses"] = per_event
     return OracleResult(event_path=event_path, slot_obj=objs, stats={k: v for k, v in m.stats.items() if v},
                         cycles=total, lock_wait=m.wait["list"] + m.wait["barn"], clock=np.asarray(clock),
-                        paths={k: (v[0], v[1]) for k, v in paths_.items()},
-                        extra={"state": m, "live": live, "geometry": geo, "slot_obj": objs})
+                        paths={k: (v[0], v[1]) for k, v in paths_.items()}, extra=extra)

@@ -41,17 +41,18 @@ def _true(cond, env) -> bool:
     return ok
 
 
-def total(segs: dict, seg: str, cost: dict, env: dict) -> float:
+def total(segs: dict, seg: str, cost: dict, env: dict, memory: bool = True) -> float:
     """Cycles of segment ``seg``: the sum over its steps whose condition holds in ``env`` (the switches and
-    the model facts sheaves/account/cpu_slab/kmalloc, plus object_size), includes followed."""
+    the model facts sheaves/account/cpu_slab/kmalloc, plus object_size), includes followed; ``memory=False``
+    leaves the loads and stores out (the memory hierarchy charges them)."""
     out = 0.0
     for st in segs[seg]["steps"]:
         if not _true(st.get("when"), env):
             continue
         if "include" in st:
-            out += total(segs, st["include"], cost, env)
+            out += total(segs, st["include"], cost, env, memory)
             continue
-        if st["cost"] == "none":
+        if st["cost"] == "none" or (not memory and st["kind"] in ("load", "store")):
             continue
         times = st.get("n", 1)
         if times == "object_lines":
@@ -60,24 +61,34 @@ def total(segs: dict, seg: str, cost: dict, env: dict) -> float:
     return out
 
 
+def slub_env(hooks: dict | None, *, sheaves: bool, account: bool, cpu_slab: bool, kmalloc: bool,
+             zero_size: int) -> dict:
+    """The conditions a SLUB model's steps are read under."""
+    env = dict(hook_defaults() if hooks is None else hooks)
+    env.update(sheaves=sheaves, account=account, cpu_slab=cpu_slab, kmalloc=kmalloc, object_size=zero_size)
+    return env
+
+
 def slub_costs(name: str, cost: dict, hooks: dict | None, *, sheaves: bool, account: bool, cpu_slab: bool,
-               kmalloc: bool, zero_size: int, sheaf_bytes: int) -> dict:
-    """What the oracle models charge at each hot-path point, keyed as the oracle uses them."""
+               kmalloc: bool, zero_size: int, sheaf_bytes: int, memory: bool = True) -> dict:
+    """What the oracle models charge at each hot-path point, keyed as the oracle uses them; ``memory=False``:
+    without the loads and stores, which the memory hierarchy charges (the ``kzalloc()`` of a sheaf keeps them)."""
     segs = segments(name)
     env = dict(hook_defaults() if hooks is None else hooks)
     env.update(sheaves=sheaves, account=account, cpu_slab=cpu_slab, kmalloc=kmalloc, object_size=zero_size)
     entry_a = "kmalloc_entry" if kmalloc else "kmem_cache_alloc_entry"
     entry_f = "kfree_entry" if kmalloc else "kmem_cache_free_entry"
     senv = dict(env, init_on_alloc=True, kmalloc=True, account=False, object_size=max(sheaf_bytes, 1))
+    mem = memory
     return {
-        "alloc_entry": total(segs, entry_a, cost, env) + total(segs, "slab_alloc_hooks", cost, env),
-        "free_entry": total(segs, entry_f, cost, env) + total(segs, "slab_free_hooks", cost, env),
-        "pcs_free_check": total(segs, "pcs_free_check", cost, env),
-        "lock": total(segs, "local_trylock", cost, env),
-        "pcs_alloc": total(segs, "pcs_alloc", cost, env),
-        "pcs_free": total(segs, "pcs_free", cost, env),
-        "cs_alloc": total(segs, "cpu_slab_alloc", cost, env),
-        "cs_free": total(segs, "cpu_slab_free", cost, env),
+        "alloc_entry": total(segs, entry_a, cost, env, mem) + total(segs, "slab_alloc_hooks", cost, env, mem),
+        "free_entry": total(segs, entry_f, cost, env, mem) + total(segs, "slab_free_hooks", cost, env, mem),
+        "pcs_free_check": total(segs, "pcs_free_check", cost, env, mem),
+        "lock": total(segs, "local_trylock", cost, env, mem),
+        "pcs_alloc": total(segs, "pcs_alloc", cost, env, mem),
+        "pcs_free": total(segs, "pcs_free", cost, env, mem),
+        "cs_alloc": total(segs, "cpu_slab_alloc", cost, env, mem),
+        "cs_free": total(segs, "cpu_slab_free", cost, env, mem),
         "sheaf_kmalloc": total(segs, "sheaf_kmalloc", cost, senv),
     }
 
