@@ -239,6 +239,7 @@ def run(program: Program, kernel="7.0", object_size=256, sheaf_capacity=None, km
     event_path: list = [None] * program.n_events
     paths_: dict[str, list] = {}
     total = 0.0
+    order: list = []  # event indices in the order they ran
     while True:
         cpu = next_cpu(clock, pos, ends, program, slot_time)
         if cpu is None:
@@ -247,6 +248,7 @@ def run(program: Program, kernel="7.0", object_size=256, sheaf_capacity=None, km
             break
         i = pos[cpu]
         pos[cpu] += 1
+        order.append(i)
         t = clock[cpu] + float(program.gap[i])
         s = int(program.slot[i])
         if program.op[i] != ALLOC:
@@ -276,7 +278,8 @@ def run(program: Program, kernel="7.0", object_size=256, sheaf_capacity=None, km
     objs = np.full(program.n_slots, -1, np.int64)
     for k, o in slot_obj.items():
         objs[k] = o
-    extra = {"state": m, "live": live, "geometry": geo, "slot_obj": objs, "hierarchy": None, "cache": None}
+    extra = {"state": m, "live": live, "geometry": geo, "slot_obj": objs, "hierarchy": None, "cache": None,
+             "order": order}
     if m.memory is not None:
         h = m.memory.h
         extra["hierarchy"] = [[h.count[c][k] for k in oc.KINDS + oc.INVS[1:]] for c in range(ncpu)]
