@@ -54,3 +54,37 @@ def test_the_check_sees_the_imports_it_should(tmp_path):
                                  "allocsim.kernel.oracle"}
     f.write_text("import allocsim.kernel\nfrom allocsim import kernel\n")
     assert kernel_imports(f) == {"allocsim.kernel"}
+
+
+def facts_imports(path: Path, module: str) -> bool:
+    """Whether ``path`` imports ``module`` of the facts wing (``import``, ``from allocsim.facts import x``,
+    ``from allocsim.facts.x import y``, function-local ones included)."""
+    pkg, _, name = module.rpartition(".")
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import) and any(a.name == module or a.name.startswith(module + ".") for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            if node.module == module or (node.module or "").startswith(module + "."):
+                return True
+            if node.module == pkg and any(a.name == name for a in node.names):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("path", sorted(ORACLE.glob("*.py")), ids=lambda p: p.name)
+def test_oracle_reads_the_step_files_and_the_cpu_itself(path):
+    """The numba models' access table and charges come from allocsim.facts.steps and their cache geometry from
+    allocsim.facts.cpu; the oracles read data/kernel/steps.yaml and cpu.yaml themselves (oracle/steps.py,
+    oracle/memory.py, oracle/cache.py)."""
+    for module in ("allocsim.facts.steps", "allocsim.facts.cpu"):
+        assert not facts_imports(path, module), f"{path.name} imports {module}"
+
+
+def test_the_facts_check_sees_the_imports_it_should(tmp_path):
+    f = tmp_path / "x.py"
+    for src in ("from allocsim.facts import steps\n", "import allocsim.facts.steps\n",
+                "def g():\n    from allocsim.facts.steps import access_table\n"):
+        f.write_text(src)
+        assert facts_imports(f, "allocsim.facts.steps"), src
+    f.write_text("from allocsim.facts import paths, structs\nfrom allocsim.kernel.oracle import steps\n")
+    assert not facts_imports(f, "allocsim.facts.steps")
