@@ -21,6 +21,7 @@ from allocsim.kernel.oracle import memory as om
 from allocsim.kernel.oracle import slub as rslub
 from allocsim.kernel.program import ALLOC, FREE, TASK, from_lists
 from allocsim.kernel.state import H_MEM
+from allocsim.workloads.iouring import IOUring, program as iouring_program
 from slub_programs import assert_same, random_program
 
 G = cpufacts.geometry(3.0)
@@ -155,3 +156,23 @@ def test_hierarchy_off_is_the_flat_model():
         assert b0.extra["hierarchy"] is None and b0.extra["state"].memory is None
         assert b0.cycles == b1.cycles and b0.event_path == b1.event_path
         assert_same(slub.run(prog, **kw), b0)
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("irq", [dict(irq_same_llc_share=1.0, irq_same_cpu_share=0.0),
+                                 dict(irq_other_llc_share=1.0, irq_same_cpu_share=0.0)], ids=["same-llc", "other-llc"])
+def test_io_uring_with_completions_on_other_cpus_agrees(model, irq):
+    """The io_uring loop (blk-mq placement, interrupts on another CPU of the LLC or of another LLC, random
+    completion order): numba and the oracle agree with the hierarchy on; with the interrupt in the LLC the frees
+    run there and lines move between CPUs (with it in another LLC blk-mq completes in softirq on the submitter)."""
+    cfg = IOUring(submitters=2, queue_depth=32, submit_batch=8, complete_batch=8, ios=400, warmup=0,
+                  completion_order="random", llc_cpus=2, seed=3, **irq)
+    prog = iouring_program(cfg)
+    g = TINY_LLC.with_(l2_sets=64, l2_ways=8, llc_sets=256, llc_ways=8)
+    kw = dict(MODELS[model], hierarchy=g)
+    a = slub.run(prog, **kw)
+    b = rslub.run(prog, **kw)
+    assert_same_with_memory(a, b, prog.ncpu)
+    totals = dict(zip(KINDS, np.asarray(b.extra["hierarchy"]).sum(axis=0).tolist()))
+    if "irq_same_llc_share" in irq:
+        assert totals["XSAME"] > 0, totals
