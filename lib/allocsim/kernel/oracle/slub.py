@@ -9,6 +9,10 @@ the cache geometry (``calculate_order()``, ``set_cpu_partial()``, ``min_partial`
 versions and their model families, the struct layouts); nothing of the numba models' configuration,
 charging or bookkeeping. Used by the tests (and the benchmark's speed ratio).
 
+With ``hierarchy`` (issue 11) the oracle makes the memory accesses the numba models make, at the same points, with
+its own caches (:mod:`allocsim.kernel.oracle.cache`), its own addresses and its own access lists per segment
+(:mod:`allocsim.kernel.oracle.memory`); the step sums then leave the loads and stores out.
+
 Every kernel function below is ported from the source named in its docstring (v6.19 / v7.0 ``mm/slub.c``,
 ``mm/slab_common.c``, ``include/linux/slab.h``), as ``data/kernel/*.yaml`` records it.
 """
