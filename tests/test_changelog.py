@@ -24,8 +24,8 @@ def test_the_states_are_cumulative_and_end_at_the_shipped_model():
 
 
 def test_a_state_with_an_unknown_field_is_one_sentence():
-    with pytest.raises(AllocsimError, match=r"changelog state 'x' sets placement, which is not a field of analysis.runs.Setup"):
-        cg.State("x", "y", {"placement": "independent"}).run_setup()
+    with pytest.raises(AllocsimError, match=r"changelog state 'x' sets colour, which is not a field of analysis.runs.Setup"):
+        cg.State("x", "y", {"colour": "blue"}).run_setup()
     with pytest.raises(AllocsimError, match="at least one model state"):
         cg.history(())
 
@@ -98,3 +98,13 @@ def test_hooks_frame_lists_every_switch():
     h = views.hooks_frame()
     assert list(h["switch"]) == [f"`{k}`" for k in steps.switches()]
     assert set(h["default"]) <= {"on", "off"} and h["source of the default"].str.len().min() > 20
+
+
+def test_the_placement_change_joins_when_setup_has_the_field():
+    base = cg.sequence(set(runs.Setup.__dataclass_fields__) - {"placement"})
+    assert base == cg.V2_STATES and [s.name for s in base] == ["before v2", "steps", "hooks", "costs"]
+    more = cg.sequence(set(runs.Setup.__dataclass_fields__) | {"placement"})
+    assert [s.name for s in more] == ["before v2", "steps", "hooks", "costs", "blk-mq"]
+    assert all(s.setup["placement"] == "independent" for s in more[:-1])
+    assert more[-1].setup == {**cg.V2_STATES[-1].setup, "placement": "blkmq"}
+    assert cg.STATES == cg.sequence()

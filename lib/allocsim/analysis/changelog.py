@@ -11,15 +11,17 @@ sequence, each state one change on top of the one before:
    (``data/kernel/steps.yaml``), still at the v1 prices and without hooks;
 2. ``hooks``: the kernel configuration switches at a distribution kernel's defaults
    (``data/kernel/hooks.yaml``);
-3. ``costs``: the re-sourced cost table (``data/costs.csv``) — cost model v2 as the book ships it.
+3. ``costs``: the re-sourced cost table (``data/costs.csv``);
+4. ``blk-mq`` (when :class:`~allocsim.analysis.runs.Setup` has a ``placement`` field): completion CPU
+   and context coupled as blk-mq places them — the last state is the model as the book ships it.
 
 For each state :func:`evaluate` runs :func:`allocsim.analysis.runs.reproduce` (the six configurations,
 the one base cost calibrated on all six) and :func:`allocsim.analysis.claims.evaluate` on that
 reproduction (its microbenchmark claims run with the same switches, step file and cost table), and
 :func:`changes` says, per change, how each prediction moved and which claims changed status.
 
-A change that adds a :class:`~allocsim.analysis.runs.Setup` field (e.g. a completion-placement model)
-is one more entry of :data:`STATES` with that field in ``setup``.
+A later change is one more :class:`State` at the end of :func:`sequence`, with the
+:class:`~allocsim.analysis.runs.Setup` fields it sets; the earlier states then set the field's old value.
 
 **Cache.** A state costs a reproduction (a few seconds) and the microbenchmark claims (tens of
 seconds). :func:`evaluate` keeps each state's result in memory and on disk
@@ -71,8 +73,8 @@ class State:
         return json.dumps({"name": self.name, "setup": self.setup}, sort_keys=True)
 
 
-#: The cumulative sequence of model states (see the module docstring).
-STATES = (
+#: The changes of cost model v2 to the hot paths, cumulative (see the module docstring).
+V2_STATES = (
     State("before v2", "the charges before cost model v2: one measured whole-call figure for the 6.19 fast path, "
           "three primitives for a sheaf hit, no hooks (costs-v1.csv, steps-v1.yaml, every switch off)",
           {"cost_table": "v1", "steps": "v1", "hooks": "off"}),
@@ -83,9 +85,31 @@ STATES = (
           "the voluntary-preemption might_resched() call, hardened freelists",
           {"cost_table": "v1", "steps": "default", "hooks": "default"}),
     State("costs", "the re-sourced cost table (costs.csv): preempt_pair 11, percpu_cmpxchg16b the instruction alone, "
-          "bulk_object per direction, memcg_account — cost model v2 as the book ships it",
+          "bulk_object per direction, memcg_account",
           {"cost_table": "default", "steps": "default", "hooks": "default"}),
 )
+#: The completion-placement change: completion CPU and context coupled as blk-mq places them, against
+#: the pre-v2 independent draws. It applies when :class:`~allocsim.analysis.runs.Setup` has a
+#: ``placement`` field (``'independent'`` the pre-v2 draws); :func:`sequence` then runs every earlier
+#: state with ``placement='independent'`` and adds this one last.
+PLACEMENT = State("blk-mq", "completion CPU and context coupled as blk-mq places them (blk_mq_complete_need_ipi(): "
+                  "another LLC completes in BLOCK_SOFTIRQ on the submitting CPU, the same LLC in hardirq there), "
+                  "instead of drawn independently", {"placement": "blkmq"})
+
+
+def sequence(setup_fields=None) -> tuple:
+    """The model states for a :class:`~allocsim.analysis.runs.Setup` with ``setup_fields`` (default: its
+    fields now): :data:`V2_STATES`, and, when ``placement`` is a field, the same with
+    ``placement='independent'`` followed by :data:`PLACEMENT` on top of the last."""
+    fields = set(runs.Setup.__dataclass_fields__ if setup_fields is None else setup_fields)
+    if "placement" not in fields:
+        return V2_STATES
+    before = tuple(replace(s, setup={**s.setup, "placement": "independent"}) for s in V2_STATES)
+    return before + (replace(PLACEMENT, setup={**V2_STATES[-1].setup, **PLACEMENT.setup}),)
+
+
+#: The book's sequence of model states.
+STATES = sequence()
 
 
 @dataclass(frozen=True)
