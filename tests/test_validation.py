@@ -89,6 +89,9 @@ def test_validation_numbers_and_words(val):
     assert (n.v_call_lo, n.v_call_hi) == mb.WHOLE_CALL_PAIR
     assert sv.slower_words(-15.0) == "**slower** than the cpu slab, by 15.0 %"
     assert sv.slower_words(4.0) == "faster than the cpu slab, by 4.0 %"
+    assert sv.can_words(be) == "Only `percpu_cmpxchg16b` can"
+    assert sv.can_words(be.assign(high=-1.0)) == "No single row can within its cited range"
+    assert sv.can_words(be.assign(**{"needed (default)": 0.5, "low": 0.0, "high": 1.0})).startswith("Every row (")
     bt = sv.break_even_table(be)
     assert list(bt.columns) == ["cost row", "cited value (range)", "would need (default)", "would need (off)"]
     assert bt.set_index("cost row").loc["`preempt_pair`", "would need (default)"] == "impossible (< 0)"

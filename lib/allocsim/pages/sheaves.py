@@ -396,7 +396,19 @@ def glue_validation(P, v: pd.DataFrame, be: pd.DataFrame) -> Validation:
     n = glue_all(validation_numbers(P, v, be))
     glue("v_source", Markdown(f"“{mb.SHEAVES_V6_SOURCE.split(chr(39))[1]}”"))
     glue("v_sign", Markdown(slower_words(n.v_model)))
+    glue("v_can", Markdown(can_words(be)))
     return n
+
+
+def can_words(be: pd.DataFrame) -> str:
+    """Which cost rows of a break-even table could alone reproduce the measurement with a value inside
+    their cited range (under the distribution switches), as the start of a sentence."""
+    col = "needed (default)"
+    ok = [r["cost"] for r in be.to_dict("records") if r[col] == r[col] and r["low"] <= r[col] <= r["high"]]
+    if not ok:
+        return "No single row can within its cited range"
+    names = " and ".join(f"`{k}`" for k in ok)
+    return f"Only {names} can" if len(ok) < len(be) else f"Every row ({names}) can"
 
 
 def slower_words(model_pct: float) -> str:
