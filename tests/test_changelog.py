@@ -77,6 +77,7 @@ def test_before_v2_reproduces_the_earlier_book(before):
     rep = runs.reproduce(cg.STATES[0].run_setup())
     assert list(o.predictions["predicted M IOPS"]) == pytest.approx(list(rep.table["predicted M IOPS"]))
     assert set(o.claims["status"]) <= {"reproduced", "partly", "not reproduced"} and len(o.claims) > 6
+    assert o.claims["label"].is_unique  # the kernel in the label tells the two IOPS rows of an allocator apart
 
 
 def test_the_disk_cache_is_keyed_and_read_back(before, monkeypatch):

@@ -84,6 +84,11 @@ def test_hidden_overhead_and_the_619_gap():
     assert f"about {x:.0f} cycles" in w and "5.0%" in w and "12%" in w
 
 
+def test_saving_words():
+    assert sv.saving_words(4.0) == "save 4.0 % of the time"
+    assert sv.saving_words(-12.21) == "cost 12.2 % more time"
+
+
 def test_range_words():
     assert sv.range_words([12, 16], [1, 2, 32]) == "reached at 12, 16 threads of the sweep below"
     assert sv.range_words([], [1, 2, 32]) == "not reached at any thread count of the sweep below (1 to 32)"

@@ -85,7 +85,7 @@ def test_validation_numbers_and_words(val):
     assert n.v_meas == pytest.approx(mb.SHEAVES_V6[0].pct) and n.v_resid == pytest.approx(n.v_model - n.v_meas)
     assert n.v_hit_diff == n.v_with - n.v_without
     assert n.v_preempt2 == 2 * costs.load().cycles("preempt_pair")
-    assert n.v_need == pytest.approx(-n.v_meas / 100 * n.v_without)
+    assert n.v_need == pytest.approx(n.v_meas / 100 * n.v_without) and n.v_resid_lo <= n.v_resid <= n.v_resid_hi
     assert (n.v_call_lo, n.v_call_hi) == mb.WHOLE_CALL_PAIR
     assert sv.slower_words(-15.0) == "**slower** than the cpu slab, by 15.0 %"
     assert sv.slower_words(4.0) == "faster than the cpu slab, by 4.0 %"

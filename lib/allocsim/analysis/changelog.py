@@ -120,7 +120,7 @@ class Outcome:
     predictions: pd.DataFrame  # kernel, allocator, reported M IOPS, predicted M IOPS, residual ns/IO, alloc cycles/IO
     base_ns: float
     rms_ns: float  # RMS of the six residuals, ns per IO
-    claims: pd.DataFrame  # id, label, status, modelled
+    claims: pd.DataFrame  # id, label (with the claim's kernel), kernel, status, modelled
 
 
 _MEMO: dict = {}
@@ -137,7 +137,8 @@ def _compute(state: State, clock_ghz: float) -> dict:
                          "predicted M IOPS": t["predicted M IOPS"], "residual ns/IO": t["residual ns/IO"],
                          "alloc cycles/IO": t["alloc cycles/IO"]})
     ev = _claims.evaluate(rep)
-    cl = ev[["id", "label", "status", "modelled"]]
+    cl = ev[["id", "label", "kernel", "status", "modelled"]].copy()
+    cl["label"] = [f"{lab} ({k})" for lab, k in zip(cl["label"], cl["kernel"])]  # the kernel tells the IOPS rows apart
     return {"predictions": pred.to_dict("records"), "base_ns": float(rep.calibration.base_ns),
             "claims": cl.to_dict("records")}
 
