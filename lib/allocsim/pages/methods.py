@@ -196,4 +196,5 @@ def changelog_chart(outcomes) -> alt.Chart:
         tooltip=["state:N", "configuration:N", alt.Tooltip("predicted M IOPS:Q", format=".5f"),
                  alt.Tooltip("residual ns/IO:Q", format="+.2f"), alt.Tooltip("RMS ns/IO:Q", format=".2f")],
     ).properties(title=alt.Title("The six residuals through the changes of cost model v2",
-                                 subtitle="each state adds one change to the one before"), height=260)
+                                 subtitle="each state adds one change to the one before"),
+                  width=charts.WIDTH, height=260)

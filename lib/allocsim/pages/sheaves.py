@@ -449,23 +449,32 @@ def break_even_table(be: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _short(step: str) -> str:
+    """A step's code without its trailing remark in parentheses (the full text is in :func:`hit_code_table`)."""
+    i = step.find(" (")
+    return step[:i] if i > 0 and step.endswith(")") else step
+
+
+def _charge(cost: str, n: float, cycles: float) -> str:
+    if cost == "—":
+        return "store: 0"
+    if n == 0:
+        return f"{cost} × 0: its line is already read"
+    return f"{cost}{f' × {n:g}' if n != 1 else ''}: {cycles:g}"
+
+
 def hit_side_by_side(side: str) -> pd.DataFrame:
     """The steps in which a sheaf hit and the cpu slab's fast path differ on one ``side`` (alloc or free),
-    row by row next to each other: step, the cost row charged and its cycles (a store is charged nothing)."""
+    row by row next to each other: each cell the step's code (without its remark) and its charge — the
+    cost row and cycles (a store is charged nothing) — and a last row with each side's total."""
     f = mb.hit_steps(side)
     cols = {}
     for alloc, label in (("sheaves", "sheaf hit"), ("cpu slab", "cpu slab fast path")):
-        g = f[f["allocator"] == alloc].reset_index(drop=True)
-        cols[f"{label}: step"] = "`" + g["step"] + "`"
-        cols[f"{label}: charge"] = [("store, not waited for" if c == "—" else f"{c} × {n:g}" if n != 1 else c) + f" = {y:g}"
-                                    for c, n, y in zip(g["cost"], g["times"], g["cycles"])]
+        g = f[f["allocator"] == alloc]
+        cols[label] = [f"`{_short(st)}` — {_charge(c, n, y)}" for st, c, n, y in zip(g["step"], g["cost"], g["times"], g["cycles"])]
+        cols[label].append(f"**total: {g['cycles'].sum():g}**")
     n = max(len(c) for c in cols.values())
-    out = pd.DataFrame({k: list(c) + [""] * (n - len(c)) for k, c in cols.items()})
-    tot = {k: "" for k in out.columns}
-    for alloc, label in (("sheaves", "sheaf hit"), ("cpu slab", "cpu slab fast path")):
-        tot[f"{label}: step"] = "**total**"
-        tot[f"{label}: charge"] = f"**{f[f['allocator'] == alloc]['cycles'].sum():g}**"
-    return pd.concat([out, pd.DataFrame([tot])], ignore_index=True)
+    return pd.DataFrame({k: c[:-1] + [""] * (n - len(c)) + c[-1:] for k, c in cols.items()})
 
 
 def hit_code_table() -> pd.DataFrame:
@@ -481,23 +490,24 @@ def validation_chart(v: pd.DataFrame) -> alt.LayerChart:
     rows = []
     for r in v.to_dict("records"):
         bench = f"batch {r['batch']}, {'memcg' if r['memcg'] else 'no memcg'}"
-        rows.append({"benchmark": bench, "what": f"model, switches {'at distribution defaults' if r['switches'] == 'default' else 'all off'}",
+        rows.append({"benchmark": bench, "what": f"model, switches {'at defaults' if r['switches'] == 'default' else 'all off'}",
                      "sheaves better by %": r["model %"], "residual pp": r["residual pp"]})
         if r["switches"] == "default":
-            rows.append({"benchmark": bench, "what": "measured (Ryzen 7 5700)", "sheaves better by %": r["measured %"],
+            rows.append({"benchmark": bench, "what": "measured", "sheaves better by %": r["measured %"],
                          "residual pp": 0.0})
     d = pd.DataFrame(rows)
     order = list(dict.fromkeys(d["benchmark"]))
-    kinds = ["measured (Ryzen 7 5700)", "model, switches at distribution defaults", "model, switches all off"]
+    kinds = ["measured", "model, switches at defaults", "model, switches all off"]
     base = alt.Chart(d).encode(
         y=alt.Y("benchmark:N", sort=order, title=None, axis=alt.Axis(labelLimit=160)),
-        x=alt.X("sheaves better by %:Q", title=charts.axis("sheaves better by", "%")),
-        color=alt.Color("what:N", title=None, scale=alt.Scale(domain=kinds, range=["#000000", charts.COLORS["sheaf-256"], "#56B4E9"])),
+        x=alt.X("sheaves better by %:Q", title=charts.axis("sheaves better by", "%"), axis=alt.Axis(tickCount=8)),
+        color=alt.Color("what:N", title=None, scale=alt.Scale(domain=kinds, range=[charts.ACCENT, charts.COLORS["sheaf-256"], "#56B4E9"]),
+                        legend=alt.Legend(labelLimit=220)),
         shape=alt.Shape("what:N", title=None, scale=alt.Scale(domain=kinds, range=["diamond", "circle", "square"])),
         tooltip=["benchmark:N", "what:N", alt.Tooltip("sheaves better by %:Q", format="+.1f"),
                  alt.Tooltip("residual pp:Q", format="+.1f")])
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#888", strokeDash=[4, 3]).encode(x="x:Q")
     return (zero + base.mark_point(filled=True, size=110, opacity=0.9)).properties(
         title=alt.Title("Hot single-object pair: sheaves vs the cpu slab",
-                        subtitle="measured (sheaves series v6) and modelled; left of 0 the model's sheaves are slower"),
-        height=200)
+                        subtitle="measured (sheaves series v6, Ryzen 7 5700) and modelled; left of 0: sheaves slower"),
+        width=charts.WIDTH, height=200)
