@@ -61,7 +61,8 @@ def test_the_hits_differ_by_what_the_side_by_side_tables_show(val):
     alloc = sv.hit_side_by_side("alloc")
     assert "`preempt_disable() ... preempt_enable()` — preempt_pair: 11" in list(alloc["sheaf hit"])
     assert any(c.startswith("`next_object = get_freepointer_safe(s, object)` — l1_hit: 4") for c in alloc["cpu slab fast path"])
-    assert sv._short("a (b)") == "a" and sv._short("f(x)") == "f(x)" and sv._charge("l1_hit", 0, 0) == "l1_hit × 0: its line is already read"
+    assert sv._short("a (b)") == "a" and sv._short("f(x)") == "f(x)" and sv._charge("l1_hit", 0, 0) == "l1_hit × 0: 0"
+    assert any("(nothing waits for a prefetch)" in c for c in alloc["cpu slab fast path"])  # a free step keeps its reason
     assert set(sv.hit_code_table()["kernel code"]) >= {"mm/slub.c __update_cpu_freelist_fast()"}
     with pytest.raises(AllocsimError, match="side must be 'alloc' or 'free'"):
         mb.hit_steps("both")

@@ -191,10 +191,10 @@ def changelog_chart(outcomes) -> alt.Chart:
     order = [o.state.name for o in outcomes]
     return alt.Chart(f).mark_line(point=True).encode(
         x=alt.X("state:N", sort=order, title=charts.axis("model state (cumulative)"), axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("residual ns/IO:Q", title=charts.axis("predicted − reported", "ns per IO")),
-        color=alt.Color("configuration:N", title="configuration"),
+        y=alt.Y("residual ns/IO:Q", title=charts.axis("residual", "ns per IO")),
+        color=alt.Color("configuration:N", title="configuration", legend=alt.Legend(direction="vertical", columns=2)),
         tooltip=["state:N", "configuration:N", alt.Tooltip("predicted M IOPS:Q", format=".5f"),
                  alt.Tooltip("residual ns/IO:Q", format="+.2f"), alt.Tooltip("RMS ns/IO:Q", format=".2f")],
-    ).properties(title=alt.Title("The six residuals through the changes of cost model v2",
+    ).properties(title=alt.Title("The six residuals, change by change",
                                  subtitle="each state adds one change to the one before"),
                   width=charts.WIDTH, height=260)

@@ -459,7 +459,7 @@ def _charge(cost: str, n: float, cycles: float) -> str:
     if cost == "—":
         return "store: 0"
     if n == 0:
-        return f"{cost} × 0: its line is already read"
+        return f"{cost} × 0: 0"
     return f"{cost}{f' × {n:g}' if n != 1 else ''}: {cycles:g}"
 
 
@@ -471,7 +471,8 @@ def hit_side_by_side(side: str) -> pd.DataFrame:
     cols = {}
     for alloc, label in (("sheaves", "sheaf hit"), ("cpu slab", "cpu slab fast path")):
         g = f[f["allocator"] == alloc]
-        cols[label] = [f"`{_short(st)}` — {_charge(c, n, y)}" for st, c, n, y in zip(g["step"], g["cost"], g["times"], g["cycles"])]
+        cols[label] = [f"`{_short(st) if n else st}` — {_charge(c, n, y)}"  # a step charged nothing keeps its reason
+                       for st, c, n, y in zip(g["step"], g["cost"], g["times"], g["cycles"])]
         cols[label].append(f"**total: {g['cycles'].sum():g}**")
     n = max(len(c) for c in cols.values())
     return pd.DataFrame({k: c[:-1] + [""] * (n - len(c)) + c[-1:] for k, c in cols.items()})
@@ -502,12 +503,12 @@ def validation_chart(v: pd.DataFrame) -> alt.LayerChart:
         y=alt.Y("benchmark:N", sort=order, title=None, axis=alt.Axis(labelLimit=160)),
         x=alt.X("sheaves better by %:Q", title=charts.axis("sheaves better by", "%"), axis=alt.Axis(tickCount=8)),
         color=alt.Color("what:N", title=None, scale=alt.Scale(domain=kinds, range=[charts.ACCENT, charts.COLORS["sheaf-256"], "#56B4E9"]),
-                        legend=alt.Legend(labelLimit=220)),
+                        legend=alt.Legend(labelLimit=220, direction="vertical")),
         shape=alt.Shape("what:N", title=None, scale=alt.Scale(domain=kinds, range=["diamond", "circle", "square"])),
         tooltip=["benchmark:N", "what:N", alt.Tooltip("sheaves better by %:Q", format="+.1f"),
                  alt.Tooltip("residual pp:Q", format="+.1f")])
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="#888", strokeDash=[4, 3]).encode(x="x:Q")
     return (zero + base.mark_point(filled=True, size=110, opacity=0.9)).properties(
-        title=alt.Title("Hot single-object pair: sheaves vs the cpu slab",
-                        subtitle="measured (sheaves series v6, Ryzen 7 5700) and modelled; left of 0: sheaves slower"),
+        title=alt.Title("Sheaves vs the cpu slab, hot pair",
+                        subtitle=["measured (sheaves v6, Ryzen 7 5700)", "and modelled; left of 0: sheaves slower"]),
         width=charts.WIDTH, height=200)
