@@ -120,7 +120,7 @@ class Outcome:
     predictions: pd.DataFrame  # kernel, allocator, reported M IOPS, predicted M IOPS, residual ns/IO, alloc cycles/IO
     base_ns: float
     rms_ns: float  # RMS of the six residuals, ns per IO
-    claims: pd.DataFrame  # id, label (with the claim's kernel), kernel, status, modelled
+    claims: pd.DataFrame  # id, label (with the claim's kernel where two share a label), kernel, status, modelled
 
 
 _MEMO: dict = {}
@@ -138,7 +138,8 @@ def _compute(state: State, clock_ghz: float) -> dict:
                          "alloc cycles/IO": t["alloc cycles/IO"]})
     ev = _claims.evaluate(rep)
     cl = ev[["id", "label", "kernel", "status", "modelled"]].copy()
-    cl["label"] = [f"{lab} ({k})" for lab, k in zip(cl["label"], cl["kernel"])]  # the kernel tells the IOPS rows apart
+    twice = cl["label"].duplicated(keep=False)  # the IOPS rows of one allocator on both kernels: name the kernel
+    cl["label"] = [f"{lab} ({k})" if d else lab for lab, k, d in zip(cl["label"], cl["kernel"], twice)]
     return {"predictions": pred.to_dict("records"), "base_ns": float(rep.calibration.base_ns),
             "claims": cl.to_dict("records")}
 
