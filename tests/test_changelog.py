@@ -49,6 +49,7 @@ def test_changes_report_moves_and_status_changes():
     assert "6.19 kmalloc (1.17000M → 1.16000M)" in w and "1 claim changes status: claim B (partly → not reproduced)." in w
     same = cg.changes([o[0], _outcome("s2", [1.17, 1.19], ["reproduced", "partly"])])
     assert same[0].status_changes == [] and views.change_words(same[0]).endswith("No claim changes status.")
+    assert "; no prediction moves (to five decimals). " in views.change_words(same[0])
     st = views.changelog_statuses(o)
     assert list(st["s1"]) == ["reproduced", "**not reproduced**"] and list(st["s0"]) == ["reproduced", "partly"]
     pr = views.changelog_predictions(o)

@@ -63,7 +63,9 @@ def test_the_hits_differ_by_what_the_side_by_side_tables_show(val):
     assert any(c.startswith("`next_object = get_freepointer_safe(s, object)` — l1_hit: 4") for c in alloc["cpu slab fast path"])
     assert sv._short("a (b)") == "a" and sv._short("f(x)") == "f(x)" and sv._charge("l1_hit", 0, 0) == "l1_hit × 0: 0"
     assert any("(nothing waits for a prefetch)" in c for c in alloc["cpu slab fast path"])  # a free step keeps its reason
-    assert set(sv.hit_code_table()["kernel code"]) >= {"mm/slub.c __update_cpu_freelist_fast()"}
+    code = sv.hit_code_table()
+    assert set(code["kernel code"]) >= {"mm/slub.c __update_cpu_freelist_fast()"} and list(code.columns) == ["step", "kernel code", "charge"]
+    assert "alloc, sheaves: `s->cpu_sheaves`" in list(code["step"])
     with pytest.raises(AllocsimError, match="side must be 'alloc' or 'free'"):
         mb.hit_steps("both")
 

@@ -94,7 +94,8 @@ V2_STATES = (
 #: state with ``placement='independent'`` and adds this one last.
 PLACEMENT = State("blk-mq", "completion CPU and context coupled as blk-mq places them (blk_mq_complete_need_ipi(): "
                   "another LLC completes in BLOCK_SOFTIRQ on the submitting CPU, the same LLC in hardirq there), "
-                  "instead of drawn independently", {"placement": "blkmq"})
+                  "instead of drawn independently; the book's default topology puts every interrupt on the "
+                  "submitting CPU, where both place the completion in hardirq", {"placement": "blkmq"})
 
 
 def sequence(setup_fields=None) -> tuple:

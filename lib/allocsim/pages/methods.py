@@ -174,9 +174,13 @@ def changelog_statuses(outcomes) -> pd.DataFrame:
 def change_words(c) -> str:
     """One change of :func:`allocsim.analysis.changelog.changes` in a sentence or two of Markdown."""
     moved = max(c.moved, key=lambda m: abs(m[2] - m[1]))
+    if round(moved[1], 5) == round(moved[2], 5):
+        what = "no prediction moves (to five decimals)"
+    else:
+        what = f"the prediction that moves most is {moved[0]} ({moved[1]:.5f}M → {moved[2]:.5f}M)"
     s = (f"**{c.step}. {c.name}** — {c.change}. The RMS residual goes from {c.rms_before:.2f} to "
          f"{c.rms_after:.2f} ns per IO and the calibrated base cost from {c.base_before:.1f} to "
-         f"{c.base_after:.1f} ns; the prediction that moves most is {moved[0]} ({moved[1]:.5f}M → {moved[2]:.5f}M). ")
+         f"{c.base_after:.1f} ns; {what}. ")
     if not c.status_changes:
         return s + "No claim changes status."
     parts = [f"{label} ({a} → {b})" for _, label, a, b in c.status_changes]

@@ -440,7 +440,7 @@ def validation_table(v: pd.DataFrame) -> pd.DataFrame:
 def break_even_table(be: pd.DataFrame) -> pd.DataFrame:
     """What one cost row alone would have to cost for the model to give the measured 17.2 %."""
     def need(x):
-        return "no value" if pd.isna(x) else ("impossible (< 0)" if x < 0 else f"{x:.1f}")
+        return "no value moves it" if pd.isna(x) else ("impossible (< 0)" if x < 0 else f"{x:.1f}")
     cols = [c for c in be.columns if c.startswith("needed")]
     out = pd.DataFrame({"cost row": "`" + be["cost"] + "`", "cited value (range)": [
         f"{a:g} ({lo:g}–{hi:g})" for a, lo, hi in zip(be["value"], be["low"], be["high"])]})
@@ -479,10 +479,12 @@ def hit_side_by_side(side: str) -> pd.DataFrame:
 
 
 def hit_code_table() -> pd.DataFrame:
-    """Every differing step with the kernel code it is read off (for the reader auditing beside the source)."""
+    """Every differing step with the kernel code it is read off (for the reader auditing beside the source):
+    the step (side, allocator and code), where in the kernel, and its charge."""
     f = pd.concat([mb.hit_steps("alloc").assign(side="alloc"), mb.hit_steps("free").assign(side="free")])
-    return pd.DataFrame({"side": f["side"], "allocator": f["allocator"], "step": "`" + f["step"] + "`",
-                         "kernel code": f["kernel code"], "cost": f["cost"], "cycles": f["cycles"].map("{:g}".format)})
+    return pd.DataFrame({"step": [f"{sd}, {al}: `{st}`" for sd, al, st in zip(f["side"], f["allocator"], f["step"])],
+                         "kernel code": f["kernel code"],
+                         "charge": [_charge(c, n, y) for c, n, y in zip(f["cost"], f["times"], f["cycles"])]})
 
 
 def validation_chart(v: pd.DataFrame) -> alt.LayerChart:
