@@ -480,10 +480,11 @@ def hit_side_by_side(side: str) -> pd.DataFrame:
 
 def hit_code_table() -> pd.DataFrame:
     """Every differing step with the kernel code it is read off (for the reader auditing beside the source):
-    the step (side, allocator and code), where in the kernel, and its charge."""
+    the step (side, allocator and code) with where in the kernel it is, and its charge (two columns, so the
+    table reads at a phone's width)."""
     f = pd.concat([mb.hit_steps("alloc").assign(side="alloc"), mb.hit_steps("free").assign(side="free")])
-    return pd.DataFrame({"step": [f"{sd}, {al}: `{st}`" for sd, al, st in zip(f["side"], f["allocator"], f["step"])],
-                         "kernel code": f["kernel code"],
+    return pd.DataFrame({"step — where in the kernel": [f"{sd}, {al}: `{st}` — {code}" for sd, al, st, code in
+                                                       zip(f["side"], f["allocator"], f["step"], f["kernel code"])],
                          "charge": [_charge(c, n, y) for c, n, y in zip(f["cost"], f["times"], f["cycles"])]})
 
 
