@@ -61,8 +61,9 @@ def test_tri_and_groups_words():
     assert views.tri_words(["l1_hit"]) == "1 row is (`l1_hit`)"
     assert views.tri_words(["a", "b"]) == "2 rows are (`a`, `b`)"
     f = [unc.Factor("solo", ("x",)), unc.Factor("pair", ("a", "b"))]
-    assert views.groups_words(f) == "`pair` (`a`, `b`)"
-    assert views.groups_words(f[:1]) == "none"
+    assert views.groups_words(f) == "The one group is `pair` (`a`, `b`)."
+    assert views.groups_words(f + [unc.Factor("two", ("c", "d"))]) == "The groups are `pair` (`a`, `b`); `two` (`c`, `d`)."
+    assert views.groups_words(f[:1]) == "No rows are grouped."
 
 
 def test_engine_words():

@@ -48,6 +48,7 @@ import pandas as pd
 
 from allocsim.analysis import iops
 from allocsim.facts import kconfig
+from allocsim.facts import steps as _steps
 from allocsim.facts import thread
 from allocsim.facts.errors import AllocsimError
 from allocsim.analysis import microbench
@@ -127,6 +128,8 @@ class MicroSetup:
     cpus_per_node: int | None = None
     seed: int = 0
     rounds: tuple | None = None  # None: microbench.MICRO_ROUNDS
+    hooks: object = None  # cost model v2's hot-path switches (allocsim.facts.steps.Hooks; None: the distribution defaults)
+    steps: str = "default"  # the step file ("v1": the charges before cost model v2)
 
     def validate(self) -> "MicroSetup":
         t = tuple(self.threads)
@@ -138,7 +141,7 @@ class MicroSetup:
         """Cycles per alloc+free pair (:func:`allocsim.analysis.microbench.microbench`), memoised."""
         key = None if costs is None else tuple(costs.vector)
         return _bench(self.object_size, self.free_order, self.machine_cpus, self.cpus_per_node, self.seed,
-                      self.rounds, kernel, int(k), int(threads), capacity, key, costs)
+                      self.rounds, kernel, int(k), int(threads), capacity, key, costs, self.hooks, self.steps)
 
     def improvement(self, kernel: str, k: int, capacity_before: int | None, costs=None) -> float:
         """One thread: % of time saved by ``capacity`` over ``capacity_before`` (None: the kernel's default)."""
@@ -154,13 +157,15 @@ _BENCH: dict = {}
 
 
 def _bench(object_size, free_order, machine_cpus, cpus_per_node, seed, rounds, kernel, k, threads, capacity,
-           costs_key, costs) -> float:
-    key = (object_size, free_order, machine_cpus, cpus_per_node, seed, rounds, kernel, k, threads, capacity, costs_key)
+           costs_key, costs, hooks=None, steps="default") -> float:
+    key = (object_size, free_order, machine_cpus, cpus_per_node, seed, rounds, kernel, k, threads, capacity, costs_key,
+           _steps.Hooks.of(hooks), steps)
     if key not in _BENCH:
         kw = {} if rounds is None else {"rounds": tuple(rounds)}
         _BENCH[key] = float(microbench.microbench(kernel, k, threads, capacity, object_size=object_size,
                                                   free_order=free_order, machine_cpus=max(machine_cpus, threads),
-                                                  cpus_per_node=cpus_per_node, seed=seed, costs=costs, **kw)["cycles"])
+                                                  cpus_per_node=cpus_per_node, seed=seed, costs=costs,
+                                                  hooks=hooks, steps=steps, **kw)["cycles"])
     return _BENCH[key]
 
 
@@ -290,12 +295,13 @@ def evaluate(rep, multi_threads=None, rounds: tuple[int, int] | None = None, cos
              micro: MicroSetup | None = None) -> pd.DataFrame:
     """One row per claim of ``data/thread/claims.yaml``: the claim, the modelled value, the interval,
     the status and how the model was run. ``rep`` is the chapter's :class:`~allocsim.analysis.runs.Reproduction`;
-    the microbenchmark claims are :func:`micro_claims` of ``micro`` (default :class:`MicroSetup`, with
+    the microbenchmark claims are :func:`micro_claims` of ``micro`` (default :class:`MicroSetup` with the
+    hook switches and step file of ``rep.setup``, so one model state answers every claim; with
     ``multi_threads`` and ``rounds`` if given). Raises :class:`AllocsimError` for a claim id this module
     does not know how to evaluate (so a new claim cannot silently go untested)."""
     claims = thread.claims()
     costs = rep.setup.costs() if costs is None else costs
-    micro = micro or MicroSetup()
+    micro = micro or MicroSetup(hooks=rep.setup.hooks, steps=rep.setup.steps)
     if multi_threads is not None:
         micro = replace(micro, threads=tuple(multi_threads))
     if rounds is not None:

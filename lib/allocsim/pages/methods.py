@@ -104,3 +104,101 @@ def hierarchy_rows(tbl: pd.DataFrame) -> pd.DataFrame:
 def cpu_machine() -> str:
     """The machine the hierarchy's default CPU describes (``data/kernel/cpu.yaml``)."""
     return Md(cpu.load().machine)
+
+
+def hooks_frame() -> pd.DataFrame:
+    """The hot-path switches of cost model v2 (``data/kernel/hooks.yaml``): default, what it changes, source."""
+    from allocsim.facts import steps
+
+    return pd.DataFrame([{"switch": f"`{k}`", "default": "on" if v["default"] else "off", "what it changes": v["what"],
+                          "source of the default": v["source"]} for k, v in steps.switches().items()])
+
+
+# ------------------------------------------------------------------------------------------------
+# The model changelog (allocsim.analysis.changelog)
+
+def changelog_history(clock_ghz: float = CLOCK_GHZ):
+    """Every state of :data:`allocsim.analysis.changelog.STATES` evaluated at ``clock_ghz`` (cached)."""
+    from allocsim.analysis import changelog
+
+    return changelog.history(clock_ghz=clock_ghz)
+
+
+def changes_markdown(outcomes):
+    """:func:`change_words` for every change of the sequence, one paragraph each (IPython Markdown)."""
+    from IPython.display import Markdown
+
+    from allocsim.analysis import changelog
+
+    return Markdown("\n\n".join(change_words(c) for c in changelog.changes(outcomes)))
+
+
+def changelog_states(outcomes) -> pd.DataFrame:
+    """The sequence of model states: step, name, what it changes."""
+    return pd.DataFrame([{"step": i, "state": o.state.name, "what changes": o.state.change}
+                         for i, o in enumerate(outcomes)])
+
+
+def changelog_predictions(outcomes) -> pd.DataFrame:
+    """Configurations × states: predicted M IOPS (residual ns per IO), the reported figure, and a last row
+    with each state's RMS residual and calibrated base cost."""
+    from allocsim.analysis import changelog
+
+    f = changelog.predictions_frame(outcomes)
+    first = f[f["step"] == 0]
+    out = pd.DataFrame({"configuration": first["configuration"].to_list(),
+                        "reported": [f"{x:.2f}M" for x in first["reported M IOPS"]]})
+    for o in outcomes:
+        g = f[f["state"] == o.state.name]
+        out[o.state.name] = [f"{m:.5f}M ({r:+.2f} ns)" for m, r in zip(g["predicted M IOPS"], g["residual ns/IO"])]
+    rms = {"configuration": "**RMS residual** (base cost)", "reported": ""}
+    for o in outcomes:
+        rms[o.state.name] = f"**{o.rms_ns:.2f} ns** ({o.base_ns:.1f} ns)"
+    return pd.concat([out, pd.DataFrame([rms])], ignore_index=True)
+
+
+def changelog_statuses(outcomes) -> pd.DataFrame:
+    """Claims × states: each claim's status, bold where it differs from the state before."""
+    from allocsim.analysis import changelog
+
+    df = changelog.status_frame(outcomes)
+    names = [o.state.name for o in outcomes]
+    out = pd.DataFrame({"claim": df["claim"].to_list()})
+    for i, n in enumerate(names):
+        col = df[n].to_list()
+        prev = df[names[i - 1]].to_list() if i else col
+        out[n] = [f"**{s}**" if i and s != p else s for s, p in zip(col, prev)]
+    return out
+
+
+def change_words(c) -> str:
+    """One change of :func:`allocsim.analysis.changelog.changes` in a sentence or two of Markdown."""
+    moved = max(c.moved, key=lambda m: abs(m[2] - m[1]))
+    if round(moved[1], 5) == round(moved[2], 5):
+        what = "no prediction moves (to five decimals)"
+    else:
+        what = f"the prediction that moves most is {moved[0]} ({moved[1]:.5f}M → {moved[2]:.5f}M)"
+    s = (f"**{c.step}. {c.name}** — {c.change}. The RMS residual goes from {c.rms_before:.2f} to "
+         f"{c.rms_after:.2f} ns per IO and the calibrated base cost from {c.base_before:.1f} to "
+         f"{c.base_after:.1f} ns; {what}. ")
+    if not c.status_changes:
+        return s + "No claim changes status."
+    parts = [f"{label} ({a} → {b})" for _, label, a, b in c.status_changes]
+    return s + f"{len(parts)} claim{'s' if len(parts) > 1 else ''} change{'' if len(parts) > 1 else 's'} status: " + "; ".join(parts) + "."
+
+
+def changelog_chart(outcomes) -> alt.Chart:
+    """Each configuration's residual (ns per IO) in each state, in the order of the changes."""
+    from allocsim.analysis import changelog
+
+    f = changelog.predictions_frame(outcomes)
+    order = [o.state.name for o in outcomes]
+    return alt.Chart(f).mark_line(point=True).encode(
+        x=alt.X("state:N", sort=order, title=charts.axis("model state (cumulative)"), axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("residual ns/IO:Q", title=charts.axis("residual", "ns per IO")),
+        color=alt.Color("configuration:N", title="configuration", legend=alt.Legend(direction="vertical", columns=2)),
+        tooltip=["state:N", "configuration:N", alt.Tooltip("predicted M IOPS:Q", format=".5f"),
+                 alt.Tooltip("residual ns/IO:Q", format="+.2f"), alt.Tooltip("RMS ns/IO:Q", format=".2f")],
+    ).properties(title=alt.Title("The six residuals, change by change",
+                                 subtitle="each state adds one change to the one before"),
+                  width=charts.WIDTH, height=260)

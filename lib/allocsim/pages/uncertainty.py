@@ -132,9 +132,11 @@ def tri_words(tri: list) -> str:
 
 
 def groups_words(factors) -> str:
-    """The inputs that move several cost rows together, each with its rows, or ``none``."""
-    return "; ".join(f"`{f.name}` ({', '.join(f'`{k}`' for k in f.members)})"
-                     for f in factors if len(f.members) > 1) or "none"
+    """The sentence naming the inputs that move several cost rows together, each with its rows."""
+    g = [f"`{f.name}` ({', '.join(f'`{k}`' for k in f.members)})" for f in factors if len(f.members) > 1]
+    if not g:
+        return "No rows are grouped."
+    return (f"The one group is {g[0]}." if len(g) == 1 else f"The groups are {'; '.join(g)}.")
 
 
 @dataclass(frozen=True)

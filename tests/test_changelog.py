@@ -1,0 +1,112 @@
+"""The model changelog (allocsim.analysis.changelog) and its appendix views (allocsim.pages.methods)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from allocsim.analysis import changelog as cg
+from allocsim.analysis import runs
+from allocsim.facts import steps
+from allocsim.facts.errors import AllocsimError
+from allocsim.pages import methods as views
+
+
+def test_the_states_are_cumulative_and_end_at_the_shipped_model():
+    names = [s.name for s in cg.STATES]
+    assert names[0] == "before v2" and len(set(names)) == len(names)
+    first, last = cg.STATES[0].run_setup(), cg.STATES[-1].run_setup()
+    assert (first.cost_table, first.steps, first.hooks) == ("v1", "v1", steps.Hooks.off())
+    d = runs.Setup()
+    assert (last.cost_table, last.steps, last.hooks) == (d.cost_table, d.steps, d.hooks)  # v2 as shipped
+    for a, b in zip(cg.STATES, cg.STATES[1:]):  # each state changes something
+        assert a.run_setup() != b.run_setup()
+
+
+def test_a_state_with_an_unknown_field_is_one_sentence():
+    with pytest.raises(AllocsimError, match=r"changelog state 'x' sets colour, which is not a field of analysis.runs.Setup"):
+        cg.State("x", "y", {"colour": "blue"}).run_setup()
+    with pytest.raises(AllocsimError, match="at least one model state"):
+        cg.history(())
+
+
+def _outcome(name, miops, statuses, base=830.0):
+    pred = pd.DataFrame({"kernel": ["6.19", "7.0"], "allocator": ["kmalloc", "kmalloc"], "reported M IOPS": [1.17, 1.19],
+                         "predicted M IOPS": miops, "residual ns/IO": [1e3 / m - 1e3 / r for m, r in zip(miops, [1.17, 1.19])],
+                         "alloc cycles/IO": [60.0, 20.0]})
+    rms = float((pred["residual ns/IO"] ** 2).mean() ** 0.5)
+    cl = pd.DataFrame({"id": ["a", "b"], "label": ["claim A", "claim B"], "status": statuses, "modelled": ["1", "2"]})
+    return cg.Outcome(cg.State(name, f"change {name}"), pred, base, rms, cl)
+
+
+def test_changes_report_moves_and_status_changes():
+    o = [_outcome("s0", [1.17, 1.19], ["reproduced", "partly"]), _outcome("s1", [1.16, 1.19], ["reproduced", "not reproduced"], 840.0)]
+    (c,) = cg.changes(o)
+    assert c.step == 1 and c.name == "s1" and c.base_before == 830.0 and c.base_after == 840.0
+    assert c.moved == [("6.19 kmalloc", 1.17, 1.16), ("7.0 kmalloc", 1.19, 1.19)]
+    assert c.status_changes == [("b", "claim B", "partly", "not reproduced")]
+    w = views.change_words(c)
+    assert "6.19 kmalloc (1.17000M → 1.16000M)" in w and "1 claim changes status: claim B (partly → not reproduced)." in w
+    same = cg.changes([o[0], _outcome("s2", [1.17, 1.19], ["reproduced", "partly"])])
+    assert same[0].status_changes == [] and views.change_words(same[0]).endswith("No claim changes status.")
+    assert "; no prediction moves (to five decimals). " in views.change_words(same[0])
+    st = views.changelog_statuses(o)
+    assert list(st["s1"]) == ["reproduced", "**not reproduced**"] and list(st["s0"]) == ["reproduced", "partly"]
+    pr = views.changelog_predictions(o)
+    assert pr.iloc[-1]["configuration"].startswith("**RMS residual**") and len(pr) == 3
+    assert pr.iloc[0]["s1"].startswith("1.16000M (")
+    assert views.changelog_chart(o).to_dict()["mark"]["type"] == "line"
+
+
+@pytest.fixture(scope="module")
+def before(tmp_path_factory):
+    d = tmp_path_factory.mktemp("changelog")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(cg, "CACHE", d)
+    cg._MEMO.clear()
+    out = cg.evaluate(cg.STATES[0])
+    yield out, d
+    mp.undo()
+    cg._MEMO.clear()
+
+
+def test_before_v2_reproduces_the_earlier_book(before):
+    """State 0 is the pre-v2 model: the per-CPU list at 1.19488M, as the book had it."""
+    o, _ = before
+    p = o.predictions.set_index(["kernel", "allocator"])["predicted M IOPS"]
+    assert round(p[("6.19", "per-CPU list")], 5) == 1.19488 and round(p[("7.0", "per-CPU list")], 5) == 1.19488
+    rep = runs.reproduce(cg.STATES[0].run_setup())
+    assert list(o.predictions["predicted M IOPS"]) == pytest.approx(list(rep.table["predicted M IOPS"]))
+    assert set(o.claims["status"]) <= {"reproduced", "partly", "not reproduced"} and len(o.claims) > 6
+    assert o.claims["label"].is_unique  # the kernel in the label tells the two IOPS rows of an allocator apart
+
+
+def test_the_disk_cache_is_keyed_and_read_back(before, monkeypatch):
+    o, d = before
+    files = list(d.glob("*.json"))
+    assert len(files) == 1
+    raw = json.loads(files[0].read_text())
+    assert raw["base_ns"] == o.base_ns
+    cg._MEMO.clear()
+    monkeypatch.setattr(cg, "_compute", lambda *a: pytest.fail("recomputed although cached"))
+    again = cg.evaluate(cg.STATES[0])
+    assert again.rms_ns == o.rms_ns and (again.claims["status"] == o.claims["status"]).all()
+    # another clock is another entry, not the cached one
+    monkeypatch.setattr(cg, "_compute", lambda *a: {"predictions": raw["predictions"], "base_ns": 1.0, "claims": raw["claims"]})
+    assert cg.evaluate(cg.STATES[0], clock_ghz=2.0).base_ns == 1.0
+
+
+def test_hooks_frame_lists_every_switch():
+    h = views.hooks_frame()
+    assert list(h["switch"]) == [f"`{k}`" for k in steps.switches()]
+    assert set(h["default"]) <= {"on", "off"} and h["source of the default"].str.len().min() > 20
+
+
+def test_the_placement_change_joins_when_setup_has_the_field():
+    base = cg.sequence(set(runs.Setup.__dataclass_fields__) - {"placement"})
+    assert base == cg.V2_STATES and [s.name for s in base] == ["before v2", "steps", "hooks", "costs"]
+    more = cg.sequence(set(runs.Setup.__dataclass_fields__) | {"placement"})
+    assert [s.name for s in more] == ["before v2", "steps", "hooks", "costs", "blk-mq"]
+    assert all(s.setup["placement"] == "independent" for s in more[:-1])
+    assert more[-1].setup == {**cg.V2_STATES[-1].setup, "placement": "blkmq"}
+    assert cg.STATES == cg.sequence()
