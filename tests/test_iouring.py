@@ -277,3 +277,13 @@ def test_property_valid_programs(qd, sb, cb, ios, subs, irq, polled, nr_hw, aff,
         inflight += prep
         assert inflight <= qd
         inflight -= wait
+
+
+def test_the_heartbeat_never_reaches_the_page():
+    from allocsim.book.runner import _without_heartbeat
+
+    outs = [{"output_type": "stream", "name": "stderr", "text": "progress: 3 io_uring runs, 0.06 M IOs simulated in 10 s\n"},
+            {"output_type": "stream", "name": "stderr", "text": "warning\nprogress: 4 io_uring runs\n"},
+            {"output_type": "stream", "name": "stdout", "text": "progress: kept on stdout\n"}]
+    assert _without_heartbeat(outs) == [{"output_type": "stream", "name": "stderr", "text": "warning\n"},
+                                        outs[2]]

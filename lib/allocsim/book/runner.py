@@ -294,6 +294,22 @@ def execute(slug: str, parameters: dict | None = None, out: Path | None = None, 
     return out, False
 
 
+def _without_heartbeat(outputs: list) -> list:
+    """A cell's outputs without the progress heartbeat of a long run (``progress: …`` lines on stderr,
+    :func:`allocsim.workloads.iouring._report_progress`): it is for the terminal, not the page."""
+    out = []
+    for o in outputs:
+        if o.get("output_type") == "stream" and o.get("name") == "stderr":
+            text = o.get("text", "")
+            text = "".join(t for t in (text if isinstance(text, list) else text.splitlines(keepends=True))
+                           if not t.startswith("progress: "))
+            if not text:
+                continue
+            o = dict(o, text=text)
+        out.append(o)
+    return out
+
+
 def _finish_notebook(path: Path, record: dict) -> None:
     """Papermill's injected-parameters cell stays in the notebook (a re-run page records what it ran
     with) but is removed from the rendered page; the chapter shows a parameters table instead. The
@@ -306,6 +322,8 @@ def _finish_notebook(path: Path, record: dict) -> None:
         if "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
             cell["metadata"]["tags"] = tags
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = _without_heartbeat(cell.get("outputs", []))
     nb.metadata["allocsim"] = record
     nbformat.write(nb, str(path))
 
