@@ -110,3 +110,16 @@ def test_the_placement_change_joins_when_setup_has_the_field():
     assert all(s.setup["placement"] == "independent" for s in more[:-1])
     assert more[-1].setup == {**cg.V2_STATES[-1].setup, "placement": "blkmq"}
     assert cg.STATES == cg.sequence()
+
+
+def test_preempt_effect_moves_every_preempt_counting_pair_by_two_preempt_pairs():
+    from allocsim.facts import costs
+
+    e = cg.preempt_effect()
+    d = costs.load().cycles("preempt_pair") - costs.load("v1").cycles("preempt_pair")
+    ch = dict(zip(e.frame["hot alloc+free pair"], e.frame["change"]))
+    # the list: get_cpu()/put_cpu() once per call; sheaves: local_trylock on alloc and on free; 6.19: none
+    assert ch["per-CPU list hit (pop, hardirq push)"] == 2 * d
+    assert ch["7.0 kmalloc (sheaves)"] == ch["sheaf-256 (dedicated cache)"] == 2 * d
+    assert ch["6.19 kmalloc (cpu slab)"] == 0
+    assert (e.lock_v1, e.lock_now) == (3, 23)

@@ -233,3 +233,52 @@ def changes(outcomes: list[Outcome]) -> list[Change]:
               for cid in cb.index if cid in ca.index and ca.loc[cid, "status"] != cb.loc[cid, "status"]]
         out.append(Change(i, b.state.name, b.state.change, a.rms_ns, b.rms_ns, a.base_ns, b.base_ns, moved, st))
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The preempt count and the sheaves' lock, changed together
+
+def preempt_effect() -> "PreemptEffect":
+    """What the re-sourced ``preempt_pair`` (``data/costs-v1.csv``'s value → ``data/costs.csv``'s) does to each
+    allocator's hot alloc+free pair, everything else as shipped (the steps of ``steps.yaml``, the default
+    switches), and what v1 charged the sheaves' lock (``local_trylock_pair``) against what the steps charge
+    now (``local_trylock``: the preempt pair and three loads). The two changed together: the lock's cost is
+    the preempt pair plus its loads by construction. Cycles per alloc+free pair."""
+    from allocsim.facts import costs as _costs
+    from allocsim.kernel import pcpu_list
+
+    v2, v1 = _costs.load(), _costs.load("v1")
+    old = v2.with_overrides(preempt_pair=v1.cycles("preempt_pair"))
+    book = _steps.load()
+
+    def pairs(table):
+        pc = dict(zip(pcpu_list.PATHS, pcpu_list.path_costs(table)))
+        out = {"per-CPU list hit (pop, hardirq push)": pc["alloc_hit"] + pc["free_irq"]}
+        for label, cpu_slab, kmalloc in (("6.19 kmalloc (cpu slab)", True, True), ("7.0 kmalloc (sheaves)", False, True),
+                                         ("sheaf-256 (dedicated cache)", False, False)):
+            f = _steps.Facts(sheaves=not cpu_slab or not kmalloc, cpu_slab=cpu_slab, kmalloc=kmalloc, object_size=96)
+            v = dict(zip(_steps.SLUB_SEGMENTS, _steps.slub_vector(table, book, f)))
+            if f.sheaves:
+                out[label] = (v["alloc_entry"] + v["free_entry"] + v["pcs_free_check"] + 2 * v["local_trylock"]
+                              + v["pcs_alloc"] + v["pcs_free"])
+            else:
+                out[label] = v["alloc_entry"] + v["free_entry"] + v["cpu_slab_alloc"] + v["cpu_slab_free"]
+        return out
+
+    before, after = pairs(old), pairs(v2)
+    p1, p2 = v1.cycles("preempt_pair"), v2.cycles("preempt_pair")
+    frame = pd.DataFrame([{"hot alloc+free pair": k, f"preempt_pair {p1:g}": before[k], f"preempt_pair {p2:g}": after[k],
+                           "change": after[k] - before[k]} for k in before])
+    return PreemptEffect(frame, p1, p2, v1.cycles("local_trylock_pair"),
+                         book.cycles("local_trylock", v2, _steps.Facts()))
+
+
+@dataclass(frozen=True)
+class PreemptEffect:
+    """:func:`preempt_effect`'s table and the figures its sentence quotes."""
+
+    frame: pd.DataFrame
+    preempt_v1: float
+    preempt_v2: float
+    lock_v1: float   # v1's local_trylock_pair row
+    lock_now: float  # the local_trylock steps, as shipped

@@ -10,7 +10,7 @@ import altair as alt
 import pandas as pd
 
 from allocsim.pages import charts
-from allocsim.pages.glue import Md
+from allocsim.pages.glue import Md, glue
 from allocsim.facts import costs, cpu
 from allocsim.pages import params
 from allocsim.pages.specs import CLOCK_GHZ
@@ -202,3 +202,16 @@ def changelog_chart(outcomes) -> alt.Chart:
     ).properties(title=alt.Title("The six residuals, change by change",
                                  subtitle="each state adds one change to the one before"),
                   width=charts.WIDTH, height=260)
+
+
+def glue_preempt_effect():
+    """The preempt count and the sheaves' lock, changed together: glue the figures, return the table."""
+    from allocsim.analysis import changelog as _cl
+
+    e = _cl.preempt_effect()
+    glue("pe_p1", e.preempt_v1)
+    glue("pe_p2", e.preempt_v2)
+    glue("pe_lock_v1", e.lock_v1)
+    glue("pe_lock_now", e.lock_now)
+    glue("pe_list", float(e.frame["change"].iloc[0]))
+    return e.frame
