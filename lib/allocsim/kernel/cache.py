@@ -341,13 +341,56 @@ def _upgrade(I, o, cpu, line):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def access_at(I, o, F, fo, cpu, line, write):
-    """One load (``write`` false) or store of ``line`` by ``cpu``; returns its cycles (see the module text).
+def handle(I, o):
+    """The header fields an L1 lookup needs, read once (a model reads them once per step, see :func:`l1_entry`):
+    L1 set mask, sets, ways, and the absolute indices of the L1 tag, LRU and state blocks and of the counters.
+    They never change after :func:`init_at`."""
+    return (I[o + H_M1], I[o + H_S1], I[o + H_W1], o + I[o + H_T1], o + I[o + H_R1], o + I[o + H_X1],
+            o + I[o + H_CNT])
 
-    Inlined where it is called (numba IR inlining): an L1 hit costs no call; everything past L1 is one
-    call to :func:`_access_miss`."""
-    clock = I[o + H_CLOCK] + 1
+
+@njit(cache=True, _nrt=False, inline="always")
+def l1_entry(I, cpu, line, write, h):
+    """The absolute index of ``cpu``'s L1 entry for ``line`` when the access is a plain L1 hit (the line is
+    there, and a store finds it modified: no coherence action), else -1. Changes nothing.
+
+    A model's step (``memory.touch``, the per-CPU list's ``_touch``) does its accesses as: ``clock += 1``;
+    ``e = l1_entry(…)``; if ``e >= 0`` the hit is ``I[h[4] + e] = clock`` (the LRU stamp) and one more L1 hit
+    for ``cpu``, else :func:`access_clocked`; at the end :func:`commit` writes the clock and the hits back.
+    That is :func:`access_at` access for access (same stamps, same counters), with the clock, the counter and
+    the header kept in registers for the step."""
+    m1, S1, W1, T1, R1, X1, CNT = h
+    e = (cpu * S1 + (line & m1 if m1 >= 0 else line % S1)) * W1
+    tb = T1 + e
+    tag = line + 1
+    w = 0
+    while w < W1:
+        if I[tb + w] == tag:
+            break
+        w += 1
+    if w == W1:
+        return -1
+    e += w
+    if write and I[X1 + e] != S_MOD:
+        return -1
+    return e
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def commit(I, o, h, cpu, clock, hits, last_hit):
+    """End of a step done with :func:`l1_entry`: the LRU clock, ``hits`` L1 hits of ``cpu``, and (``last_hit``:
+    the step's last access was such a hit) the last access's kind and invalidation class."""
     I[o + H_CLOCK] = clock
+    I[h[6] + cpu * NCNT + K_L1] += hits
+    if last_hit:
+        I[o + H_LAST_KIND] = K_L1
+        I[o + H_LAST_INV] = INV_NONE
+
+
+@njit(cache=True, _nrt=False)
+def access_clocked(I, o, F, fo, cpu, line, write, clock):
+    """:func:`access_at` with its LRU clock value ``clock`` already taken (the header's clock is not read or
+    written): an L1 hit that must upgrade its copy, or everything past an L1 miss."""
     e = _e1(I, o, cpu, line)
     w = _find(I, o + I[o + H_T1] + e, I[o + H_W1], line + 1)
     if w < 0:
@@ -357,6 +400,25 @@ def access_at(I, o, F, fo, cpu, line, write):
     if write and I[o + I[o + H_X1] + e + w] != S_MOD:
         inv = _upgrade(I, o, cpu, line)
     return _finish(I, o, F, fo, cpu, K_L1, inv)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def access_at(I, o, F, fo, cpu, line, write):
+    """One load (``write`` false) or store of ``line`` by ``cpu``; returns its cycles (see the module text).
+
+    Inlined where it is called (numba IR inlining): a plain L1 hit costs no call; everything else is one call
+    to :func:`access_clocked`."""
+    clock = I[o + H_CLOCK] + 1
+    I[o + H_CLOCK] = clock
+    h = handle(I, o)
+    e = l1_entry(I, cpu, line, write, h)
+    if e < 0:
+        return access_clocked(I, o, F, fo, cpu, line, write, clock)
+    I[h[4] + e] = clock
+    I[h[6] + cpu * NCNT + K_L1] += 1
+    I[o + H_LAST_KIND] = K_L1
+    I[o + H_LAST_INV] = INV_NONE
+    return F[fo + K_L1]
 
 
 @njit(cache=True, _nrt=False)

@@ -125,21 +125,73 @@ def access(I, F, cpu, line, write):
     return c
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def touch(I, F, cpu, seg, obj, sheaf, slot):
     """Every load and store of model segment ``seg`` (its rows of the access table), in order; returns their
-    cycles. ``obj``/``sheaf``/``slot``: the object, the sheaf and the ``objects[]`` index the step works on."""
+    cycles. ``obj``/``sheaf``/``slot``: the object, the sheaf and the ``objects[]`` index the step works on.
+
+    The same lines as :func:`line_of` gives, resolved once per call rather than once per access (one
+    division for the object's slab, the sheaf's stride), and the hierarchy's header read once
+    (:func:`allocsim.kernel.cache.handle`)."""
     if I[CFG + CF_HIER] == 0:
         return 0.0
     base = I[H_ACC] + seg * MAXACC * 3
+    o = I[H_MEM]
+    fo = I[H_MEMF]
+    h = _cache.handle(I, o)
+    l1 = F[fo + _cache.K_L1]
+    objs = I[CFG + CF_OBJS]
+    slab = obj // objs
+    addr = slab * I[CFG + CF_SLAB_BYTES] + (obj - slab * objs) * I[CFG + CF_SIZE]
+    hdr = I[CFG + CF_SHEAF_HDR]
+    sheaf0 = R_SHEAF + sheaf * ((hdr + 8 * max(I[CFG + CF_CAP], 1) + 63) >> 6)
+    clock = I[o + _cache.H_CLOCK]
+    hits = 0
+    last_hit = False
     t = 0.0
     for j in range(MAXACC):
         cls = I[base + 3 * j]
         if cls < 0:
             break
         write = I[base + 3 * j + 1] == 1
+        step = 0
+        if cls == X_OBJECT:
+            line = R_OBJECT + ((addr + I[CFG + CF_FP_OFFSET]) >> 6)
+        elif cls == X_OBJECT_LINES:
+            line = R_OBJECT + (addr >> 6)
+            step = 1
+        elif cls == X_SHEAF:
+            line = sheaf0
+        elif cls == X_SHEAF_SLOT:
+            line = sheaf0 + ((hdr + 8 * slot) >> 6)
+        elif cls == X_STRUCT_PAGE:
+            line = R_STRUCT_PAGE + slab
+        elif cls == X_PERCPU:
+            line = R_PERCPU + cpu
+        elif cls == X_PCPU_STRUCT:
+            line = R_PCPU_STRUCT + cpu
+        elif cls == X_KMEM_CACHE:
+            line = R_KMEM_CACHE
+        elif cls == X_DESCRIPTOR:
+            line = R_DESCRIPTOR
+        else:
+            line = R_GLOBAL + seg * MAXACC + j
         for k in range(I[base + 3 * j + 2]):
-            t += access(I, F, cpu, line_of(I, cls, k, cpu, obj, sheaf, slot, seg * MAXACC + j), write)
+            clock += 1
+            e = _cache.l1_entry(I, cpu, line + k * step, write, h)
+            if e >= 0:  # a plain L1 hit: a load costs l1, a store nothing beyond it
+                I[h[4] + e] = clock
+                hits += 1
+                last_hit = True
+                if not write:
+                    t += l1
+            else:
+                c = _cache.access_clocked(I, o, F, fo, cpu, line + k * step, write, clock)
+                last_hit = False
+                if write:
+                    c -= l1
+                t += c
+    _cache.commit(I, o, h, cpu, clock, hits, last_hit)
     return t
 
 

@@ -158,25 +158,43 @@ def _line(cls, k, cpu, e, stride, where):
     return _memory.R_GLOBAL + where
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _touch(CI, CF, acc, p, cpu, e, stride, log, i):
     """Every load and store of path ``p`` (its rows of the access table) on element ``e``: a load costs what
     the hierarchy says, a store what it costs beyond an L1 hit (as :func:`allocsim.kernel.memory.access`).
     ``log[i, n]``: the n-th access's kind × 4 + invalidation class."""
     t = 0.0
     n = 0
+    h = _cache.handle(CI, 0)
+    l1 = CF[_cache.K_L1]
+    clock = CI[_cache.H_CLOCK]
+    hits = 0
+    last_hit = False
     for j in range(acc.shape[1]):
         cls = acc[p, j, 0]
         if cls < 0:
             break
         write = acc[p, j, 1] == 1
         for k in range(acc[p, j, 2]):
-            c = _cache.access_at(CI, 0, CF, 0, cpu, _line(cls, k, cpu, e, stride, j), write)
-            if write:
-                c -= CF[_cache.K_L1]
-            t += c
-            log[i, n] = CI[_cache.H_LAST_KIND] * 4 + CI[_cache.H_LAST_INV]
+            line = _line(cls, k, cpu, e, stride, j)
+            clock += 1
+            x = _cache.l1_entry(CI, cpu, line, write, h)
+            if x >= 0:  # a plain L1 hit (cache.l1_entry): kind L1, no invalidation
+                CI[h[4] + x] = clock
+                hits += 1
+                last_hit = True
+                if not write:
+                    t += l1
+                log[i, n] = _cache.K_L1 * 4 + _cache.INV_NONE
+            else:
+                c = _cache.access_clocked(CI, 0, CF, 0, cpu, line, write, clock)
+                last_hit = False
+                if write:
+                    c -= l1
+                t += c
+                log[i, n] = CI[_cache.H_LAST_KIND] * 4 + CI[_cache.H_LAST_INV]
             n += 1
+    _cache.commit(CI, 0, h, cpu, clock, hits, last_hit)
     return t
 
 
@@ -264,17 +282,14 @@ def _validate(program: Program, threshold, max_nr):
     check_program(program)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _simulate(start, op, ctx, slot, gap, n_slots, threshold, max_nr, pc,
               task, irq, nr, nr_irq, where, where_cpu, slot_obj,
               counters, path_count, path_cycles, event_path, clock,
-              fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, hier, CI, CF, acc, stride, ev_mem, log):
+              fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, hier, CI, CF, acc, stride, ev_mem, log, pos, slot_time):
     """The event loop. Returns (number of elements from kmalloc, number of fallback events), or
     (-1, -1) if the program deadlocks. ``hier``: the memory hierarchy ``CI``/``CF`` is on, each path touching
     its rows of ``acc`` (``ev_mem[i]``: the cycles event ``i`` spent in the hierarchy)."""
-    ncpu = len(start) - 1
-    pos = start[:-1].copy()
-    slot_time = np.full(n_slots, -1.0)
     n_obj = 0
     n_fb = 0
     while True:
@@ -437,19 +452,19 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
     start, op, ctx, slot, gap, n_slots = program.arrays()
     if geo is None:
         CI, CF, acc = np.zeros(1, np.int64), np.zeros(1, np.float64), np.full((len(PATHS), 1, 3), -1, np.int64)
-        log = np.zeros((1, 1), np.int64)
+        log = np.zeros((1, 1), np.int8)
     else:
         CI, CF = _cache.new_cache(ncpu, geo)
         acc = access_table(hooks, steps)
         per_path = np.where(acc[:, :, 0] >= 0, acc[:, :, 2], 0).sum(axis=1)
-        log = np.full((n, max(int(per_path.max()), 1)), -1, np.int64)
+        log = np.full((n, max(int(per_path.max()), 1)), -1, np.int8)
     ev_mem = np.zeros(n, np.float64)
     try:
         n_obj, n_fb = _simulate(start, op, ctx, slot, gap, n_slots, int(threshold), int(max_nr), pc,
                                 task, irq, nr, nr_irq, where, where_cpu, slot_obj,
                                 counters, path_count, path_cycles, event_path, clock,
                                 fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, geo is not None, CI, CF, acc,
-                                element_stride(), ev_mem, log)
+                                element_stride(), ev_mem, log, start[:-1].copy(), np.full(n_slots, -1.0))
     except IndexError:  # only with NUMBA_BOUNDSCHECK=1 (the test suite); without it the write corrupts memory
         raise AllocsimError(
             f"the per-CPU list model indexed outside its state: each of the {ncpu} CPUs' free_list and free_list_irq "
