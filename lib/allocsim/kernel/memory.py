@@ -92,31 +92,6 @@ def sheaf_line(I, sheaf, byte):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def line_of(I, cls, k, cpu, obj, sheaf, slot, where):
-    """The line a step of class ``cls`` touches (``k``: which line of an ``object_lines`` step; ``where``: a
-    number that tells globals apart)."""
-    if cls == X_OBJECT:
-        return object_line(I, obj, I[CFG + CF_FP_OFFSET])
-    if cls == X_OBJECT_LINES:
-        return object_line(I, obj, 0) + k
-    if cls == X_SHEAF:
-        return sheaf_line(I, sheaf, 0)
-    if cls == X_SHEAF_SLOT:
-        return sheaf_line(I, sheaf, I[CFG + CF_SHEAF_HDR] + 8 * slot)
-    if cls == X_STRUCT_PAGE:
-        return R_STRUCT_PAGE + obj // I[CFG + CF_OBJS]
-    if cls == X_PERCPU:
-        return R_PERCPU + cpu
-    if cls == X_PCPU_STRUCT:
-        return R_PCPU_STRUCT + cpu
-    if cls == X_KMEM_CACHE:
-        return R_KMEM_CACHE
-    if cls == X_DESCRIPTOR:
-        return R_DESCRIPTOR
-    return R_GLOBAL + where
-
-
-@njit(cache=True, _nrt=False, inline="always")
 def access(I, F, cpu, line, write):
     """One load (cycles from the hierarchy) or store (cycles beyond an L1 hit) of ``line`` by ``cpu``."""
     c = _cache.access_at(I, I[H_MEM], F, I[H_MEMF], cpu, line, write)
@@ -130,9 +105,12 @@ def touch(I, F, cpu, seg, obj, sheaf, slot):
     """Every load and store of model segment ``seg`` (its rows of the access table), in order; returns their
     cycles. ``obj``/``sheaf``/``slot``: the object, the sheaf and the ``objects[]`` index the step works on.
 
-    The same lines as :func:`line_of` gives, resolved once per call rather than once per access (one
-    division for the object's slab, the sheaf's stride), and the hierarchy's header read once
-    (:func:`allocsim.kernel.cache.handle`)."""
+    The line of each class (``k``: the k-th line of an ``object_lines`` row): ``object`` the free pointer's
+    line (:func:`object_line` at ``s->offset``), ``object_lines`` the object's first line + k, ``sheaf`` the
+    sheaf's header line, ``sheaf_slot`` the line of ``objects[slot]``, ``struct_page`` the slab's ``struct
+    slab`` line, ``percpu_offset`` / ``pcpu_struct`` the CPU's lines, ``kmem_cache`` and ``descriptor`` one
+    line each, a global one line per access row. Resolved once per call (one division for the slab), the
+    hierarchy's header read once, and the accesses done as :func:`allocsim.kernel.cache.l1_entry` says."""
     if I[CFG + CF_HIER] == 0:
         return 0.0
     base = I[H_ACC] + seg * MAXACC * 3
