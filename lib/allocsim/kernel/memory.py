@@ -104,6 +104,15 @@ def access(I, F, cpu, line, write):
 def touch(I, F, cpu, seg, obj, sheaf, slot):
     """Every load and store of model segment ``seg`` (its rows of the access table), in order; returns their
     cycles. ``obj``/``sheaf``/``slot``: the object, the sheaf and the ``objects[]`` index the step works on.
+    Inlined: with the hierarchy off it is one test; on, one call to :func:`_touch`."""
+    if I[CFG + CF_HIER] == 0:
+        return 0.0
+    return _touch(I, F, cpu, seg, obj, sheaf, slot)
+
+
+@njit(cache=True, _nrt=False)
+def _touch(I, F, cpu, seg, obj, sheaf, slot):
+    """:func:`touch` with the hierarchy on.
 
     The line of each class (``k``: the k-th line of an ``object_lines`` row): ``object`` the free pointer's
     line (:func:`object_line` at ``s->offset``), ``object_lines`` the object's first line + k, ``sheaf`` the
@@ -111,8 +120,6 @@ def touch(I, F, cpu, seg, obj, sheaf, slot):
     slab`` line, ``percpu_offset`` / ``pcpu_struct`` the CPU's lines, ``kmem_cache`` and ``descriptor`` one
     line each, a global one line per access row. Resolved once per call (one division for the slab), the
     hierarchy's header read once, and the accesses done as :func:`allocsim.kernel.cache.l1_entry` says."""
-    if I[CFG + CF_HIER] == 0:
-        return 0.0
     base = I[H_ACC] + seg * MAXACC * 3
     o = I[H_MEM]
     fo = I[H_MEMF]

@@ -289,7 +289,9 @@ def _simulate(start, op, ctx, slot, gap, n_slots, threshold, max_nr, pc,
               fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, hier, CI, CF, acc, stride, ev_mem, log, pos, slot_time):
     """The event loop. Returns (number of elements from kmalloc, number of fallback events), or
     (-1, -1) if the program deadlocks. ``hier``: the memory hierarchy ``CI``/``CF`` is on, each path touching
-    its rows of ``acc`` (``ev_mem[i]``: the cycles event ``i`` spent in the hierarchy)."""
+    its rows of ``acc`` (``ev_mem[i]``: the cycles event ``i`` spent in the hierarchy). ``pos``/``slot_time``:
+    each CPU's next event and each slot's allocation time (-1 before it), from the caller: the loop allocates
+    nothing and is compiled without numba's reference counting, ``_touch`` inlined into it."""
     n_obj = 0
     n_fb = 0
     while True:
