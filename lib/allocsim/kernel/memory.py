@@ -22,17 +22,9 @@ Addresses (line numbers, ``address >> 6``; one region per kind of memory, far ap
   capacity)`` bytes per sheaf);
 * globals: one read-mostly line per step that reads one.
 
-Note for the cache helper (issue 11, phase 2) — what is done and what is yours:
-done here (lead): the SLUB side in numba — addresses, the access table from steps.yaml
-(``facts.steps.access_table``), ``touch`` at every hot segment, object/slot touches in refill, flush and the
-single-object slow paths, ``slub.run(hierarchy=True|Geometry, clock_ghz=)``, ``Result.extra["hierarchy"]``;
-yours: (1) the SLUB oracles doing the same accesses with ``kernel/oracle/cache.py`` (same addresses, written
-again in the oracle) and event-for-event differential tests including hit/miss per access; (2) the per-CPU
-list model (``kernel/pcpu_list.py``, own arrays: add a hierarchy to its ``_simulate``, touch the lines of
-``facts.steps.pcpu_access_table``; the per-CPU list's element header is the ``object`` line) and its oracle;
-(3) the hand-computed cases of the issue against ``slub.run(..., hierarchy=…)`` with small geometries;
-(4) chapter 4's order × batch × capacity heat map and chapter 2's cross-CPU section if time allows. Do not
-change the SLUB call sites without need; if you must, say so in your report.
+The oracles (``kernel/oracle/memory.py``, ``kernel/oracle/cache.py``) compute the same addresses and
+accesses from these rules and ``steps.yaml`` themselves; the differential tests compare them access for access
+(``tests/test_cache_slub_oracle.py``, ``tests/test_cache_pcpu.py``).
 
 Simplifications: the object's contents written by the allocator's caller are not modelled (rule 7 of
 ``steps.yaml``: the allocator touches the object only where its code does); the slow paths' list and lock
