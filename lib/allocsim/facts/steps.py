@@ -347,17 +347,34 @@ def sheaf_facts(facts: Facts, sheaf_bytes: int) -> Facts:
                    object_size=max(int(sheaf_bytes), 1))
 
 
+#: Step sums already computed, keyed by the cost values, the step file and the facts: a model run costs the
+#: same segments again and again (a sweep, a benchmark), and expanding them is Python work.
+_SUMS: dict = {}
+
+
+def _memo(kind: str, table, book: "StepBook", *rest):
+    key = (kind, tuple(sorted((k, r["cycles"]) for k, r in table.rows.items())), book.name, id(book.segments), rest)
+    return key, _SUMS.get(key)
+
+
+on_clear(_SUMS.clear)
+
+
 def slub_vector(table, book: StepBook, facts: Facts, sheaf_bytes: int = 0, memory: bool = True) -> np.ndarray:
     """The cycles of :data:`SLUB_SEGMENTS` for a SLUB model with ``facts`` (float64); ``sheaf_kmalloc`` is
     costed with :func:`sheaf_facts` (``sheaf_bytes``: ``struct slab_sheaf`` with its ``objects[]``).
     ``memory=False``: without the loads and stores, which the memory hierarchy charges when it is on
     (``sheaf_kmalloc``, a rare path on another cache, keeps its flat charges)."""
+    key, hit = _memo("slub", table, book, facts, sheaf_bytes, memory)
+    if hit is not None:
+        return hit.copy()
     out = []
     for seg in SLUB_SEGMENTS:
         f = sheaf_facts(facts, sheaf_bytes) if seg == "sheaf_kmalloc" else facts
         mem = memory or seg == "sheaf_kmalloc"
         out.append(sum(book.cycles(p, table, f, mem) for p in slub_parts(seg, f.kmalloc)))
-    return np.array(out, np.float64)
+    _SUMS[key] = np.array(out, np.float64)
+    return _SUMS[key].copy()
 
 
 def access_table(book: StepBook, facts: Facts, segments=SLUB_SEGMENTS, parts=None) -> np.ndarray:
@@ -386,5 +403,9 @@ def pcpu_access_table(book: StepBook, hooks: Hooks, paths_order) -> np.ndarray:
 def pcpu_vector(table, book: StepBook, hooks: Hooks, paths_order, memory: bool = True) -> np.ndarray:
     """The cycles of the per-CPU list's paths (in ``paths_order``), SLUB's fall-back calls not included
     (``memory=False``: without the loads and stores)."""
+    key, hit = _memo("pcpu", table, book, hooks, tuple(paths_order), memory)
+    if hit is not None:
+        return hit.copy()
     f = Facts(hooks=hooks)
-    return np.array([book.cycles(PCPU_SEGMENTS[p], table, f, memory) for p in paths_order], np.float64)
+    _SUMS[key] = np.array([book.cycles(PCPU_SEGMENTS[p], table, f, memory) for p in paths_order], np.float64)
+    return _SUMS[key].copy()
