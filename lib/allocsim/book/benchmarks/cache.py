@@ -15,12 +15,12 @@ the per-CPU list's front end (issue 11's target: >= 20 M simulated ops/s) and SL
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from allocsim.facts import cpu as cpufacts
 from allocsim.kernel import cache
+from allocsim.book.benchmarks.pcpu import _best
 from allocsim.kernel.oracle import cache as oracle
 
 NCPU = 16
@@ -41,15 +41,6 @@ def make_stream(name: str, n: int, seed: int = 1):
     else:
         raise ValueError(name)
     return cpus.astype(np.int64), lines.astype(np.int64), writes.astype(np.int64)
-
-
-def _best(fn, repeat):
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def run(argv: list[str] | None = None) -> None:

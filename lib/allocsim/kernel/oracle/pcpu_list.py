@@ -13,6 +13,7 @@ import numpy as np
 
 from allocsim.kernel.oracle import cache as oc
 from allocsim.kernel.oracle import steps as st
+from allocsim.kernel.oracle.memory import _walk
 from allocsim.kernel.oracle.slub import cost_dict
 from allocsim.kernel.program import ALLOC, HARDIRQ, TASK, Program
 
@@ -42,16 +43,6 @@ def _env(hooks):
     env = dict(st.hook_defaults() if hooks is None else hooks)
     env.update(sheaves=False, account=False, cpu_slab=False, kmalloc=True, object_size=0)
     return env
-
-
-def _walk(segs, seg, env):
-    for step in segs[seg]["steps"]:
-        if not st._true(step.get("when"), env):
-            continue
-        if "include" in step:
-            yield from _walk(segs, step["include"], env)
-        else:
-            yield step
 
 
 def charges_without_memory(costs=None, hooks=None, steps="default") -> dict:
