@@ -45,9 +45,6 @@ def test_the_shipped_file_passes_with_a_source_machine_and_status_for_every_key(
         if row["status"] == "I":
             assert row["note"].strip(), f"{k}: an inferred value must say how in its note"
     assert "data/kernel/cpu.yaml" in validate_all()
-    text = (paths.DATA / "kernel" / "cpu.yaml").read_text()
-    for banned in ("../shared", "kernel.md", "DESIGN", "allocators-and-costs"):
-        assert banned not in text
 
 
 def test_geometry_of_the_default_cpu():

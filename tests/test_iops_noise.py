@@ -1,9 +1,6 @@
 """The noise helpers added for chapter 5: order probabilities and exact-figure probabilities with targets
 (the residual the rounding alone leaves is tests/test_agreement.py's)."""
 
-import math
-
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 

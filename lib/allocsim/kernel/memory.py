@@ -39,6 +39,7 @@ from numba import njit
 
 from allocsim.facts import cpu as _cpu
 from allocsim.facts import steps as _steps
+from allocsim.facts.errors import AllocsimError
 from allocsim.kernel import cache as _cache
 from allocsim.kernel.state import (
     CFG, CF_CAP, CF_FP_OFFSET, CF_HIER, CF_OBJS, CF_SHEAF_HDR, CF_SIZE, CF_SLAB_BYTES, H_ACC, H_MEM, H_MEMF
@@ -195,6 +196,19 @@ def touch_slot(I, F, cpu, sheaf, slot, write):
 def geometry(clock_ghz: float = 3.0) -> _cpu.Geometry:
     """The default CPU's hierarchy (``data/kernel/cpu.yaml``) at the book's clock."""
     return _cpu.geometry(clock_ghz=clock_ghz)
+
+
+def geometry_of(hierarchy, clock_ghz: float, who: str) -> _cpu.Geometry | None:
+    """A model's ``hierarchy`` argument as a cache geometry, or None (off): ``True`` is the default CPU at
+    ``clock_ghz``, a :class:`allocsim.facts.cpu.Geometry` is used as it is. ``who`` names the model in the
+    one-sentence error."""
+    if hierarchy is None or hierarchy is False:
+        return None
+    if hierarchy is True:
+        return geometry(clock_ghz)
+    if isinstance(hierarchy, _cpu.Geometry):
+        return hierarchy
+    raise AllocsimError(f"{who} hierarchy must be true, false or an allocsim.facts.cpu.Geometry, not {hierarchy!r}")
 
 
 def sizes(ncpu: int, g: _cpu.Geometry | None) -> tuple[int, int]:

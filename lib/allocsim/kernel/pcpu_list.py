@@ -69,7 +69,6 @@ import numpy as np
 from numba import njit
 
 from allocsim.facts import costs as _costs
-from allocsim.facts import cpu as _cpu
 from allocsim.facts import steps as _steps
 from allocsim.facts.errors import AllocsimError
 from allocsim.kernel import cache as _cache
@@ -405,15 +404,6 @@ def fallback_program(ncpu: int, cpu, op, ctx, obj, time, n_elements: int) -> Pro
     return Program(start, op.astype(np.int8), ctx.astype(np.int8), obj.astype(np.int64), gap, int(n_elements))
 
 
-def _geometry(hierarchy, clock_ghz):
-    if hierarchy is None or hierarchy is False:
-        return None
-    if hierarchy is True:
-        return _cpu.geometry(clock_ghz=clock_ghz)
-    if isinstance(hierarchy, _cpu.Geometry):
-        return hierarchy
-    raise AllocsimError(f"the per-CPU list's hierarchy must be true, false or an allocsim.facts.cpu.Geometry, not {hierarchy!r}")
-
 
 def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr: int = DIO_ALLOC_CACHE_MAX,
              costs=None, hooks=None, steps="default", hierarchy=False,
@@ -430,7 +420,7 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
     data came from (``cache.COUNTER_NAMES``); ``extra["event_memory"]``: each event's cycles in it;
     ``extra["access_log"]``: per event, each access's kind × 4 + invalidation class (-1 past its last)."""
     _validate(program, threshold, max_nr)
-    geo = _geometry(hierarchy, clock_ghz)
+    geo = _memory.geometry_of(hierarchy, clock_ghz, "the per-CPU list's")
     pc = path_costs(costs, hooks, steps, memory=geo is None)
     ncpu, n = program.ncpu, program.n_events
     n_alloc = int((program.op == ALLOC).sum())

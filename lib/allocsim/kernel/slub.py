@@ -37,7 +37,6 @@ from numba import njit
 from allocsim.facts import steps as _steps
 from allocsim.facts import versions
 from allocsim.facts import costs as _costs
-from allocsim.facts import cpu as _cpu
 from allocsim.facts import kconfig
 from allocsim.kernel import memory as _memory
 from allocsim.kernel import stats as _st
@@ -160,16 +159,6 @@ def cost_vector(cfg: SlubConfig, costs: _costs.CostTable, steps: _steps.StepBook
     return np.concatenate([costs.vector, _steps.slub_vector(costs, steps, facts_of(cfg), sheaf_bytes, memory)])
 
 
-def _hierarchy(hierarchy, clock_ghz):
-    """``run``'s ``hierarchy`` argument as a cache geometry, or None (off)."""
-    if hierarchy is None or hierarchy is False:
-        return None
-    if hierarchy is True:
-        return _memory.geometry(clock_ghz)
-    if isinstance(hierarchy, _cpu.Geometry):
-        return hierarchy
-    raise AllocsimError(f"slub.run hierarchy must be true, false or an allocsim.facts.cpu.Geometry, not {hierarchy!r}")
-
 
 def _peak_live(program: Program) -> int:
     """An upper bound on objects allocated and not yet freed at any time: per CPU the highest running
@@ -181,11 +170,6 @@ def _peak_live(program: Program) -> int:
             steps = np.where(program.op[a:b] == ALLOC, 1, -1)
             total += max(0, int(np.cumsum(steps).max()))
     return total
-
-
-def _sheaf_lines(capacity: int) -> int:
-    """64-byte lines ``kzalloc()`` zeroes for a sheaf of ``capacity`` pointers."""
-    return -(-(kconfig.sheaf_header() + kconfig.pointer_size() * capacity) // 64)
 
 
 def new_model_state(cfg: SlubConfig, program: Program, cost_vector: np.ndarray, scale: int = 1, access=None,
@@ -205,7 +189,6 @@ def new_model_state(cfg: SlubConfig, program: Program, cost_vector: np.ndarray, 
     I, F = new_state(cfg.ncpu, cfg.nnodes, cfg.cpus_per_node, g.objs_per_slab, g.min_partial, g.cpu_partial_slabs,
                      cap, version, cfg.sheaves, max_slabs, max_sheaves if cap else 1, cost_vector,
                      max_full=MAX_FULL_SHEAVES, nowait_fails=cfg.gfp_nowait_fails,
-                     sheaf_lines=_sheaf_lines(cap) if cap else 1, slab_account=cfg.slab_account,
                      access=access, mem_words=words, mem_floats=floats)
     _memory.attach(I, F, cfg.ncpu, hierarchy, g.size, kconfig.page_size() << g.order, kconfig.sheaf_header())
     return I, F
@@ -303,7 +286,7 @@ def run(program: Program, kernel: str = "7.0", object_size: int = 256, sheaf_cap
     if not isinstance(costs, _costs.CostTable):
         raise AllocsimError(f"slub.run costs must be an allocsim.facts.costs.CostTable or None, not {type(costs).__name__}")
     book = steps if isinstance(steps, _steps.StepBook) else _steps.load(steps)
-    geo = _hierarchy(hierarchy, clock_ghz)
+    geo = _memory.geometry_of(hierarchy, clock_ghz, "slub.run")
     vector = cost_vector(cfg, costs, book, memory=geo is None)
     access = _steps.access_table(book, facts_of(cfg)) if geo is not None else None
     seed = _check_int("seed", seed, 0)

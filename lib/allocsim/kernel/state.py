@@ -230,9 +230,9 @@ SCRATCH = 32
 
 # --- configuration (I[CFG + CF_*])
 (CF_OBJS, CF_MIN_PARTIAL, CF_CPU_PARTIAL_SLABS, CF_CAP, CF_VERSION, CF_NNODES, CF_CPUS_PER_NODE, CF_SHEAVES,
- CF_NOWAIT_FAILS, CF_MAX_FULL, CF_SHEAF_LINES, CF_DEFRAG_RATIO, CF_MAX_SLABS, CF_MAX_SHEAVES, CF_NCPU,
- CF_ACCOUNT, CF_HIER, CF_SIZE, CF_SLAB_BYTES, CF_FP_OFFSET, CF_SHEAF_HDR) = range(21)
-NCF = 21
+ CF_NOWAIT_FAILS, CF_MAX_FULL, CF_DEFRAG_RATIO, CF_MAX_SLABS, CF_MAX_SHEAVES, CF_NCPU, CF_HIER, CF_SIZE,
+ CF_SLAB_BYTES, CF_FP_OFFSET, CF_SHEAF_HDR) = range(19)
+NCF = 19
 CFG = NH
 V_CPU_SLAB = 0  # SLUB <= 6.19: a cpu slab and cpu partial list (with or without opt-in sheaves above)
 V_70 = 1        # 7.0: sheaves on every cache, no cpu slab
@@ -283,8 +283,8 @@ NIQ = 5   # allocsim.kernel.sheaves: IQ_* (floats)
 
 def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, min_partial: int,
               cpu_partial_slabs: int, capacity: int, version: int, sheaves: bool, max_slabs: int, max_sheaves: int,
-              cost: np.ndarray, max_full: int = 10, nowait_fails: bool = False, sheaf_lines: int = 1,
-              slab_account: bool = False, access: np.ndarray | None = None, mem_words: int = 0, mem_floats: int = 0):
+              cost: np.ndarray, max_full: int = 10, nowait_fails: bool = False,
+              access: np.ndarray | None = None, mem_words: int = 0, mem_floats: int = 0):
     """A fresh ``(I, F)``: no slabs, empty partial lists, empty barns, every CPU with an empty main
     sheaf (``init_percpu_sheaves()``) when ``sheaves``. ``access`` (the segments' memory accesses,
     :func:`allocsim.facts.steps.access_table`) and ``mem_words``/``mem_floats`` (room for the memory
@@ -324,12 +324,10 @@ def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, mi
     cfg[CF_SHEAVES] = 1 if sheaves else 0
     cfg[CF_NOWAIT_FAILS] = 1 if nowait_fails else 0
     cfg[CF_MAX_FULL] = max_full
-    cfg[CF_SHEAF_LINES] = sheaf_lines
     cfg[CF_DEFRAG_RATIO] = REMOTE_NODE_DEFRAG_RATIO
     cfg[CF_MAX_SLABS] = max_slabs
     cfg[CF_MAX_SHEAVES] = max_sheaves
     cfg[CF_NCPU] = ncpu
-    cfg[CF_ACCOUNT] = 1 if slab_account else 0
     v = view(I, F)
     v["sl"][:, SL_WHERE] = W_POOL
     v["sl"][:, [SL_FREELIST, SL_PREV, SL_NEXT, SL_CPU]] = -1

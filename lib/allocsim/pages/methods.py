@@ -11,7 +11,7 @@ import pandas as pd
 
 from allocsim.pages import charts
 from allocsim.pages.glue import Md, glue
-from allocsim.facts import costs, cpu
+from allocsim.facts import costs, cpu, steps
 from allocsim.pages import params
 from allocsim.pages.specs import CLOCK_GHZ
 
@@ -108,8 +108,6 @@ def cpu_machine() -> str:
 
 def hooks_frame() -> pd.DataFrame:
     """The hot-path switches of cost model v2 (``data/kernel/hooks.yaml``): default, what it changes, source."""
-    from allocsim.facts import steps
-
     return pd.DataFrame([{"switch": f"`{k}`", "default": "on" if v["default"] else "off", "what it changes": v["what"],
                           "source of the default": v["source"]} for k, v in steps.switches().items()])
 
@@ -214,4 +212,6 @@ def glue_preempt_effect():
     glue("pe_lock_v1", e.lock_v1)
     glue("pe_lock_now", e.lock_now)
     glue("pe_list", float(e.frame["change"].iloc[0]))
+    glue("pe_lock_loads", int(sum(s.n for s in steps.load().steps("local_trylock", steps.Facts())
+                                  if s.kind == "load")))
     return e.frame

@@ -278,7 +278,7 @@ def heat_chart(df: pd.DataFrame, title: str) -> alt.LayerChart:
     heat = alt.Chart(d).mark_rect().encode(
         x=alt.X("K:O", title=charts.axis("K, objects allocated then freed per round"), sort=ks),
         y=alt.Y("capacity:O", title=charts.axis("sheaf capacity", "objects"), sort="descending"),
-        color=alt.Color("extra:Q", title=[f"cycles per pair", f"above {floor:.0f}"],
+        color=alt.Color("extra:Q", title=["cycles per pair", f"above {floor:.0f}"],
                         scale=alt.Scale(scheme="inferno", type="sqrt", reverse=True)),
         tooltip=[alt.Tooltip("K:O"), alt.Tooltip("capacity:O"), alt.Tooltip("cycles:Q", format=".1f"),
                  alt.Tooltip("barn:Q", title="barn lock per pair", format=".3f"),

@@ -44,11 +44,11 @@ class State:
     modules add (``cpu`` for 6.19, ``pcs``/``barn`` for sheaves)."""
 
     def __init__(self, ncpu, nnodes, cpus_per_node, objs, min_partial, cpu_partial_slabs, capacity, v70, sheaves,
-                 cost: dict, max_full=10, nowait_fails=False, sheaf_lines=1, defrag_ratio=1000):
+                 cost: dict, max_full=10, nowait_fails=False, defrag_ratio=1000):
         self.ncpu, self.nnodes, self.cpus_per_node = ncpu, nnodes, cpus_per_node
         self.objs, self.min_partial, self.cpu_partial_slabs = objs, min_partial, cpu_partial_slabs
         self.capacity, self.v70, self.sheaves = capacity, v70, sheaves
-        self.max_full, self.nowait_fails, self.sheaf_lines, self.defrag_ratio = max_full, nowait_fails, sheaf_lines, defrag_ratio
+        self.max_full, self.nowait_fails, self.defrag_ratio = max_full, nowait_fails, defrag_ratio
         self.c = cost
         self.slabs: dict[int, Slab] = {}
         self.pool: list[int] = []  # discarded slab numbers, most recent last

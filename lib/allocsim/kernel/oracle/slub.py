@@ -114,7 +114,6 @@ class Geometry:
     min_partial: int
     cpu_partial_slabs: int
     sheaf_capacity: int
-    sheaf_lines: int
     object_size: int = 0   # s->object_size: what init_on_alloc zeroes (the bucket for kmalloc)
     sheaf_bytes: int = 0   # header + objects[] of one sheaf
     slab_bytes: int = 0    # PAGE_SIZE << order
@@ -131,7 +130,7 @@ def geometry(version: str, object_size: int, kmalloc: bool, sheaf_capacity: int 
     * ``sheaf_capacity``: 7.0 ``calculate_sheaf_capacity()`` (the base tier raised until
       ``header + 8 * capacity`` fills its kmalloc bucket, ``max()``-ed with a request); 6.18/6.19 the
       request verbatim (``do_kmem_cache_create()``);
-    * ``sheaf_lines``: 64-byte lines a ``kzalloc()`` of one sheaf zeroes."""
+    * ``sheaf_bytes``: what a ``kzalloc()`` of one sheaf allocates and zeroes."""
     fam = versions.family(version)
     d = _kernel_data("slub.yaml")
     pointer = structs.load("slab_sheaf").field("cache").size
@@ -148,8 +147,7 @@ def geometry(version: str, object_size: int, kmalloc: bool, sheaf_capacity: int 
     if fam.sheaves_by_default:
         base = _tier(_kernel_data("sheaves.yaml")["capacity_tiers"], size, "capacity")
         cap = max((kmalloc_size_roundup(header + pointer * base) - header) // pointer, requested)
-    lines = -(-(header + pointer * cap) // 64) if cap else 1
-    return Geometry(size, objs, min_partial, cpu_partial_slabs, cap, lines,
+    return Geometry(size, objs, min_partial, cpu_partial_slabs, cap,
                     object_size=size if kmalloc else object_size, sheaf_bytes=header + pointer * cap,
                     slab_bytes=d["page_size"] << order, sheaf_header=header)
 
@@ -185,7 +183,7 @@ def new_state(version, geo: Geometry, ncpu, cpus_per_node, cost: dict, nowait_fa
     nnodes = -(-ncpu // cpus_per_node)
     m = State(ncpu, nnodes, cpus_per_node, geo.objs_per_slab, geo.min_partial, geo.cpu_partial_slabs,
               geo.sheaf_capacity, not versions.family(version).cpu_slab, geo.sheaf_capacity > 0, cost,
-              max_full=MAX_FULL_SHEAVES, nowait_fails=nowait_fails, sheaf_lines=geo.sheaf_lines,
+              max_full=MAX_FULL_SHEAVES, nowait_fails=nowait_fails,
               defrag_ratio=REMOTE_NODE_DEFRAG_RATIO)
     m.slab_account = slab_account
     facts = dict(sheaves=geo.sheaf_capacity > 0, account=slab_account, cpu_slab=versions.family(version).cpu_slab,
