@@ -102,6 +102,8 @@ class Setup:
     hooks: _steps.Hooks = field(default_factory=_steps.Hooks.default)  # the kernel's hot-path switches
     steps: str = "default"  # the step file of cost model v2 ("v1": the charges before it)
     irq_work_share: float = 0.0  # share of the base cost spent in the completion handler (see workload())
+    hierarchy: bool = False  # the memory hierarchy of allocsim.kernel.memory (data/kernel/cpu.yaml at clock_ghz)
+    clock_ghz: float = 3.0  # the clock the hierarchy's nanosecond latencies are turned into cycles at
     seed: int = 0
 
     #: The fields chapter 5's parameters set (same names); the rest keep their defaults.
@@ -128,6 +130,11 @@ class Setup:
         v = self.irq_work_share
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
             raise AllocsimError(f"irq_work_share must be a number from 0 to below 1, not {v!r}")
+        if not isinstance(self.hierarchy, bool):
+            raise AllocsimError(f"hierarchy must be true or false, not {self.hierarchy!r}")
+        v = self.clock_ghz
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise AllocsimError(f"clock_ghz must be a number > 0, not {v!r}")
         if not isinstance(self.hooks, _steps.Hooks):
             raise AllocsimError(f"hooks must be an allocsim.facts.steps.Hooks, not {self.hooks!r}")
         self.costs()
@@ -186,7 +193,8 @@ def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable 
     _check_config(kernel, allocator, MODEL_KERNELS, MODEL_ALLOCATORS)
     table = setup.costs() if costs is None else costs
     size, seed = setup.object_size, setup.seed
-    v2 = dict(hooks=setup.hooks, steps=setup.steps)  # cost model v2: the switches and the step file
+    # cost model v2: the switches and the step file; the memory hierarchy when it is on
+    v2 = dict(hooks=setup.hooks, steps=setup.steps, hierarchy=setup.hierarchy, clock_ghz=setup.clock_ghz)
     if allocator == "kmalloc":
         return lambda p: slub.run(p, kernel=kernel, object_size=size, kmalloc=True, costs=table, seed=seed, **v2)
     if allocator == "sheaf-256":
@@ -308,9 +316,7 @@ def reproduce(setup: Setup = Setup(), clock_ghz: float = 3.0, on="all", reported
     """Run the six configurations and calibrate the base cost (the one fitted parameter) on ``on``,
     iterating until the base cost the workload carries equals the fitted one (to a whole cycle).
     ``costs``: a cost table to use instead of ``setup.cost_table`` (one sample of the uncertainty sweep)."""
-    setup.validate()
-    if isinstance(clock_ghz, bool) or not isinstance(clock_ghz, (int, float)) or not clock_ghz > 0:
-        raise AllocsimError(f"clock_ghz must be a number > 0, not {clock_ghz!r}")
+    setup = clocked(setup.validate(), clock_ghz)
     targets = parse_on(on)
     reported = reported_miops() if reported is None else reported
     # start from the reported time per IO of the calibration targets (as if the allocator were free)
@@ -335,6 +341,7 @@ def predict(setup: Setup, base_ns: float, clock_ghz: float, costs: _costs.CostTa
             configs=iops.CONFIGS) -> pd.DataFrame:
     """Counterfactual runs (other workload, cache or costs) with a base cost already calibrated: allocator
     cycles and ns per IO and the IOPS of one submitter thread, per configuration."""
+    setup = clocked(setup, clock_ghz)
     runs = run_all(setup, int(round(base_ns * clock_ghz)), costs, configs)
     rows = []
     for (k, a), r in runs.items():
@@ -361,6 +368,7 @@ def tornado(setup: Setup, kernel: str, allocator: str, base_ns: float, clock_ghz
     each cost-table entry moved to the low and to the high end of its cited range (the others at their
     defaults). Entries without a range (low = high) are listed with zero swing."""
     _check_config(kernel, allocator)
+    setup = clocked(setup, clock_ghz)
     table = setup.costs() if costs is None else costs
     gap_cycles = int(round(base_ns * clock_ghz))
     pair = ((kernel, "per-CPU list"), (kernel, allocator))
@@ -416,6 +424,14 @@ def paths_frame(runs: dict, clock_ghz: float) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def clocked(setup: Setup, clock_ghz: float) -> Setup:
+    """``setup`` at ``clock_ghz``: the clock that turns cycles into IOPS is also the one the memory hierarchy
+    turns its nanosecond latencies into cycles at (one clock per run)."""
+    if isinstance(clock_ghz, bool) or not isinstance(clock_ghz, (int, float)) or not clock_ghz > 0:
+        raise AllocsimError(f"clock_ghz must be a number > 0, not {clock_ghz!r}")
+    return setup if setup.clock_ghz == clock_ghz else replace(setup, clock_ghz=float(clock_ghz))
+
+
 def scenario(setup: Setup, **changes) -> Setup:
     """``setup`` with some fields changed (validated)."""
     return replace(setup, **changes).validate()
@@ -425,6 +441,7 @@ def extreme_gap(setup: Setup, kernel: str, allocator: str, base_ns: float, clock
                 tor: pd.DataFrame, costs: _costs.CostTable | None = None) -> dict:
     """The verdict quantity with *every* cost entry at once at the end of its range that widens the
     per-CPU list's edge (``max``) and at the end that narrows it (``min``), from a :func:`tornado` table."""
+    setup = clocked(setup, clock_ghz)
     table = setup.costs() if costs is None else costs
     gap_cycles = int(round(base_ns * clock_ghz))
     pair = ((kernel, "per-CPU list"), (kernel, allocator))
