@@ -15,10 +15,16 @@ import pandas as pd
 from allocsim.facts import kconfig
 from allocsim.facts.errors import AllocsimError
 from allocsim.workloads.microbench import microbench as microbench_program
-from allocsim.kernel import slub
+from allocsim.kernel import cache, slub
 
 #: Free paths that put the object straight back without touching a slab list.
 FAST_FREES = ("free_fastpath", "free_sheaf", "free_sheaf_spare")
+
+
+#: Where a load or store's line came from, in the order of the hierarchy's counters
+#: (:data:`allocsim.kernel.cache.KINDS`): this core's L1 or L2, its LLC, another core's cache (same LLC,
+#: another LLC, another node), memory.
+SOURCES = cache.KINDS
 
 
 #: Rounds of the two runs whose difference is the steady state of the module benchmark.
@@ -28,7 +34,7 @@ MICRO_ROUNDS = (20, 60)
 def microbench(kernel: str, k: int, threads: int, capacity: int | None, *, object_size: int = 256,
                rounds: tuple[int, int] = MICRO_ROUNDS, free_order: str = "fifo", machine_cpus: int | None = None,
                cpus_per_node: int | None = None, seed: int = 0, costs=None, hooks=None, steps="default",
-               slab_account: bool = False) -> dict:
+               slab_account: bool = False, hierarchy=True, clock_ghz: float = 3.0) -> dict:
     """The thread's module benchmark on a dedicated cache (``kmem_cache_create()``, ``kmalloc=False``):
     each of ``threads`` CPUs allocates ``k`` objects then frees them. ``capacity`` ``None`` is the
     kernel's default (7.0: ``calculate_sheaf_capacity()``; 6.19: no sheaves). Steady state per round:
@@ -47,7 +53,8 @@ def microbench(kernel: str, k: int, threads: int, capacity: int | None, *, objec
         prog = microbench_program(threads, k, r, free_order, seed=seed)
         res.append(slub.run(prog, kernel=kernel, object_size=object_size, sheaf_capacity=capacity, kmalloc=False,
                             ncpu_present=max(threads, machine_cpus or threads), cpus_per_node=cpus_per_node,
-                            seed=seed, costs=costs, hooks=hooks, steps=steps, slab_account=slab_account))
+                            seed=seed, costs=costs, hooks=hooks, steps=steps, slab_account=slab_account,
+                            hierarchy=hierarchy, clock_ghz=clock_ghz))
     a, b = res
     pairs = threads * k * (r1 - r0)
     d = lambda f: (f(b) - f(a)) / pairs
@@ -63,6 +70,8 @@ def microbench(kernel: str, k: int, threads: int, capacity: int | None, *, objec
         "slab objects": d(lambda r: r.stats.get("sheaf_refill", 0) + r.stats.get("sheaf_flush", 0)),
         "barn_put_fail": d(stat("barn_put_fail")),
         "fast frees": d(lambda r: sum(r.paths.get(k, (0, 0))[0] for k in FAST_FREES)),
+        **{f"from {name}": (d(lambda r, i=i: float(r.extra["hierarchy"][:, i].sum())) if hierarchy else float("nan"))
+           for i, name in enumerate(SOURCES)},
     }
 
 
@@ -78,12 +87,12 @@ def improvement(before: float, after: float) -> float:
 
 def threads_sweep(kernel: str, k: int, capacity: int, *, threads=(1, 2, 4, 6, 8, 12, 16, 24, 32), object_size: int = 256,
                   free_order: str = "fifo", machine_cpus: int = 64, cpus_per_node: int | None = None,
-                  seed: int = 0) -> pd.DataFrame:
+                  seed: int = 0, hierarchy=True, clock_ghz: float = 3.0) -> pd.DataFrame:
     """Default capacity vs ``capacity`` on ``kernel`` for K = ``k`` as threads grow: cycles, barn traffic,
     lock waiting, objects moved to and from slabs, per alloc+free pair; ``speed-up`` is the default
     cache's cycles over the other's at that thread count."""
     kw = dict(object_size=object_size, free_order=free_order, machine_cpus=max(machine_cpus, max(threads)),
-              cpus_per_node=cpus_per_node or None, seed=seed)
+              cpus_per_node=cpus_per_node or None, seed=seed, hierarchy=hierarchy, clock_ghz=clock_ghz)
     rows = []
     for n in threads:
         d = microbench(kernel, k, n, None, **kw)
@@ -110,13 +119,13 @@ def heat_grid(ks=None, caps=None):
 
 def heat_sweep(kernel: str, threads: int = 1, ks=None, caps=None, events_per_point: int = 4096, *, object_size: int = 256,
                free_order: str = "fifo", machine_cpus: int = 64, cpus_per_node: int | None = None,
-               seed: int = 0) -> pd.DataFrame:
+               seed: int = 0, hierarchy=True, clock_ghz: float = 3.0) -> pd.DataFrame:
     """Cycles per alloc+free pair over K × requested capacity (7.0 ``max()``-es the request with the
     default), for ``threads`` threads; rounds chosen so each point runs about ``events_per_point``
     alloc/free calls per thread in its measured window."""
     ks, caps = heat_grid(ks, caps)
     kw = dict(object_size=object_size, free_order=free_order, machine_cpus=max(machine_cpus, threads),
-              cpus_per_node=cpus_per_node or None, seed=seed)
+              cpus_per_node=cpus_per_node or None, seed=seed, hierarchy=hierarchy, clock_ghz=clock_ghz)
     rows = []
     for cap in caps:
         for k in ks:
@@ -272,9 +281,10 @@ class Gap619:
 
 
 def gap_619(object_size: int, capacity: int, k_small: int, k_large: int, claimed_pct: float, costs, *,
-            free_order: str = "fifo", machine_cpus: int = 64, cpus_per_node: int | None = None, seed: int = 0) -> Gap619:
+            free_order: str = "fifo", machine_cpus: int = 64, cpus_per_node: int | None = None, seed: int = 0,
+            hierarchy=True, clock_ghz: float = 3.0) -> Gap619:
     kw = dict(object_size=object_size, free_order=free_order, machine_cpus=machine_cpus,
-              cpus_per_node=cpus_per_node or None, seed=seed)
+              cpus_per_node=cpus_per_node or None, seed=seed, hierarchy=hierarchy, clock_ghz=clock_ghz)
     plain = microbench("6.19", k_small, 1, None, **kw)
     with_sh = microbench("6.19", k_small, 1, capacity, **kw)
     x = k128 = float("nan")
@@ -343,7 +353,8 @@ def validation_hooks(setting: str, memcg: bool):
 
 
 def single_object_validation(kernel: str = "6.18", object_size: int = 64, capacity: int = SHEAVES_V6_CAPACITY,
-                             rounds: tuple[int, int] = (50, 150), costs=None, steps: str = "default") -> pd.DataFrame:
+                             rounds: tuple[int, int] = (50, 150), costs=None, steps: str = "default",
+                             hierarchy=True) -> pd.DataFrame:
     """The sheaves series' own benchmark through the models: a dedicated cache on a cpu-slab kernel
     (``kernel`` 6.18/6.19, ``kmalloc=False``) without and with ``sheaf_capacity=capacity``, one thread
     allocating ``batch`` objects then freeing them (FIFO), for each row of :data:`SHEAVES_V6` and each
@@ -357,7 +368,7 @@ def single_object_validation(kernel: str = "6.18", object_size: int = 64, capaci
         for m in SHEAVES_V6:
             h = validation_hooks(setting, m.memcg)
             kw = dict(object_size=object_size, rounds=rounds, machine_cpus=1, costs=costs, hooks=h, steps=steps,
-                      slab_account=m.memcg)
+                      slab_account=m.memcg, hierarchy=hierarchy)
             a = microbench(kernel, m.batch, 1, None, **kw)
             b = microbench(kernel, m.batch, 1, capacity, **kw)
             model = improvement(a["cycles"], b["cycles"])
@@ -411,7 +422,7 @@ def hit_totals(book=None, table=None, facts=None) -> pd.DataFrame:
 
 def break_even(measured_pct: float, kernel: str = "6.18", object_size: int = 64, batch: int = 1,
                capacity: int = SHEAVES_V6_CAPACITY, hooks="default", memcg: bool = False, costs=None,
-               rows=None) -> pd.DataFrame:
+               rows=None, hierarchy=True) -> pd.DataFrame:
     """For each cost row (``rows``: default every row of the table that changes either cache's pair): the
     value that row alone would need for the model's "sheaves better by %" to equal ``measured_pct``, all
     other rows at their values — a diagnostic of the miss, not a fit (the book keeps the cited value).
@@ -421,7 +432,7 @@ def break_even(measured_pct: float, kernel: str = "6.18", object_size: int = 64,
 
     table = costs or _costs.load()
     h = validation_hooks(hooks, memcg) if isinstance(hooks, str) else hooks
-    kw = dict(object_size=object_size, rounds=(50, 150), machine_cpus=1, hooks=h, slab_account=memcg)
+    kw = dict(object_size=object_size, rounds=(50, 150), machine_cpus=1, hooks=h, slab_account=memcg, hierarchy=hierarchy)
     w0 = microbench(kernel, batch, 1, None, costs=table, **kw)["cycles"]
     s0 = microbench(kernel, batch, 1, capacity, costs=table, **kw)["cycles"]
     p = measured_pct / 100.0

@@ -28,12 +28,17 @@ def micro_setup(P) -> claims.MicroSetup:
     environment" is the book's one range, :data:`allocsim.analysis.claims.MULTI_THREADS`)."""
     return claims.MicroSetup(object_size=P.object_size, capacity=P.capacity, k_small=P.k_small, k_large=P.k_large,
                              free_order=P.free_order, machine_cpus=P.machine_cpus,
-                             cpus_per_node=P.cpus_per_node or None, seed=P.seed).validate()
+                             cpus_per_node=P.cpus_per_node or None, seed=P.seed, hierarchy=hierarchy_of(P)).validate()
+
+
+def hierarchy_of(P) -> bool:
+    """The page's ``hierarchy`` parameter (the book's model: on)."""
+    return bool(getattr(P, "hierarchy", True))
 
 
 def _kw(P) -> dict:
     return dict(object_size=P.object_size, free_order=P.free_order, machine_cpus=P.machine_cpus,
-                cpus_per_node=P.cpus_per_node or None, seed=P.seed)
+                cpus_per_node=P.cpus_per_node or None, seed=P.seed, hierarchy=hierarchy_of(P))
 
 
 def threads_sweep(P, kernel: str | None = None) -> pd.DataFrame:
@@ -362,11 +367,11 @@ def validation(P):
     """(table, break-even table) of the page's validation: :func:`allocsim.analysis.microbench.single_object_validation`
     on ``P.bench_kernel`` with ``P.bench_object_size``-byte objects, and ``break_even`` for its batch-1
     no-memcg row under both switch settings."""
-    v = mb.single_object_validation(P.bench_kernel, P.bench_object_size)
+    v = mb.single_object_validation(P.bench_kernel, P.bench_object_size, hierarchy=hierarchy_of(P))
     m = mb.SHEAVES_V6[0]
     frames = []
     for setting in mb.VALIDATION_HOOKS:
-        b = mb.break_even(m.pct, P.bench_kernel, P.bench_object_size, hooks=setting)
+        b = mb.break_even(m.pct, P.bench_kernel, P.bench_object_size, hooks=setting, hierarchy=hierarchy_of(P))
         frames.append(b.set_index("cost")[["value", "low", "high", "needed"]].rename(columns={"needed": f"needed ({setting})"}))
     be = frames[0].join(frames[1][[f"needed ({mb.VALIDATION_HOOKS[1]})"]], how="outer").reset_index()
     return v, be
