@@ -100,7 +100,7 @@ def threads_sweep(kernel: str, k: int, capacity: int, *, threads=(1, 2, 4, 6, 8,
         for label, r in ((f"default ({d['capacity']})", d), (f"capacity {e['capacity']}", e)):
             rows.append({"threads": n, "cache": label, **{key: r[key] for key in
                          ("cycles", "barn", "wait", "barn wait", "list wait", "transfers", "slab objects", "barn_put_fail")},
-                         "speed-up": d["cycles"] / e["cycles"]})
+                         "line transfers": sources_of(r)["from transfer"], "speed-up": d["cycles"] / e["cycles"]})
     return pd.DataFrame(rows)
 
 
@@ -156,6 +156,96 @@ def cliff(df: pd.DataFrame) -> pd.DataFrame:
                      "cycles before": float(before["cycles"].iloc[-1]) if len(before) else None,
                      "cycles after": float(busy["cycles"].iloc[0])})
     return pd.DataFrame(rows)
+
+
+#: The free orders of the order map (the program's ``free_order``).
+ORDERS = ("fifo", "lifo", "random")
+#: The hierarchy's counters grouped as the chapter's table shows them: another core's cache (same LLC,
+#: another LLC, another node) is one "transfer" column.
+SOURCE_GROUPS = {"L1": ("L1",), "L2": ("L2",), "LLC": ("LLC",), "transfer": ("XSAME", "XLLC", "XNODE"),
+                 "memory": ("MEM",)}
+
+
+def order_grid(ks=None, caps=None):
+    """The order map's grid: K from 8 to 512 (doubling) and requested capacities 28 (7.0's default for
+    256-byte objects, which the ``max()`` keeps), 64, 128 and 256."""
+    return list(ks if ks is not None else (8, 16, 32, 64, 128, 256, 512)), list(caps if caps is not None else (28, 64, 128, 256))
+
+
+def order_sweep(kernel: str, ks=None, caps=None, orders=ORDERS, threads: int = 1, events_per_point: int = 4096, *,
+                object_size: int = 256, machine_cpus: int = 64, cpus_per_node: int | None = None, seed: int = 0,
+                hierarchy=True, clock_ghz: float = 3.0) -> pd.DataFrame:
+    """Cycles per alloc+free pair over K × free order × requested capacity (:func:`microbench`, rounds as
+    in :func:`heat_sweep`), with where each pair's loads and stores were served (``from L1`` … ``from
+    memory``, :data:`SOURCE_GROUPS`; NaN with the hierarchy off)."""
+    ks, caps = order_grid(ks, caps)
+    bad = [o for o in orders if o not in ORDERS]
+    if bad or not orders:
+        raise AllocsimError(f"order_sweep orders must be drawn from {ORDERS}, not {tuple(orders)!r}")
+    kw = dict(object_size=object_size, machine_cpus=max(machine_cpus, threads), cpus_per_node=cpus_per_node or None,
+              seed=seed, hierarchy=hierarchy, clock_ghz=clock_ghz)
+    rows = []
+    for order in orders:
+        for cap in caps:
+            for k in ks:
+                r = max(4, events_per_point // (2 * k))
+                d = microbench(kernel, k, threads, cap, rounds=(r // 2, r // 2 + r), free_order=order, **kw)
+                rows.append({"order": order, "K": k, "requested capacity": cap, "capacity": d["capacity"],
+                             "cycles": d["cycles"], "barn": d["barn"], "slab objects": d["slab objects"],
+                             **sources_of(d)})
+    return pd.DataFrame(rows)
+
+
+def sources_of(d: dict) -> dict:
+    """A :func:`microbench` result's per-pair accesses grouped by :data:`SOURCE_GROUPS` (``from L1`` …)."""
+    return {f"from {g}": float(sum(d[f"from {k}"] for k in kinds)) for g, kinds in SOURCE_GROUPS.items()}
+
+
+def order_table(kernel: str, ks=(1, 10, 128), capacity: int | None = None, orders=ORDERS, *, object_size: int = 256,
+                machine_cpus: int = 64, cpus_per_node: int | None = None, seed: int = 0, hierarchy=True,
+                clock_ghz: float = 3.0, rounds: tuple[int, int] = MICRO_ROUNDS) -> pd.DataFrame:
+    """One thread, one cache (``capacity`` None: the kernel's default): for each K and free order the cycles
+    per pair and where its loads and stores were served (accesses per pair, :func:`sources_of`)."""
+    kw = dict(object_size=object_size, machine_cpus=machine_cpus, cpus_per_node=cpus_per_node or None, seed=seed,
+              hierarchy=hierarchy, clock_ghz=clock_ghz, rounds=rounds)
+    rows = []
+    for k in ks:
+        for order in orders:
+            d = microbench(kernel, int(k), 1, capacity, free_order=order, **kw)
+            rows.append({"K": int(k), "order": order, "capacity": d["capacity"], "cycles": d["cycles"], **sources_of(d)})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class OrderEffects:
+    """The order-and-batch section's numbers (one thread, the page's kernel and default capacity), from an
+    :func:`order_table` with the hierarchy on and the same with it off."""
+
+    o_k1: float  # cycles per pair at K = 1 (every order: one object)
+    o_small_spread: float  # at the middle K: largest minus smallest cycles over the orders (on)
+    o_fifo: float  # at the largest K: FIFO, LIFO, random
+    o_lifo: float
+    o_random: float
+    o_l2_fifo: float  # … accesses per pair served by L2 (or further) at the largest K
+    o_l2_lifo: float
+    o_l2_random: float
+    o_flat: float  # the largest K with the hierarchy off (every order the same)
+    o_flat_spread: float  # largest minus smallest over every K and order with the hierarchy off
+    o_k_small: int  # the middle K
+    o_k_large: int  # the largest K
+
+
+def order_effects(on: pd.DataFrame, off: pd.DataFrame) -> OrderEffects:
+    ks = sorted(on["K"].unique())
+    big, mid = ks[-1], ks[len(ks) // 2]
+    at = on[on["K"] == big].set_index("order")
+    beyond = lambda o: float(at.loc[o, ["from L2", "from LLC", "from transfer", "from memory"]].sum())
+    m = on[on["K"] == mid]["cycles"]
+    return OrderEffects(float(on[on["K"] == ks[0]]["cycles"].iloc[0]), float(m.max() - m.min()),
+                        float(at.loc["fifo", "cycles"]), float(at.loc["lifo", "cycles"]), float(at.loc["random", "cycles"]),
+                        beyond("fifo"), beyond("lifo"), beyond("random"),
+                        float(off[off["K"] == big]["cycles"].iloc[0]),
+                        float(off.groupby("K")["cycles"].agg(lambda c: c.max() - c.min()).max()), int(mid), int(big))
 
 
 @dataclass(frozen=True)
@@ -238,6 +328,10 @@ class Contention:
     max_wait: float
     max_cycles: float
     flush_from: int | None  # fewest threads at which objects flow to and from slabs (None: none in the sweep)
+    one_xfer: float  # one thread, default cache: lines taken from another core's cache per pair (NaN: hierarchy off)
+    max_xfer: float  # at the most threads, default cache
+    max_xfer_fast: float  # at the most threads, the explicit capacity
+    max_xfer_cycles: float  # the default cache's cycles per pair at the most threads not spent waiting, above one thread's
 
 
 def contention(sweep: pd.DataFrame, k: int, costs) -> Contention:
@@ -250,7 +344,10 @@ def contention(sweep: pd.DataFrame, k: int, costs) -> Contention:
     return Contention(barn, barn * k, float(d["cycles"].iloc[0]), float(e["cycles"].iloc[0]), float(hold),
                       float(e["cycles"].iloc[0] / (barn * hold)) if barn else float("inf"), int(d.index.max()),
                       float(d["speed-up"].iloc[-1]), float(d["wait"].iloc[-1]), float(d["cycles"].iloc[-1]),
-                      int(flushing.index.min()) if len(flushing) else None)
+                      int(flushing.index.min()) if len(flushing) else None,
+                      float(d["line transfers"].iloc[0]), float(d["line transfers"].iloc[-1]),
+                      float(e["line transfers"].iloc[-1]),
+                      float(d["cycles"].iloc[-1] - d["wait"].iloc[-1] - d["cycles"].iloc[0]))
 
 
 def flush_words(flush_from: int | None) -> str:
@@ -378,6 +475,35 @@ def single_object_validation(kernel: str = "6.18", object_size: int = 64, capaci
                          "residual pp": model - m.pct, "measured ratio": m.with_sheaves / m.without,
                          "model ratio": b["cycles"] / a["cycles"]})
     return pd.DataFrame(rows)
+
+
+def bulk_validation(kernel: str = "6.19", hooks: str = "off", measurement=None, rounds: tuple[int, int] = (20, 60),
+                    clock_ghz: float = 3.0) -> pd.DataFrame:
+    """A published per-object cost against batch size (default :func:`allocsim.facts.published.bulk_fallback`:
+    Brouer 2015, SLUB's cpu slab, one CPU, FIFO frees) beside the model's microbenchmark on the cpu-slab
+    ``kernel`` with the measurement's object size, CPU count and free order, the hot-path switches
+    ``hooks`` (``off``: a 2015 kernel had none of today's hardening hooks), with the memory hierarchy on and
+    off. One row per batch size: the measured and modelled cycles per pair and each relative to its own
+    batch-1 value — the shape is compared, not the level (another CPU, kernel and cost table); nothing is
+    fitted."""
+    from allocsim.facts import published as _published
+
+    if kernel not in ("6.18", "6.19"):
+        raise AllocsimError(f"the batch-size validation runs on a cpu-slab kernel, '6.18' or '6.19', not {kernel!r}")
+    m = measurement or _published.bulk_fallback()
+    h = validation_hooks(hooks, False)
+    kw = dict(object_size=m.object_size, machine_cpus=m.cpus, free_order=m.free_order, hooks=h, rounds=rounds,
+              clock_ghz=clock_ghz)
+    rows = []
+    for r in m.rows:
+        on = microbench(kernel, r["bulk"], 1, None, hierarchy=True, **kw)
+        off = microbench(kernel, r["bulk"], 1, None, hierarchy=False, **kw)
+        rows.append({"bulk": r["bulk"], "measured": float(r["cycles"]), "model": on["cycles"], "model flat": off["cycles"],
+                     "model beyond L1": float(sum(on[f"from {k}"] for k in SOURCES if k != "L1"))})
+    df = pd.DataFrame(rows)
+    for col in ("measured", "model", "model flat"):
+        df[f"{col} / batch 1"] = df[col] / df[col].iloc[0]
+    return df
 
 
 #: The segments of a hit on each side (data/kernel/steps.yaml): a sheaf hit and a cpu-slab fast path.
