@@ -309,7 +309,7 @@ def threads_chart(df: pd.DataFrame, k: int, cpus_per_node: int = 0) -> alt.VConc
         tooltip=[alt.Tooltip("threads:Q"), alt.Tooltip("cache:N"), alt.Tooltip("cycles:Q", format=".1f"),
                  alt.Tooltip("barn:Q", format=".3f"), alt.Tooltip("barn wait:Q", format=".1f"),
                  alt.Tooltip("list wait:Q", format=".1f"), alt.Tooltip("slab objects:Q", format=".3f"),
-                 alt.Tooltip("speed-up:Q", format=".2f")])
+                 alt.Tooltip("line transfers:Q", format=".2f"), alt.Tooltip("speed-up:Q", format=".2f")])
     cyc = base.mark_line(point=True).encode(y=alt.Y("cycles:Q", title=charts.axis("cycles per pair"))).properties(
         title="Cost per alloc+free pair", height=200)
     wait = base.mark_line(point=True).encode(y=alt.Y("wait:Q", title=charts.axis("lock waiting per pair", "cycles"))).properties(
@@ -317,7 +317,12 @@ def threads_chart(df: pd.DataFrame, k: int, cpus_per_node: int = 0) -> alt.VConc
     slab = base.mark_line(point=True).encode(
         y=alt.Y("slab objects:Q", title=charts.axis("objects moved to/from slabs per pair"))).properties(
         title="Objects flushed to and refilled from slabs", height=160)
-    return alt.vconcat(cyc, wait, slab).properties(title=f"As threads grow (K = {k})")
+    panels = [cyc, wait, slab]
+    if df["line transfers"].notna().all():  # the memory hierarchy was on
+        panels.insert(1, base.mark_line(point=True).encode(
+            y=alt.Y("line transfers:Q", title=charts.axis("lines from another core per pair"))).properties(
+            title="Cache lines taken from another core's cache", height=160))
+    return alt.vconcat(*panels).properties(title=f"As threads grow (K = {k})")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -589,6 +594,10 @@ def glue_order(P, on: pd.DataFrame, off: pd.DataFrame, sweep: pd.DataFrame) -> m
     glue("o_worst_k", ex.heat_worst_k)
     glue("o_worst_order", ORDER_WORDS[sweep.loc[sweep["cycles"].idxmax(), "order"]])
     glue("o_floor", ex.heat_floor)
+    kw = {k: v for k, v in _kw(P).items() if k != "free_order"}
+    m = mb.order_table("6.19", (P.k_large,), None, **kw).set_index("order")["cycles"]
+    for o in mb.ORDERS:
+        glue(f"o619_{o}", float(m[o]))
     return e
 
 
@@ -648,6 +657,7 @@ class BulkValidation:
     b_gap_closed: float  # % of the flat model's shortfall in the ratio at the largest batch that the hierarchy closes
     b_cpus: int
     b_object_size: int
+    b_objs: int  # objects per slab of the model's cache (calculate_order() for that many CPUs)
 
 
 def _step(df: pd.DataFrame, col: str) -> tuple[int, int]:
@@ -656,13 +666,14 @@ def _step(df: pd.DataFrame, col: str) -> tuple[int, int]:
     return int(df["bulk"].iloc[max(i - 1, 0)]), int(df["bulk"].iloc[i])
 
 
-def bulk_numbers(bv: pd.DataFrame, m) -> BulkValidation:
+def bulk_numbers(bv: pd.DataFrame, m, kernel: str = "6.19") -> BulkValidation:
     last = bv.iloc[-1]
     rm, rh, rf = last["measured / batch 1"], last["model / batch 1"], last["model flat / batch 1"]
     closed = (rh - rf) / (rm - rf) * 100 if rm != rf else float("nan")
     return BulkValidation(float(bv["measured"].iloc[0]), float(bv["model"].iloc[0]), int(last["bulk"]),
                           float(last["measured"]), float(last["model"]), float(rm), float(rh), float(rf),
-                          *_step(bv, "measured"), *_step(bv, "model"), float(closed), int(m.cpus), int(m.object_size))
+                          *_step(bv, "measured"), *_step(bv, "model"), float(closed), int(m.cpus), int(m.object_size),
+                          int(kconfig.cache_geometry(m.object_size, m.cpus, kernel, kmalloc=False).objs_per_slab))
 
 
 def bulk_validation(P):
@@ -673,10 +684,10 @@ def bulk_validation(P):
     return mb.bulk_validation(P.bench_kernel, "off", m), m
 
 
-def glue_bulk(bv: pd.DataFrame, m) -> BulkValidation:
+def glue_bulk(P, bv: pd.DataFrame, m) -> BulkValidation:
     from IPython.display import Markdown
 
-    n = glue_all(bulk_numbers(bv, m))
+    n = glue_all(bulk_numbers(bv, m, P.bench_kernel))
     glue("b_source", Markdown(f"“{m.title}” ({m.author}, {m.date}, Message-Id `{m.message_id}`)"))
     glue("b_machine", Markdown(m.machine))
     return n
