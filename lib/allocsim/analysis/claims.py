@@ -7,7 +7,10 @@ configurations with the calibrated base cost); the five microbenchmark claims (:
 run through :func:`allocsim.analysis.microbench.microbench` with a :class:`MicroSetup` — what the thread
 leaves open (object size, free order, the machine's CPUs, the thread counts of "a multithreaded
 environment"), chapter 4's defaults unless a page passes its own; the default sheaf capacity comes from
-:func:`allocsim.facts.kconfig.cache_geometry`. Chapter 4 shows :func:`micro_claims` for its parameters,
+:func:`allocsim.facts.kconfig.cache_geometry`. The microbenchmark runs with the memory hierarchy of
+:mod:`allocsim.kernel.memory` (``MicroSetup.hierarchy``, on by default: the book's model); :func:`evaluate`
+runs it with the hierarchy switch and clock of the reproduction it is given, so one model state answers
+every claim. Chapter 4 shows :func:`micro_claims` for its parameters,
 chapter 5 shows :func:`evaluate`, and the landing page asks :func:`statuses` (``{claim_id: status}``,
 computed once per process for the default setup; :func:`status_details` adds the values behind each).
 With default parameters all three therefore give every claim the same status.

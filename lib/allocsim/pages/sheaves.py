@@ -20,7 +20,7 @@ from allocsim.kernel import barn
 from allocsim.kernel import sheaves
 from allocsim.pages import charts
 from allocsim.pages.diagram import box_diagram
-from allocsim.pages.glue import glue, glue_all
+from allocsim.pages.glue import Md, glue, glue_all
 
 
 def micro_setup(P) -> claims.MicroSetup:
@@ -588,11 +588,11 @@ def glue_order(P, on: pd.DataFrame, off: pd.DataFrame, sweep: pd.DataFrame) -> m
     glue("o_points", len(sweep))
     glue("o_n_k", sweep["K"].nunique())
     glue("o_n_cap", sweep["requested capacity"].nunique())
-    glue("o_kernel", P.kernel)
+    glue("o_kernel", Md(P.kernel))
     ex = mb.heat_extremes(sweep)
     glue("o_worst", ex.heat_worst)
     glue("o_worst_k", ex.heat_worst_k)
-    glue("o_worst_order", ORDER_WORDS[sweep.loc[sweep["cycles"].idxmax(), "order"]])
+    glue("o_worst_order", Md(ORDER_WORDS[sweep.loc[sweep["cycles"].idxmax(), "order"]]))
     glue("o_floor", ex.heat_floor)
     kw = {k: v for k, v in _kw(P).items() if k != "free_order"}
     m = mb.order_table("6.19", (P.k_large,), None, **kw).set_index("order")["cycles"]
