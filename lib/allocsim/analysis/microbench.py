@@ -44,7 +44,12 @@ def microbench(kernel: str, k: int, threads: int, capacity: int | None, *, objec
     sheaves and slabs: refilled + flushed), ``fast frees`` (share of frees on the cpu slab's fast path
     or into a sheaf with room), plus the ``model`` name and effective ``capacity``. ``costs``, ``hooks``,
     ``steps`` and ``slab_account`` are :func:`allocsim.kernel.slub.run`'s (cost model v2: the cost table,
-    the hot-path switches, the step file; ``None``/``"default"`` = the book's defaults)."""
+    the hot-path switches, the step file; ``None``/``"default"`` = the book's defaults). ``hierarchy`` and
+    ``clock_ghz`` are too: the memory hierarchy of :mod:`allocsim.kernel.memory` (``True``, the book's
+    model: the default CPU at ``clock_ghz``; a :class:`allocsim.facts.cpu.Geometry`; ``False``: every load
+    an L1 hit), through which batch size, free order and object size change the cost; with it on, ``from
+    L1`` … ``from MEM`` (:data:`SOURCES`) count per pair the loads and stores each level served (summed
+    over the CPUs: the hierarchy's counters, ``result.extra["hierarchy"]``), NaN when it is off."""
     r0, r1 = rounds
     if not 0 < r0 < r1:
         raise AllocsimError(f"microbench rounds must be two increasing positive counts, not {rounds!r}")
