@@ -185,3 +185,35 @@ def test_order_chart_and_tables_build():
     assert math.isfinite(float(t["L1"].iloc[0]))
     assert isinstance(sv.bulk_table(mb.bulk_validation("6.19", "off", replace(
         published.bulk_fallback(), rows=({"bulk": 1, "cycles": 47},)))), pd.DataFrame)
+
+
+def test_the_hot_pair_validations_figures_come_from_data_published():
+    v6 = published.sheaves_v6()
+    assert v6.capacity == mb.SHEAVES_V6_CAPACITY and v6.message_id in mb.SHEAVES_V6_SOURCE
+    assert [(m.batch, m.memcg, m.without, m.with_sheaves) for m in mb.SHEAVES_V6] == \
+        [(r["batch"], r["memcg"], r["without"], r["with_sheaves"]) for r in v6.rows]
+    pairs = published.fastpath_pair()
+    assert mb.WHOLE_CALL_PAIR == (min(r["cycles"] for r in pairs), max(r["cycles"] for r in pairs))
+    assert all(r["source"] for r in pairs)
+    with pytest.raises(AttributeError):
+        mb.NO_SUCH_FIGURE  # noqa: B018
+
+
+def test_a_repeated_sheaves_row_is_one_sentence(tmp_path, monkeypatch):
+    import yaml
+
+    from allocsim.facts import paths
+
+    data = tmp_path / "data"
+    (data / "published").mkdir(parents=True)
+    doc = yaml.safe_load((paths.DATA / "published" / "sheaves_v6_2025.yaml").read_text())
+    doc["rows"].append(dict(doc["rows"][0]))
+    (data / "published" / "sheaves_v6_2025.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setattr(paths, "DATA", data)
+    datafile.clear_cache()
+    try:
+        with pytest.raises(DataError, match=r"sheaves_v6_2025\.yaml, row 5: field 'batch' repeats batch 1"):
+            published.sheaves_v6()
+    finally:
+        monkeypatch.undo()
+        datafile.clear_cache()

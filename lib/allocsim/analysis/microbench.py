@@ -401,22 +401,6 @@ def gap_619(object_size: int, capacity: int, k_small: int, k_large: int, claimed
 # ------------------------------------------------------------------------------------------------
 # Validation: the hot single-object pair, sheaves against the cpu slab (cost model v2; nothing tuned)
 
-#: Where the measurement comes from (the cover letter's RESULTS section).
-SHEAVES_V6_SOURCE = ("'[PATCH v6 00/10] SLUB percpu sheaves', V. Babka, 2025-08-27, Message-Id "
-                     "20250827-slub-percpu-caches-v6-0-f0f775a3f73f@suse.cz (RESULTS): Ryzen 7 5700, bare metal, "
-                     "v6.17-rc3 with the series, an in-kernel microbenchmark in slub_kunit (branch "
-                     "slub-percpu-sheaves-v6-benchmarking), a cache with sheaves (capacity 32) against one without, "
-                     "FIFO frees; 'average (excl. iter 0)', unit not stated")
-#: A measured whole-call kmem_cache_alloc + kmem_cache_free pair on the cpu slab's fast path, cycles: 43
-#: on an i7-4790K (Brouer, '[PATCH V2 5/6] slub: initial bulk free implementation', Message-ID
-#: 20150617142901.11791.19168.stgit@devil, "normal fastpath (alloc+free cost)"; the same 43 in the
-#: series' cover letter, Message-ID 20150615155053.18824.617.stgit@devil), 47 on a Xeon E5-2695 with
-#: CONFIG_PREEMPT (Brouer, linux-mm 2014-12-11, Message-ID 20141211143518.02c781ee@redhat.com).
-WHOLE_CALL_PAIR = (43, 47)
-#: The sheaf capacity of the series' benchmark cache ("As for benefits of enabling sheaves (capacity=32)").
-SHEAVES_V6_CAPACITY = 32
-
-
 @dataclass(frozen=True)
 class Measured:
     """One pair of rows of the cover letter: the benchmark without and with sheaves (same unit)."""
@@ -432,10 +416,25 @@ class Measured:
         return improvement(self.without, self.with_sheaves)
 
 
-#: The rows of the cover letter this chapter compares with (batch 1 and 10, FIFO; 100 and 1000 exhaust
-#: the per-CPU layers, which is not the hot pair).
-SHEAVES_V6 = (Measured(1, False, 115660272, 95734972), Measured(1, True, 163682964, 144792803),
-              Measured(10, False, 115496906, 97781102), Measured(10, True, 162771491, 144746490))
+def __getattr__(name: str):
+    """The published figures of the validation, read from ``data/published/`` (:mod:`allocsim.facts.published`)
+    when first asked for: ``SHEAVES_V6`` (the cover letter's rows this chapter compares with, as
+    :class:`Measured`), ``SHEAVES_V6_SOURCE`` (the source in one line), ``SHEAVES_V6_CAPACITY`` (the sheaf
+    capacity of the series' benchmark cache) and ``WHOLE_CALL_PAIR`` (measured whole-call cpu-slab pairs,
+    cycles, lowest and highest)."""
+    from allocsim.facts import published as _published
+
+    if name == "SHEAVES_V6":
+        return tuple(Measured(r["batch"], r["memcg"], r["without"], r["with_sheaves"]) for r in _published.sheaves_v6().rows)
+    if name == "SHEAVES_V6_SOURCE":
+        return _published.sheaves_v6().source
+    if name == "SHEAVES_V6_CAPACITY":
+        return _published.sheaves_v6().capacity
+    if name == "WHOLE_CALL_PAIR":
+        c = [r["cycles"] for r in _published.fastpath_pair()]
+        return (min(c), max(c))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: The two hook settings the validation is shown under: the distribution defaults and every switch off
 #: (the benchmark kernel's configuration is not stated).
@@ -454,7 +453,7 @@ def validation_hooks(setting: str, memcg: bool):
     return _replace(h, memcg=True) if memcg else h
 
 
-def single_object_validation(kernel: str = "6.18", object_size: int = 64, capacity: int = SHEAVES_V6_CAPACITY,
+def single_object_validation(kernel: str = "6.18", object_size: int = 64, capacity: int | None = None,
                              rounds: tuple[int, int] = (50, 150), costs=None, steps: str = "default",
                              hierarchy=True) -> pd.DataFrame:
     """The sheaves series' own benchmark through the models: a dedicated cache on a cpu-slab kernel
@@ -462,12 +461,14 @@ def single_object_validation(kernel: str = "6.18", object_size: int = 64, capaci
     allocating ``batch`` objects then freeing them (FIFO), for each row of :data:`SHEAVES_V6` and each
     setting of :data:`VALIDATION_HOOKS`. One row per (setting, batch, memcg): the measured and modelled
     "sheaves better by %" and the residual (model − measured, percentage points), the model's cycles per
-    alloc+free pair without and with sheaves, and the measured ratio of the two rows."""
+    alloc+free pair without and with sheaves, and the measured ratio of the two rows. ``capacity`` None:
+    the series' benchmark cache's (:data:`SHEAVES_V6_CAPACITY`)."""
+    capacity = __getattr__("SHEAVES_V6_CAPACITY") if capacity is None else capacity
     if kernel not in ("6.18", "6.19"):
         raise AllocsimError(f"the single-object validation runs on a cpu-slab kernel, '6.18' or '6.19', not {kernel!r}")
     rows = []
     for setting in VALIDATION_HOOKS:
-        for m in SHEAVES_V6:
+        for m in __getattr__("SHEAVES_V6"):
             h = validation_hooks(setting, m.memcg)
             kw = dict(object_size=object_size, rounds=rounds, machine_cpus=1, costs=costs, hooks=h, steps=steps,
                       slab_account=m.memcg, hierarchy=hierarchy)
@@ -552,13 +553,14 @@ def hit_totals(book=None, table=None, facts=None) -> pd.DataFrame:
 
 
 def break_even(measured_pct: float, kernel: str = "6.18", object_size: int = 64, batch: int = 1,
-               capacity: int = SHEAVES_V6_CAPACITY, hooks="default", memcg: bool = False, costs=None,
+               capacity: int | None = None, hooks="default", memcg: bool = False, costs=None,
                rows=None, hierarchy=True) -> pd.DataFrame:
     """For each cost row (``rows``: default every row of the table that changes either cache's pair): the
     value that row alone would need for the model's "sheaves better by %" to equal ``measured_pct``, all
     other rows at their values — a diagnostic of the miss, not a fit (the book keeps the cited value).
     The pair's cycles are linear in each row while the paths stay the same, so two runs per cache give
     the slope; ``needed`` is NaN when no value can (the row moves both caches alike)."""
+    capacity = __getattr__("SHEAVES_V6_CAPACITY") if capacity is None else capacity
     from allocsim.facts import costs as _costs
 
     table = costs or _costs.load()
