@@ -158,3 +158,14 @@ def test_status_phrase():
     assert [C.status_phrase(s) for s in C.STATUSES] == ["reproduced", "partly reproduced", "not reproduced"]
     with pytest.raises(AllocsimError, match="status must be one of"):
         C.status_phrase("maybe")
+
+
+def test_evaluate_runs_the_microbenchmark_with_the_setups_hierarchy(rep, monkeypatch):
+    """One model state answers every claim: without a MicroSetup, evaluate() runs the microbenchmark claims with
+    the reproduction's hierarchy switch and clock (chapter 4's default MicroSetup has the hierarchy on)."""
+    seen = []
+    real = C._micro_row
+    monkeypatch.setattr(C, "_micro_row", lambda cid, ms, costs: (seen.append(ms), real(cid, ms, costs))[1])
+    C.evaluate(rep, rounds=(5, 10), multi_threads=(2,))
+    assert seen and all(ms.hierarchy == rep.setup.hierarchy and ms.clock_ghz == rep.clock_ghz for ms in seen)
+    assert C.MicroSetup().hierarchy is True

@@ -156,7 +156,12 @@ def test_every_key_chapter_4_pastes_is_glued_by_the_page_module(monkeypatch):
     sv.glue_contention(P4, ts)
     sv.glue_619(P4)
     sv.glue_validation(P4, *sv.validation(P4))
-    got.update({k: None for k in ("fig_design", "fig_heat1", "fig_heatn", "fig_threads", "fig_validation")})  # glued by the cells
+    on, off = sv.order_tables(P4)
+    sv.glue_order(P4, on, off, sv.order_sweep(P4, ks=[8, 128], caps=[28]))
+    sv.glue_compare(sv.claims_compare(P4, cl))
+    sv.glue_bulk(P4, *sv.bulk_validation(P4))
+    got.update({k: None for k in ("fig_design", "fig_heat1", "fig_heatn", "fig_threads", "fig_validation", "fig_order",
+                                  "fig_bulk")})  # glued by the cells
     text = (Path(__file__).resolve().parents[1] / "chapters" / "04-sheaves.md").read_text()
     keys = set(re.findall(r"\{glue:(?:text|md)\}`([^`:]+)", text)) | set(re.findall(r"```\{glue:figure\} (\S+)", text))
     assert not keys - set(got), sorted(keys - set(got))

@@ -7,7 +7,10 @@ configurations with the calibrated base cost); the five microbenchmark claims (:
 run through :func:`allocsim.analysis.microbench.microbench` with a :class:`MicroSetup` — what the thread
 leaves open (object size, free order, the machine's CPUs, the thread counts of "a multithreaded
 environment"), chapter 4's defaults unless a page passes its own; the default sheaf capacity comes from
-:func:`allocsim.facts.kconfig.cache_geometry`. Chapter 4 shows :func:`micro_claims` for its parameters,
+:func:`allocsim.facts.kconfig.cache_geometry`. The microbenchmark runs with the memory hierarchy of
+:mod:`allocsim.kernel.memory` (``MicroSetup.hierarchy``, on by default: the book's model); :func:`evaluate`
+runs it with the hierarchy switch and clock of the reproduction it is given, so one model state answers
+every claim. Chapter 4 shows :func:`micro_claims` for its parameters,
 chapter 5 shows :func:`evaluate`, and the landing page asks :func:`statuses` (``{claim_id: status}``,
 computed once per process for the default setup; :func:`status_details` adds the values behind each).
 With default parameters all three therefore give every claim the same status.
@@ -130,18 +133,26 @@ class MicroSetup:
     rounds: tuple | None = None  # None: microbench.MICRO_ROUNDS
     hooks: object = None  # cost model v2's hot-path switches (allocsim.facts.steps.Hooks; None: the distribution defaults)
     steps: str = "default"  # the step file ("v1": the charges before cost model v2)
+    hierarchy: bool = True  # the memory hierarchy of allocsim.kernel.memory (the book's model); False: flat l1_hit loads
+    clock_ghz: float = 3.0  # the clock the hierarchy's nanosecond latencies become cycles at
 
     def validate(self) -> "MicroSetup":
         t = tuple(self.threads)
         if not t or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 2 for x in t):
             raise AllocsimError(f"multi_threads must be thread counts >= 2, not {t!r}")
+        if not isinstance(self.hierarchy, (bool, np.bool_)):
+            raise AllocsimError(f"hierarchy must be true or false, not {self.hierarchy!r}")
+        c = self.clock_ghz
+        if isinstance(c, bool) or not isinstance(c, (int, float, np.integer, np.floating)) or not np.isfinite(c) or c <= 0:
+            raise AllocsimError(f"clock_ghz must be a finite number > 0, not {c!r}")
         return self
 
     def cycles(self, kernel: str, k: int, threads: int, capacity: int | None, costs=None) -> float:
         """Cycles per alloc+free pair (:func:`allocsim.analysis.microbench.microbench`), memoised."""
         key = None if costs is None else tuple(costs.vector)
         return _bench(self.object_size, self.free_order, self.machine_cpus, self.cpus_per_node, self.seed,
-                      self.rounds, kernel, int(k), int(threads), capacity, key, costs, self.hooks, self.steps)
+                      self.rounds, kernel, int(k), int(threads), capacity, key, costs, self.hooks, self.steps,
+                      bool(self.hierarchy), float(self.clock_ghz))
 
     def improvement(self, kernel: str, k: int, capacity_before: int | None, costs=None) -> float:
         """One thread: % of time saved by ``capacity`` over ``capacity_before`` (None: the kernel's default)."""
@@ -157,25 +168,26 @@ _BENCH: dict = {}
 
 
 def _bench(object_size, free_order, machine_cpus, cpus_per_node, seed, rounds, kernel, k, threads, capacity,
-           costs_key, costs, hooks=None, steps="default") -> float:
+           costs_key, costs, hooks=None, steps="default", hierarchy=True, clock_ghz=3.0) -> float:
     key = (object_size, free_order, machine_cpus, cpus_per_node, seed, rounds, kernel, k, threads, capacity, costs_key,
-           _steps.Hooks.of(hooks), steps)
+           _steps.Hooks.of(hooks), steps, hierarchy, clock_ghz)
     if key not in _BENCH:
         kw = {} if rounds is None else {"rounds": tuple(rounds)}
         _BENCH[key] = float(microbench.microbench(kernel, k, threads, capacity, object_size=object_size,
                                                   free_order=free_order, machine_cpus=max(machine_cpus, threads),
                                                   cpus_per_node=cpus_per_node, seed=seed, costs=costs,
-                                                  hooks=hooks, steps=steps, **kw)["cycles"])
+                                                  hooks=hooks, steps=steps, hierarchy=hierarchy,
+                                                  clock_ghz=clock_ghz, **kw)["cycles"])
     return _BENCH[key]
 
 
 def microbench_cycles(kernel: str, k: int, threads: int, sheaf_capacity: int | None, object_size: int = MICRO_OBJECT_SIZE,
                       rounds: tuple[int, int] | None = None, costs=None, seed: int = 0,
-                      machine_cpus: int = MICRO_MACHINE_CPUS) -> float:
+                      machine_cpus: int = MICRO_MACHINE_CPUS, hierarchy: bool = True) -> float:
     """Cycles per alloc+free pair (one thread's view, lock waiting included) of the thread's module
     benchmark on a dedicated ``kmem_cache`` — each thread allocates ``k`` objects then frees them — in the
     steady state (:func:`allocsim.analysis.microbench.microbench`; ``rounds`` None: its default)."""
-    ms = MicroSetup(object_size=object_size, machine_cpus=machine_cpus, seed=seed, rounds=rounds)
+    ms = MicroSetup(object_size=object_size, machine_cpus=machine_cpus, seed=seed, rounds=rounds, hierarchy=hierarchy)
     return ms.cycles(kernel, k, threads, sheaf_capacity, costs)
 
 
@@ -301,7 +313,8 @@ def evaluate(rep, multi_threads=None, rounds: tuple[int, int] | None = None, cos
     does not know how to evaluate (so a new claim cannot silently go untested)."""
     claims = thread.claims()
     costs = rep.setup.costs() if costs is None else costs
-    micro = micro or MicroSetup(hooks=rep.setup.hooks, steps=rep.setup.steps)
+    micro = micro or MicroSetup(hooks=rep.setup.hooks, steps=rep.setup.steps,
+                                hierarchy=bool(getattr(rep.setup, "hierarchy", True)), clock_ghz=float(rep.clock_ghz))
     if multi_threads is not None:
         micro = replace(micro, threads=tuple(multi_threads))
     if rounds is not None:

@@ -20,7 +20,7 @@ from allocsim.kernel import barn
 from allocsim.kernel import sheaves
 from allocsim.pages import charts
 from allocsim.pages.diagram import box_diagram
-from allocsim.pages.glue import glue, glue_all
+from allocsim.pages.glue import Md, glue, glue_all
 
 
 def micro_setup(P) -> claims.MicroSetup:
@@ -28,12 +28,17 @@ def micro_setup(P) -> claims.MicroSetup:
     environment" is the book's one range, :data:`allocsim.analysis.claims.MULTI_THREADS`)."""
     return claims.MicroSetup(object_size=P.object_size, capacity=P.capacity, k_small=P.k_small, k_large=P.k_large,
                              free_order=P.free_order, machine_cpus=P.machine_cpus,
-                             cpus_per_node=P.cpus_per_node or None, seed=P.seed).validate()
+                             cpus_per_node=P.cpus_per_node or None, seed=P.seed, hierarchy=hierarchy_of(P)).validate()
+
+
+def hierarchy_of(P) -> bool:
+    """The page's ``hierarchy`` parameter (the book's model: on)."""
+    return bool(getattr(P, "hierarchy", True))
 
 
 def _kw(P) -> dict:
     return dict(object_size=P.object_size, free_order=P.free_order, machine_cpus=P.machine_cpus,
-                cpus_per_node=P.cpus_per_node or None, seed=P.seed)
+                cpus_per_node=P.cpus_per_node or None, seed=P.seed, hierarchy=hierarchy_of(P))
 
 
 def threads_sweep(P, kernel: str | None = None) -> pd.DataFrame:
@@ -304,7 +309,7 @@ def threads_chart(df: pd.DataFrame, k: int, cpus_per_node: int = 0) -> alt.VConc
         tooltip=[alt.Tooltip("threads:Q"), alt.Tooltip("cache:N"), alt.Tooltip("cycles:Q", format=".1f"),
                  alt.Tooltip("barn:Q", format=".3f"), alt.Tooltip("barn wait:Q", format=".1f"),
                  alt.Tooltip("list wait:Q", format=".1f"), alt.Tooltip("slab objects:Q", format=".3f"),
-                 alt.Tooltip("speed-up:Q", format=".2f")])
+                 alt.Tooltip("line transfers:Q", format=".2f"), alt.Tooltip("speed-up:Q", format=".2f")])
     cyc = base.mark_line(point=True).encode(y=alt.Y("cycles:Q", title=charts.axis("cycles per pair"))).properties(
         title="Cost per alloc+free pair", height=200)
     wait = base.mark_line(point=True).encode(y=alt.Y("wait:Q", title=charts.axis("lock waiting per pair", "cycles"))).properties(
@@ -312,7 +317,12 @@ def threads_chart(df: pd.DataFrame, k: int, cpus_per_node: int = 0) -> alt.VConc
     slab = base.mark_line(point=True).encode(
         y=alt.Y("slab objects:Q", title=charts.axis("objects moved to/from slabs per pair"))).properties(
         title="Objects flushed to and refilled from slabs", height=160)
-    return alt.vconcat(cyc, wait, slab).properties(title=f"As threads grow (K = {k})")
+    panels = [cyc, wait, slab]
+    if df["line transfers"].notna().all():  # the memory hierarchy was on
+        panels.insert(1, base.mark_line(point=True).encode(
+            y=alt.Y("line transfers:Q", title=charts.axis("lines from another core per pair"))).properties(
+            title="Cache lines taken from another core's cache", height=160))
+    return alt.vconcat(*panels).properties(title=f"As threads grow (K = {k})")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -362,11 +372,11 @@ def validation(P):
     """(table, break-even table) of the page's validation: :func:`allocsim.analysis.microbench.single_object_validation`
     on ``P.bench_kernel`` with ``P.bench_object_size``-byte objects, and ``break_even`` for its batch-1
     no-memcg row under both switch settings."""
-    v = mb.single_object_validation(P.bench_kernel, P.bench_object_size)
+    v = mb.single_object_validation(P.bench_kernel, P.bench_object_size, hierarchy=hierarchy_of(P))
     m = mb.SHEAVES_V6[0]
     frames = []
     for setting in mb.VALIDATION_HOOKS:
-        b = mb.break_even(m.pct, P.bench_kernel, P.bench_object_size, hooks=setting)
+        b = mb.break_even(m.pct, P.bench_kernel, P.bench_object_size, hooks=setting, hierarchy=hierarchy_of(P))
         frames.append(b.set_index("cost")[["value", "low", "high", "needed"]].rename(columns={"needed": f"needed ({setting})"}))
     be = frames[0].join(frames[1][[f"needed ({mb.VALIDATION_HOOKS[1]})"]], how="outer").reset_index()
     return v, be
@@ -515,3 +525,193 @@ def validation_chart(v: pd.DataFrame) -> alt.LayerChart:
         title=alt.Title("Sheaves vs the cpu slab, hot pair",
                         subtitle=["measured (sheaves v6, Ryzen 7 5700)", "and modelled; left of 0: sheaves slower"]),
         width=charts.WIDTH, height=200)
+
+
+# ------------------------------------------------------------------------------------------------
+# Free order and batch size (the memory hierarchy)
+
+ORDER_WORDS = {"fifo": "FIFO", "lifo": "LIFO", "random": "random"}
+
+
+def order_sweep(P, ks=None, caps=None) -> pd.DataFrame:
+    """:func:`allocsim.analysis.microbench.order_sweep` for the page: its kernel, object size and machine,
+    one thread, with the page's ``hierarchy`` switch."""
+    kw = {k: v for k, v in _kw(P).items() if k != "free_order"}
+    return mb.order_sweep(P.kernel, ks, caps, **kw)
+
+
+def order_tables(P, ks=None):
+    """(on, off): :func:`allocsim.analysis.microbench.order_table` at the page's default capacity for K =
+    1, 10 and ``P.k_large``, with the hierarchy on and off."""
+    ks = ks or (1, 10, P.k_large)
+    kw = {k: v for k, v in _kw(P).items() if k not in ("free_order", "hierarchy")}
+    return (mb.order_table(P.kernel, ks, None, hierarchy=True, **kw),
+            mb.order_table(P.kernel, ks, None, hierarchy=False, **kw))
+
+
+def order_chart(df: pd.DataFrame, title: str) -> alt.FacetChart:
+    """Cycles per pair over K × capacity, one panel per free order, coloured as :func:`heat_chart` (cycles
+    above the cheapest point of the whole map, square-root scale), so the panels share one scale."""
+    d = df.copy()
+    floor = float(d["cycles"].min())
+    d["extra"] = d["cycles"] - floor
+    d["free order"] = d["order"].map(ORDER_WORDS)
+    ks = sorted(d["K"].unique())
+    return alt.Chart(d).mark_rect().encode(
+        x=alt.X("K:O", title=charts.axis("K, objects per round"), sort=ks),
+        y=alt.Y("capacity:O", title=charts.axis("sheaf capacity", "objects"), sort="descending"),
+        color=alt.Color("extra:Q", title=["cycles per pair", f"above {floor:.0f}"],
+                        scale=alt.Scale(scheme="inferno", type="sqrt", reverse=True)),
+        tooltip=[alt.Tooltip("free order:N"), alt.Tooltip("K:O"), alt.Tooltip("capacity:O"),
+                 alt.Tooltip("cycles:Q", format=".1f"),
+                 alt.Tooltip("from L1:Q", title="L1 accesses per pair", format=".2f"),
+                 alt.Tooltip("from L2:Q", title="L2 accesses per pair", format=".2f"),
+                 alt.Tooltip("from LLC:Q", title="LLC accesses per pair", format=".2f"),
+                 alt.Tooltip("from transfer:Q", title="lines from another core per pair", format=".2f"),
+                 alt.Tooltip("from memory:Q", title="memory accesses per pair", format=".2f")],
+    ).properties(width=150, height=170).facet(
+        column=alt.Column("free order:N", sort=[ORDER_WORDS[o] for o in mb.ORDERS], title=None)).properties(title=title)
+
+
+def order_source_table(on: pd.DataFrame) -> pd.DataFrame:
+    """Where each pair's loads and stores were served, per K and free order (accesses per pair)."""
+    out = pd.DataFrame({"K": on["K"], "free order": on["order"].map(ORDER_WORDS),
+                        "cycles per pair": on["cycles"].map("{:.1f}".format)})
+    for g in mb.SOURCE_GROUPS:
+        out[g] = on[f"from {g}"].map("{:.2f}".format)
+    return out
+
+
+def glue_order(P, on: pd.DataFrame, off: pd.DataFrame, sweep: pd.DataFrame) -> mb.OrderEffects:
+    """The order section's numbers (:class:`allocsim.analysis.microbench.OrderEffects`) and the sweep's size."""
+    e = glue_all(mb.order_effects(on, off))
+    glue("o_points", len(sweep))
+    glue("o_n_k", sweep["K"].nunique())
+    glue("o_n_cap", sweep["requested capacity"].nunique())
+    glue("o_kernel", Md(P.kernel))
+    ex = mb.heat_extremes(sweep)
+    glue("o_worst", ex.heat_worst)
+    glue("o_worst_k", ex.heat_worst_k)
+    glue("o_worst_order", Md(ORDER_WORDS[sweep.loc[sweep["cycles"].idxmax(), "order"]]))
+    glue("o_floor", ex.heat_floor)
+    kw = {k: v for k, v in _kw(P).items() if k != "free_order"}
+    m = mb.order_table("6.19", (P.k_large,), None, **kw).set_index("order")["cycles"]
+    for o in mb.ORDERS:
+        glue(f"o619_{o}", float(m[o]))
+    return e
+
+
+def claims_compare(P, cl: pd.DataFrame) -> pd.DataFrame:
+    """The microbenchmark claims with the hierarchy on and off (the page's setup otherwise): one row per
+    claim with both modelled values and statuses, and whether the status changed."""
+    from dataclasses import replace
+
+    ms = micro_setup(P)
+    other = claims_table(P, replace(ms, hierarchy=not ms.hierarchy))
+    on, off = (cl, other) if ms.hierarchy else (other, cl)
+    return pd.DataFrame({"claim": on["label"], "flat model": off["modelled"], "status (flat)": off["status"].map(claims.status_phrase),
+                         "with the hierarchy": on["modelled"], "status (hierarchy)": on["status"].map(claims.status_phrase),
+                         "changed": on["status"] != off["status"]})
+
+
+def changed_words(cmp: pd.DataFrame) -> str:
+    """Which claims changed status when the hierarchy was switched on, in words."""
+    ch = cmp[cmp["changed"]]
+    if not len(ch):
+        return "No claim changes status"
+    parts = [f"“{r['claim']}” goes from {r['status (flat)']} ({r['flat model']}) to {r['status (hierarchy)']} "
+             f"({r['with the hierarchy']})" for _, r in ch.iterrows()]
+    return ("; ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+
+
+def glue_compare(cmp: pd.DataFrame) -> None:
+    from IPython.display import Markdown
+
+    glue("n_changed", int(cmp["changed"].sum()))
+    glue("changed_words", Markdown(changed_words(cmp)))
+    r = cmp.loc["module-10pct"]
+    glue("m619_flat", Markdown(r["flat model"]))
+    glue("m619_hier", Markdown(r["with the hierarchy"]))
+
+
+def compare_table(cmp: pd.DataFrame) -> pd.DataFrame:
+    return cmp.drop(columns=["changed"]).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class BulkValidation:
+    """Brouer's 2015 per-object cost against batch size beside the model (:func:`allocsim.analysis.microbench.bulk_validation`)."""
+
+    b_k1_meas: float  # measured cycles per pair at batch 1
+    b_k1_model: float
+    b_last: int  # the largest batch size
+    b_last_meas: float  # … measured cycles per pair
+    b_last_model: float
+    b_ratio_meas: float  # largest batch over batch 1, measured
+    b_ratio_model: float  # … model with the hierarchy
+    b_ratio_flat: float  # … model without
+    b_step_meas_lo: int  # measured: the last batch before the first rise of 20 % or more over batch 1, and the first after
+    b_step_meas_hi: int
+    b_step_model_lo: int  # the same for the model with the hierarchy
+    b_step_model_hi: int
+    b_gap_closed: float  # % of the flat model's shortfall in the ratio at the largest batch that the hierarchy closes
+    b_cpus: int
+    b_object_size: int
+    b_objs: int  # objects per slab of the model's cache (calculate_order() for that many CPUs)
+
+
+def _step(df: pd.DataFrame, col: str) -> tuple[int, int]:
+    r = df[col] / df[col].iloc[0]
+    i = int((r >= 1.2).idxmax()) if (r >= 1.2).any() else len(df) - 1
+    return int(df["bulk"].iloc[max(i - 1, 0)]), int(df["bulk"].iloc[i])
+
+
+def bulk_numbers(bv: pd.DataFrame, m, kernel: str = "6.19") -> BulkValidation:
+    last = bv.iloc[-1]
+    rm, rh, rf = last["measured / batch 1"], last["model / batch 1"], last["model flat / batch 1"]
+    closed = (rh - rf) / (rm - rf) * 100 if rm != rf else float("nan")
+    return BulkValidation(float(bv["measured"].iloc[0]), float(bv["model"].iloc[0]), int(last["bulk"]),
+                          float(last["measured"]), float(last["model"]), float(rm), float(rh), float(rf),
+                          *_step(bv, "measured"), *_step(bv, "model"), float(closed), int(m.cpus), int(m.object_size),
+                          int(kconfig.cache_geometry(m.object_size, m.cpus, kernel, kmalloc=False).objs_per_slab))
+
+
+def bulk_validation(P):
+    """(table, measurement): the page's batch-size validation on ``P.bench_kernel`` (every hook switch off)."""
+    from allocsim.facts import published
+
+    m = published.bulk_fallback()
+    return mb.bulk_validation(P.bench_kernel, "off", m), m
+
+
+def glue_bulk(P, bv: pd.DataFrame, m) -> BulkValidation:
+    from IPython.display import Markdown
+
+    n = glue_all(bulk_numbers(bv, m, P.bench_kernel))
+    glue("b_source", Markdown(f"“{m.title}” ({m.author}, {m.date}, Message-Id `{m.message_id}`)"))
+    glue("b_machine", Markdown(m.machine))
+    return n
+
+
+def bulk_table(bv: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"batch": bv["bulk"], "measured, cycles": bv["measured"].map("{:.0f}".format),
+                         "measured ÷ batch 1": bv["measured / batch 1"].map("{:.2f}".format),
+                         "model with the hierarchy": bv["model"].map("{:.1f}".format),
+                         "÷ batch 1": bv["model / batch 1"].map("{:.2f}".format),
+                         "flat model ÷ batch 1": bv["model flat / batch 1"].map("{:.2f}".format),
+                         "model: accesses beyond L1 per pair": bv["model beyond L1"].map("{:.2f}".format)})
+
+
+def bulk_chart(bv: pd.DataFrame) -> alt.Chart:
+    """Per-pair cost relative to batch 1 against the batch size: measured, the model with and without the hierarchy."""
+    rows = []
+    for col, what in (("measured / batch 1", "measured (Brouer 2015)"), ("model / batch 1", "model, hierarchy on"),
+                      ("model flat / batch 1", "model, hierarchy off")):
+        rows += [{"batch": b, "relative to batch 1": v, "what": what} for b, v in zip(bv["bulk"], bv[col])]
+    d = pd.DataFrame(rows)
+    return alt.Chart(d).mark_line(point=True).encode(
+        x=alt.X("batch:Q", scale=alt.Scale(type="log"), title=charts.axis("objects allocated, then freed (FIFO)")),
+        y=alt.Y("relative to batch 1:Q", title=charts.axis("cycles per pair ÷ batch 1")),
+        color=alt.Color("what:N", title=None, legend=alt.Legend(orient="bottom", direction="vertical")),
+        tooltip=["what:N", "batch:Q", alt.Tooltip("relative to batch 1:Q", format=".2f")],
+    ).properties(title="Per-object cost against batch size, cpu slab", width=charts.WIDTH, height=220)
