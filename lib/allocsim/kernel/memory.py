@@ -118,11 +118,9 @@ def _touch(I, F, cpu, seg, obj, sheaf, slot):
     fo = I[H_MEMF]
     h = _cache.handle(I, o)
     l1 = F[fo + _cache.K_L1]
-    objs = I[CFG + CF_OBJS]
-    slab = obj // objs
-    addr = slab * I[CFG + CF_SLAB_BYTES] + (obj - slab * objs) * I[CFG + CF_SIZE]
+    slab = -1  # the object's slab and address, computed by the first row that needs them
+    addr = 0
     hdr = I[CFG + CF_SHEAF_HDR]
-    sheaf0 = R_SHEAF + sheaf * ((hdr + 8 * max(I[CFG + CF_CAP], 1) + 63) >> 6)
     clock = I[o + _cache.H_CLOCK]
     hits = 0
     last_hit = False
@@ -133,15 +131,19 @@ def _touch(I, F, cpu, seg, obj, sheaf, slot):
             break
         write = I[base + 3 * j + 1] == 1
         step = 0
+        if slab < 0 and (cls == X_OBJECT or cls == X_OBJECT_LINES or cls == X_STRUCT_PAGE):
+            objs = I[CFG + CF_OBJS]
+            slab = obj // objs
+            addr = slab * I[CFG + CF_SLAB_BYTES] + (obj - slab * objs) * I[CFG + CF_SIZE]
         if cls == X_OBJECT:
             line = R_OBJECT + ((addr + I[CFG + CF_FP_OFFSET]) >> 6)
         elif cls == X_OBJECT_LINES:
             line = R_OBJECT + (addr >> 6)
             step = 1
         elif cls == X_SHEAF:
-            line = sheaf0
+            line = R_SHEAF + sheaf * ((hdr + 8 * max(I[CFG + CF_CAP], 1) + 63) >> 6)
         elif cls == X_SHEAF_SLOT:
-            line = sheaf0 + ((hdr + 8 * slot) >> 6)
+            line = R_SHEAF + sheaf * ((hdr + 8 * max(I[CFG + CF_CAP], 1) + 63) >> 6) + ((hdr + 8 * slot) >> 6)
         elif cls == X_STRUCT_PAGE:
             line = R_STRUCT_PAGE + slab
         elif cls == X_PERCPU:

@@ -230,43 +230,53 @@ class State:
 
 
 @njit(cache=True)
-def _program_ok(start, op, ctx, slot, gap, n_slots):
-    """One pass over a program: True if it satisfies every check of ``Program.validate``."""
+def _program_allocs(start, op, ctx, slot, gap, n_slots):
+    """One pass over a program: its number of ALLOC events if it satisfies every check of
+    ``Program.validate``, else -1."""
     n = len(op)
     if len(ctx) != n or len(slot) != n or len(gap) != n or len(start) < 2 or start[0] != 0 or start[-1] != n:
-        return False
+        return -1
     for c in range(len(start) - 1):
         if start[c + 1] < start[c]:
-            return False
+            return -1
     allocs = np.zeros(n_slots, np.int8)
     frees = np.zeros(n_slots, np.int8)
+    n_alloc = 0
     for i in range(n):
         s = slot[i]
         if s < 0 or s >= n_slots or gap[i] < 0 or ctx[i] < TASK or ctx[i] > SOFTIRQ:
-            return False
+            return -1
         if op[i] == ALLOC:
             if allocs[s]:
-                return False
+                return -1
             allocs[s] = 1
+            n_alloc += 1
         elif op[i] == FREE:
             if frees[s]:
-                return False
+                return -1
             frees[s] = 1
         else:
-            return False
+            return -1
     for s in range(n_slots):
         if frees[s] and not allocs[s]:
-            return False
-    return True
+            return -1
+    return n_alloc
+
+
+def _checked_allocs(program: Program) -> int:
+    """:func:`check_program`'s checks; returns the program's number of ALLOC events."""
+    _state.refresh_numba_cache()
+    n_alloc = _program_allocs(*program.arrays())
+    if n_alloc < 0:
+        program.validate()
+        raise AllocsimError("the program is malformed")  # unreachable: validate() names the problem
+    return int(n_alloc)
 
 
 def check_program(program: Program) -> Program:
     """The checks of :meth:`Program.validate` in one jitted pass (``np.unique`` there took longer
     than the model itself); on any failure, ``Program.validate`` raises its own one-sentence error."""
-    _state.refresh_numba_cache()
-    if not _program_ok(*program.arrays()):
-        program.validate()
-        raise AllocsimError("the program is malformed")  # unreachable: validate() names the problem
+    _checked_allocs(program)
     return program
 
 
@@ -278,112 +288,124 @@ def _validate(program: Program, threshold, max_nr):
             raise AllocsimError(f"per-CPU list {name} must be an integer >= 1, not {v!r}")
     if threshold > max_nr:
         raise AllocsimError(f"per-CPU list threshold ({threshold}) must not exceed max_nr ({max_nr}): the IRQ list could never reach it")
-    check_program(program)
+    return _checked_allocs(program)
 
 
-@njit(cache=True, _nrt=False)
-def _simulate(start, op, ctx, slot, gap, n_slots, threshold, max_nr, pc,
-              task, irq, nr, nr_irq, where, where_cpu, slot_obj,
-              counters, path_count, path_cycles, event_path, clock,
-              fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, hier, CI, CF, acc, stride, ev_mem, log, pos, slot_time):
-    """The event loop. Returns (number of elements from kmalloc, number of fallback events), or
-    (-1, -1) if the program deadlocks. ``hier``: the memory hierarchy ``CI``/``CF`` is on, each path touching
-    its rows of ``acc`` (``ev_mem[i]``: the cycles event ``i`` spent in the hierarchy). ``pos``/``slot_time``:
-    each CPU's next event and each slot's allocation time (-1 before it), from the caller: the loop allocates
-    nothing and is compiled without numba's reference counting, ``_touch`` inlined into it."""
-    n_obj = 0
-    n_fb = 0
-    while True:
-        cpu = _next_cpu(clock, pos, start, op, slot, slot_time, gap)
-        if cpu == -1:
-            break
-        if cpu < 0:
-            return -1, -1
-        i = pos[cpu]
-        pos[cpu] += 1
-        clock[cpu] += gap[i]
-        s = slot[i]
-        if op[i] == ALLOC:
-            counters[K_ALLOC] += 1
-            if nr[cpu] > 0:
-                p = P_ALLOC_HIT
-                counters[K_ALLOC_HIT] += 1
-            elif nr_irq[cpu] >= threshold:
-                # irq_cache_splice(): free_list = free_list_irq (order kept), nr += nr_irq
-                p = P_ALLOC_SPLICE
-                counters[K_ALLOC_MISS] += 1
-                counters[K_ALLOC_SPLICE] += 1
-                counters[K_SPLICE_OBJECTS] += nr_irq[cpu]
-                for j in range(nr_irq[cpu]):
-                    e = irq[cpu, j]
-                    task[cpu, j] = e
-                    where[e] = W_TASK
-                nr[cpu] = nr_irq[cpu]
-                nr_irq[cpu] = 0
-            else:
-                p = P_ALLOC_KMALLOC
-                counters[K_ALLOC_MISS] += 1
-                counters[K_ALLOC_KMALLOC] += 1
-            if p == P_ALLOC_KMALLOC:
-                e = n_obj
-                n_obj += 1
-                fb_cpu[n_fb] = cpu
-                fb_op[n_fb] = ALLOC
-                fb_ctx[n_fb] = ctx[i]
-                fb_obj[n_fb] = e
-                fb_time[n_fb] = clock[cpu]
-                n_fb += 1
-            else:
-                nr[cpu] -= 1
-                e = task[cpu, nr[cpu]]
-            where[e] = W_LIVE
-            where_cpu[e] = -1
-            slot_obj[s] = e
-        else:
-            if slot_time[s] > clock[cpu]:
-                clock[cpu] = slot_time[s]
-            counters[K_FREE] += 1
-            e = slot_obj[s]
-            if nr_irq[cpu] + nr[cpu] >= max_nr:
-                p = P_KFREE_FULL
-                counters[K_KFREE_FULL] += 1
-            elif ctx[i] == TASK:
-                p = P_FREE_TASK
-                counters[K_FREE_TASK] += 1
-                task[cpu, nr[cpu]] = e
-                nr[cpu] += 1
-                where[e] = W_TASK
-                where_cpu[e] = cpu
-            elif ctx[i] == HARDIRQ:
-                p = P_FREE_IRQ
-                counters[K_FREE_IRQ] += 1
-                irq[cpu, nr_irq[cpu]] = e
-                nr_irq[cpu] += 1
-                where[e] = W_IRQ
-                where_cpu[e] = cpu
-            else:
-                p = P_KFREE_SOFTIRQ
-                counters[K_KFREE_SOFTIRQ] += 1
-            if p == P_KFREE_FULL or p == P_KFREE_SOFTIRQ:
-                where[e] = W_KFREED
+def _event_loop(hier: bool):
+    """The compiled event loop :func:`_simulate` for the hierarchy on (``hier`` True) or off. ``hier`` is a
+    constant of the closure, frozen into the machine code: the loop with the hierarchy off carries none of
+    its code (numba keys its on-disk cache on the closure's values too, so the two are cached apart)."""
+
+    @njit(cache=True, _nrt=False)
+    def _simulate(start, op, ctx, slot, gap, n_slots, threshold, max_nr, pc,
+                  task, irq, nr, nr_irq, where, where_cpu, slot_obj,
+                  counters, path_count, path_cycles, event_path, clock,
+                  fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, CI, CF, acc, stride, ev_mem, log, pos, slot_time):
+        """The event loop. Returns (number of elements from kmalloc, number of fallback events), or
+        (-1, -1) if the program deadlocks. ``hier`` (the factory's constant): the memory hierarchy ``CI``/``CF`` is on, each path touching
+        its rows of ``acc`` (``ev_mem[i]``: the cycles event ``i`` spent in the hierarchy). ``pos``/``slot_time``:
+        each CPU's next event and each slot's allocation time (-1 before it), from the caller: the loop allocates
+        nothing and is compiled without numba's reference counting, ``_touch`` inlined into it."""
+        n_obj = 0
+        n_fb = 0
+        while True:
+            cpu = _next_cpu(clock, pos, start, op, slot, slot_time, gap)
+            if cpu == -1:
+                break
+            if cpu < 0:
+                return -1, -1
+            i = pos[cpu]
+            pos[cpu] += 1
+            clock[cpu] += gap[i]
+            s = slot[i]
+            if op[i] == ALLOC:
+                counters[K_ALLOC] += 1
+                if nr[cpu] > 0:
+                    p = P_ALLOC_HIT
+                    counters[K_ALLOC_HIT] += 1
+                elif nr_irq[cpu] >= threshold:
+                    # irq_cache_splice(): free_list = free_list_irq (order kept), nr += nr_irq
+                    p = P_ALLOC_SPLICE
+                    counters[K_ALLOC_MISS] += 1
+                    counters[K_ALLOC_SPLICE] += 1
+                    counters[K_SPLICE_OBJECTS] += nr_irq[cpu]
+                    for j in range(nr_irq[cpu]):
+                        e = irq[cpu, j]
+                        task[cpu, j] = e
+                        where[e] = W_TASK
+                    nr[cpu] = nr_irq[cpu]
+                    nr_irq[cpu] = 0
+                else:
+                    p = P_ALLOC_KMALLOC
+                    counters[K_ALLOC_MISS] += 1
+                    counters[K_ALLOC_KMALLOC] += 1
+                if p == P_ALLOC_KMALLOC:
+                    e = n_obj
+                    n_obj += 1
+                    fb_cpu[n_fb] = cpu
+                    fb_op[n_fb] = ALLOC
+                    fb_ctx[n_fb] = ctx[i]
+                    fb_obj[n_fb] = e
+                    fb_time[n_fb] = clock[cpu]
+                    n_fb += 1
+                else:
+                    nr[cpu] -= 1
+                    e = task[cpu, nr[cpu]]
+                where[e] = W_LIVE
                 where_cpu[e] = -1
-                fb_cpu[n_fb] = cpu
-                fb_op[n_fb] = FREE
-                fb_ctx[n_fb] = ctx[i]
-                fb_obj[n_fb] = e
-                fb_time[n_fb] = clock[cpu]
-                n_fb += 1
-        event_path[i] = p
-        path_count[p] += 1
-        m = 0.0
-        if hier:
-            m = _touch(CI, CF, acc, p, cpu, e, stride, log, i)
-            ev_mem[i] = m
-        path_cycles[p] += pc[p] + m
-        clock[cpu] += pc[p] + m
-        if op[i] == ALLOC:
-            slot_time[s] = clock[cpu]
-    return n_obj, n_fb
+                slot_obj[s] = e
+            else:
+                if slot_time[s] > clock[cpu]:
+                    clock[cpu] = slot_time[s]
+                counters[K_FREE] += 1
+                e = slot_obj[s]
+                if nr_irq[cpu] + nr[cpu] >= max_nr:
+                    p = P_KFREE_FULL
+                    counters[K_KFREE_FULL] += 1
+                elif ctx[i] == TASK:
+                    p = P_FREE_TASK
+                    counters[K_FREE_TASK] += 1
+                    task[cpu, nr[cpu]] = e
+                    nr[cpu] += 1
+                    where[e] = W_TASK
+                    where_cpu[e] = cpu
+                elif ctx[i] == HARDIRQ:
+                    p = P_FREE_IRQ
+                    counters[K_FREE_IRQ] += 1
+                    irq[cpu, nr_irq[cpu]] = e
+                    nr_irq[cpu] += 1
+                    where[e] = W_IRQ
+                    where_cpu[e] = cpu
+                else:
+                    p = P_KFREE_SOFTIRQ
+                    counters[K_KFREE_SOFTIRQ] += 1
+                if p == P_KFREE_FULL or p == P_KFREE_SOFTIRQ:
+                    where[e] = W_KFREED
+                    where_cpu[e] = -1
+                    fb_cpu[n_fb] = cpu
+                    fb_op[n_fb] = FREE
+                    fb_ctx[n_fb] = ctx[i]
+                    fb_obj[n_fb] = e
+                    fb_time[n_fb] = clock[cpu]
+                    n_fb += 1
+            event_path[i] = p
+            path_count[p] += 1
+            m = 0.0
+            if hier:
+                m = _touch(CI, CF, acc, p, cpu, e, stride, log, i)
+                ev_mem[i] = m
+            path_cycles[p] += pc[p] + m
+            clock[cpu] += pc[p] + m
+            if op[i] == ALLOC:
+                slot_time[s] = clock[cpu]
+        return n_obj, n_fb
+
+    return _simulate
+
+
+#: the event loop with the hierarchy off (flat ``l1_hit`` charges) and on
+_simulate_flat = _event_loop(False)
+_simulate_memory = _event_loop(True)
 
 
 def fallback_program(ncpu: int, cpu, op, ctx, obj, time, n_elements: int) -> Program:
@@ -419,11 +441,10 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
     share, the elements, are not carried from one to the other). ``extra["hierarchy"]``: per CPU, where the
     data came from (``cache.COUNTER_NAMES``); ``extra["event_memory"]``: each event's cycles in it;
     ``extra["access_log"]``: per event, each access's kind × 4 + invalidation class (-1 past its last)."""
-    _validate(program, threshold, max_nr)
+    n_alloc = _validate(program, threshold, max_nr)
     geo = _memory.geometry_of(hierarchy, clock_ghz, "the per-CPU list's")
     pc = path_costs(costs, hooks, steps, memory=geo is None)
     ncpu, n = program.ncpu, program.n_events
-    n_alloc = int((program.op == ALLOC).sum())
     task = np.zeros((ncpu, max_nr), np.int64)
     irq = np.zeros((ncpu, max_nr), np.int64)
     nr = np.zeros(ncpu, np.int64)
@@ -436,27 +457,29 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
     path_cycles = np.zeros(len(PATHS), np.float64)
     event_path = np.full(n, -1, np.int8)
     clock = np.zeros(ncpu, np.float64)
-    fb_cpu = np.zeros(n, np.int64)
-    fb_op = np.zeros(n, np.int8)
-    fb_ctx = np.zeros(n, np.int8)
-    fb_obj = np.zeros(n, np.int64)
-    fb_time = np.zeros(n, np.float64)
+    fb_cpu = np.empty(n, np.int64)  # only the first n_fb are written and read
+    fb_op = np.empty(n, np.int8)
+    fb_ctx = np.empty(n, np.int8)
+    fb_obj = np.empty(n, np.int64)
+    fb_time = np.empty(n, np.float64)
     start, op, ctx, slot, gap, n_slots = program.arrays()
     if geo is None:
         CI, CF, acc = np.zeros(1, np.int64), np.zeros(1, np.float64), np.full((len(PATHS), 1, 3), -1, np.int64)
         log = np.zeros((1, 1), np.int8)
+        ev_mem = np.zeros(1, np.float64)
     else:
         CI, CF = _cache.new_cache(ncpu, geo)
         acc = access_table(hooks, steps)
         per_path = np.where(acc[:, :, 0] >= 0, acc[:, :, 2], 0).sum(axis=1)
         log = np.full((n, max(int(per_path.max()), 1)), -1, np.int8)
-    ev_mem = np.zeros(n, np.float64)
+        ev_mem = np.zeros(n, np.float64)
     try:
-        n_obj, n_fb = _simulate(start, op, ctx, slot, gap, n_slots, int(threshold), int(max_nr), pc,
-                                task, irq, nr, nr_irq, where, where_cpu, slot_obj,
-                                counters, path_count, path_cycles, event_path, clock,
-                                fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, geo is not None, CI, CF, acc,
-                                element_stride(), ev_mem, log, start[:-1].copy(), np.full(n_slots, -1.0))
+        loop = _simulate_flat if geo is None else _simulate_memory
+        n_obj, n_fb = loop(start, op, ctx, slot, gap, n_slots, int(threshold), int(max_nr), pc,
+                           task, irq, nr, nr_irq, where, where_cpu, slot_obj,
+                           counters, path_count, path_cycles, event_path, clock,
+                           fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, CI, CF, acc,
+                           element_stride(), ev_mem, log, start[:-1].copy(), np.full(n_slots, -1.0))
     except IndexError:  # only with NUMBA_BOUNDSCHECK=1 (the test suite); without it the write corrupts memory
         raise AllocsimError(
             f"the per-CPU list model indexed outside its state: each of the {ncpu} CPUs' free_list and free_list_irq "
@@ -468,7 +491,7 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
     state = State([task[c, :nr[c]].tolist() for c in range(ncpu)], [irq[c, :nr_irq[c]].tolist() for c in range(ncpu)],
                   nr, nr_irq, where[:n_obj], where_cpu[:n_obj], int(n_obj), slot_obj)
     front = Result(
-        model="pcpu-list", n_alloc=n_alloc, n_free=int((program.op == FREE).sum()), cycles=float(path_cycles.sum()),
+        model="pcpu-list", n_alloc=n_alloc, n_free=n - n_alloc, cycles=float(path_cycles.sum()),
         clock=clock, stats={k: int(v) for k, v in zip(COUNTERS, counters)},
         paths={p: (int(path_count[j]), float(path_cycles[j])) for j, p in enumerate(PATHS)},
         event_path=event_path, extra={"threshold": int(threshold), "max_nr": int(max_nr), "state": state,

@@ -38,7 +38,7 @@ def next_cpu(clock, pos, start, op, slot, slot_time, gap):
     allocate. (Comparing start times, not clocks, keeps a CPU with a long gap — an idle period of a
     recorded trace — from taking a shared lock "in the future" of the others.)"""
     best = -1
-    best_t = 0.0
+    best_t = np.inf  # clocks and gaps are finite: the first runnable CPU always beats it
     remaining = False
     for c in range(len(clock)):
         i = pos[c]
@@ -48,9 +48,11 @@ def next_cpu(clock, pos, start, op, slot, slot_time, gap):
         if op[i] == FREE and slot_time[slot[i]] < 0.0:
             continue
         t = clock[c] + gap[i]
-        if best < 0 or t < best_t:
-            best = c
-            best_t = t
+        # a select, not a branch: which CPU is earliest changes from event to event, and a branch on it
+        # would be mispredicted about once per event
+        better = t < best_t
+        best = c if better else best
+        best_t = t if better else best_t
     if best >= 0:
         return best
     if remaining:

@@ -1,11 +1,14 @@
 """Simulated alloc/free operations per second of the per-CPU list model (numba) and of its pure-Python
 reference, on the default io_uring workload (t/io_uring -d128 -s32 -c32 -p0, one submitter).
 
-    python -m allocsim bench pcpu [--ios N] [--repeat R] [--workload default|mixed]
+    python -m allocsim bench pcpu [--ios N] [--repeat R] [--workload default|mixed] [--hierarchy]
 
-Prints the figures; targets (issue 3): >= 20 million simulated ops/s for the numba model and >= 100×
-the reference. "numba front end" times :func:`allocsim.kernel.pcpu_list.simulate` (the list itself, which
-also builds the fallback program); "numba run()" adds the kmalloc stand-in backend and the combine.
+Prints the figures; targets (issue 3, and issues 10 and 11 with the hierarchy on): >= 20 million simulated
+ops/s for the numba model and >= 100× the reference. "numba front end" times
+:func:`allocsim.kernel.pcpu_list.simulate` (the list itself, which also builds the fallback program); "numba
+run()" adds the kmalloc stand-in backend and the combine. ``--hierarchy``: both sides with the memory
+hierarchy of the default CPU at 3 GHz (numba :mod:`allocsim.kernel.cache`, the reference
+:mod:`allocsim.kernel.oracle.cache`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 
 from allocsim.workloads import iouring
 from allocsim.kernel import pcpu_list
+from allocsim.kernel.oracle import cache as oracle_cache
 from allocsim.kernel.oracle.pcpu_list import run_reference
 
 WORKLOADS = {
@@ -37,17 +41,23 @@ def run(argv: list[str] | None = None) -> None:
     ap.add_argument("--ios", type=int, default=iouring.IOUring().ios, help="IOs per submitter (default: the workload's)")
     ap.add_argument("--repeat", type=int, default=5, help="timed repetitions; the best is reported")
     ap.add_argument("--workload", choices=sorted(WORKLOADS), default="default")
+    ap.add_argument("--hierarchy", action="store_true",
+                    help="run the model and the reference with the memory hierarchy (the default CPU at 3 GHz)")
     args = ap.parse_args(argv or [])
     cfg = iouring.IOUring(ios=args.ios, **WORKLOADS[args.workload])
     prog = iouring.program(cfg)
     ops = prog.n_events
+    h = args.hierarchy
+    spec = oracle_cache.read_cpu(3.0) if h else None
 
-    pcpu_list.run(prog)  # compile / load the numba cache outside the timing
-    t_front = _best(lambda: pcpu_list.simulate(prog), args.repeat)
-    t_run = _best(lambda: pcpu_list.run(prog, kmalloc="standin"), args.repeat)
-    t_ref = _best(lambda: run_reference(prog), max(1, min(args.repeat, 2)))
+    pcpu_list.run(prog, kmalloc="standin", hierarchy=h)  # compile / load the numba cache outside the timing
+    t_front = _best(lambda: pcpu_list.simulate(prog, hierarchy=h), args.repeat)
+    t_run = _best(lambda: pcpu_list.run(prog, kmalloc="standin", hierarchy=h), args.repeat)
+    t_ref = _best(lambda: run_reference(prog, hierarchy=spec), max(1, min(args.repeat, 2)))
 
     rate_front, rate_run, rate_ref = ops / t_front, ops / t_run, ops / t_ref
+    if h:
+        print("memory hierarchy on (data/kernel/cpu.yaml at 3 GHz), numba and reference")
     print(f"workload: {args.workload}, {cfg.submitters} submitter(s), QD {cfg.queue_depth}, batches "
           f"{cfg.submit_batch}/{cfg.complete_batch}, {cfg.ios} IOs -> {ops} simulated alloc/free operations")
     print(f"numba front end (simulate):     {t_front * 1e3:9.2f} ms  {rate_front / 1e6:8.1f} M ops/s")
