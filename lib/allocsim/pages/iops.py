@@ -70,8 +70,10 @@ def switches(P) -> _steps.Hooks:
 
 def setup_of(P) -> runs.Setup:
     """The six runs' :class:`allocsim.analysis.runs.Setup` of chapter 5's validated parameters ``P``:
-    the workload and cache fields, and the kernel's hot-path switches as :attr:`Setup.hooks`."""
-    return replace(runs.Setup.from_params(P), hooks=switches(P)).validate()
+    the workload and cache fields, the kernel's hot-path switches as :attr:`Setup.hooks` and the memory
+    hierarchy switch as :attr:`Setup.hierarchy` (at the page's clock)."""
+    s = replace(runs.Setup.from_params(P), hooks=switches(P), hierarchy=bool(P.hierarchy))
+    return runs.clocked(s, P.clock_ghz).validate()
 
 
 def switches_table(hooks: _steps.Hooks) -> pd.DataFrame:
