@@ -939,6 +939,14 @@ def glue_claims(checks: pd.DataFrame, rep: Reproduction | None = None) -> None:
     glue("claim26", float(thread.claims().set_index("id").loc["default-capacity-26", "value"]))
 
 
+def l1_words(l1_min_pct: float, beyond_max: float) -> str:
+    """How many of the hierarchy's accesses hit L1, and what that means for the step sums (a clause)."""
+    if beyond_max == 0:
+        return ("every one of them hits L1, so on these paths the runs charge what the step sums below charge.")
+    return (f"at least {l1_min_pct:.1f} % of them hit L1 (at most {beyond_max:.3f} per IO do not); the step sums "
+            "below charge every load as an L1 hit.")
+
+
 def glue_hierarchy(rep: Reproduction) -> None:
     """Glue what the page's ``hierarchy`` switch does to the runs: ``hier_words`` (how the runs charge memory
     and where their accesses found their lines) and ``hier_leftout`` (what of memory the models leave out)."""
@@ -956,7 +964,6 @@ def glue_hierarchy(rep: Reproduction) -> None:
         "instead (the methods appendix, *The memory hierarchy*): each costs what the cache "
         "holding its line says — an L1 hit the L1d latency, the same cycles as the `l1_hit` row, a line in L2, the "
         "LLC, another core's cache or memory more. In this page's runs the models make "
-        f"{a['accesses'].min():.1f} to {a['accesses'].max():.1f} loads and stores per IO and at least {l1:.1f} % of "
-        f"them hit L1 (at most {a['beyond L1'].max():.3f} per IO do not), so the step sums below are what the runs "
-        "charge on these paths."))
+        f"{a['accesses'].min():.1f} to {a['accesses'].max():.1f} loads and stores per IO and "
+        + l1_words(l1, float(a["beyond L1"].max()))))
     glue("hier_leftout", _md("(cache lines outside L1 are charged by the memory hierarchy)"))
