@@ -186,3 +186,35 @@ def test_preempt_effect_moves_every_preempt_counting_pair_by_two_preempt_pairs()
     assert ch["7.0 kmalloc (sheaves)"] == ch["sheaf-256 (dedicated cache)"] == 2 * d
     assert ch["6.19 kmalloc (cpu slab)"] == 0
     assert (e.lock_v1, e.lock_now) == (3, 23)
+
+
+def test_the_hierarchy_paragraph_glues_every_key_a2_pastes(monkeypatch):
+    """glue_hierarchy_effect on a two-state history (flat, then hierarchy) glues the hx_* keys of A2's section,
+    from the outcomes' predictions, access counters and moved paths."""
+    import re
+    from pathlib import Path
+
+    import allocsim.pages.glue as G
+
+    got = {}
+    fake = lambda key, value, display=False: got.__setitem__(key, value)  # noqa: E731
+    monkeypatch.setattr(G, "glue", fake)
+    monkeypatch.setattr(views, "glue", fake)
+    a = _outcome("blk-mq", [1.17, 1.19], ["reproduced", "partly"])
+    b = _outcome("hierarchy", [1.16, 1.19], ["reproduced", "partly"], 831.0)
+    acc = pd.DataFrame({"kernel": ["6.19", "7.0"], "allocator": ["kmalloc", "kmalloc"], "L1": [15.0, 27.0],
+                        "accesses": [16.0, 27.0], "beyond L1": [1.0, 0.0]})
+    paths = pd.DataFrame([{"kernel": "6.19", "allocator": "kmalloc", "path": "alloc_cpu_partial", "count off": 10,
+                           "count on": 10, "cycles/IO off": 1.0, "cycles/IO on": 1.5, "change cycles/IO": 0.5,
+                           "change per call": 4.0, "ios": 80}])
+    b = cg.Outcome(b.state, b.predictions, b.base_ns, b.rms_ns, b.claims, acc, paths)
+    rows = views.glue_hierarchy_effect([a, b])
+    assert list(rows["L1 hits"]) == ["93.8 %", "100.0 %"]
+    assert got["hx_top"] == "6.19 kmalloc" and got["hx_top_before"] == 1.17 and got["hx_top_after"] == 1.16
+    assert got["hx_l1_words"].startswith("at least 93.8 % of them hit L1 (at most 1.000 per IO")
+    assert "`alloc_cpu_partial`" in got["hx_paths"] and "get_freepointer()" in got["hx_paths"]
+    text = (Path(__file__).resolve().parents[1] / "chapters" / "A2-methods.md").read_text()
+    pasted = set(re.findall(r"\{glue:(?:text|md)\}`(hx_[^`:]+)", text))
+    assert pasted and pasted <= set(got)
+    with pytest.raises(ValueError, match="no 'hierarchy' state"):
+        views.glue_hierarchy_effect([a])
