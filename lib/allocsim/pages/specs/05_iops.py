@@ -63,8 +63,8 @@ SPEC = ChapterSpec(
         *SWITCHES,
         Param("hierarchy", bool, True,
               "charge the models' loads and stores through the memory hierarchy (data/kernel/cpu.yaml: per-CPU L1d and "
-              "L2, a shared LLC, core-to-core transfers, at clock_ghz); false: the flat l1_hit row per load, as before "
-              "issue 11"),
+              "L2, a shared LLC, core-to-core transfers, at clock_ghz); false: the flat l1_hit row per load and nothing per "
+              "store, the model before the hierarchy"),
         Param("cost_table", str, "default", "which cycle-cost table (data/costs.csv or data/costs-<name>.csv)",
               choices=tuple(costs.table_names())),
         Param("cv", float, 0.005, "run-to-run coefficient of variation of one t/io_uring IOPS figure (noise model)",

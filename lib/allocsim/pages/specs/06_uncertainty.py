@@ -28,8 +28,8 @@ SPEC = ChapterSpec(
               choices=_TARGETS),
         Param("hierarchy", bool, True,
               "charge the models' loads and stores through the memory hierarchy (data/kernel/cpu.yaml: per-CPU L1d and "
-              "L2, a shared LLC, core-to-core transfers, at clock_ghz); false: the flat l1_hit row per load, as before "
-              "issue 11"),
+              "L2, a shared LLC, core-to-core transfers, at clock_ghz); false: the flat l1_hit row per load and nothing per "
+              "store, the model before the hierarchy"),
         Param("cost_table", str, "default", "which cycle-cost table the ranges come from",
               choices=tuple(costs.table_names())),
         Param("workers", int, 0, "local worker processes (0: one per core); ignored with a scheduler", low=0, high=512),

@@ -39,8 +39,8 @@ SPEC = ChapterSpec(
               "base, calibrated on the thread's six figures", low=0.0, high=1_000_000.0),
         Param("hierarchy", bool, True,
               "charge the models' loads and stores through the memory hierarchy (data/kernel/cpu.yaml: per-CPU L1d and "
-              "L2, a shared LLC, core-to-core transfers, at clock_ghz); false: the flat l1_hit row per load, as before "
-              "issue 11"),
+              "L2, a shared LLC, core-to-core transfers, at clock_ghz); false: the flat l1_hit row per load and nothing per "
+              "store, the model before the hierarchy"),
         Param("seed", int, 0, "seed of the interrupt placement in the replay", low=0, high=2**31 - 1),
     ),
     check=_check,
