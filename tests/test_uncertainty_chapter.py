@@ -148,3 +148,13 @@ def test_hierarchy_section_follows_the_switch():
     h2 = views.hierarchy_section(off, 2400)
     assert h2.hier_note.startswith("This sweep runs the models with the memory hierarchy off")
     assert (h2.lat_uses_on, h2.lat_uses_off) == pytest.approx((h.lat_uses_on, h.lat_uses_off))
+
+
+def test_cache_rows_words_quote_the_group_s_total_index():
+    sob = pd.DataFrame({"output": ["edge ns/IO", "patch gain %", "edge ns/IO"],
+                        "input": ["cache_latencies", "cache_latencies", "static_key"],
+                        "ST": [1.2e-26, 2e-5, 0.7]})
+    w = views.cache_rows_words(sob, True)
+    assert w.startswith("The cache-latency rows (`cache_latencies`) have a total index of 1.2e-26 for the edge and 2e-05")
+    assert "slow paths' flat loads" in w and "every load" in views.cache_rows_words(sob, False)
+    assert views.cache_rows_words(sob[sob["input"] != "cache_latencies"], True) == ""

@@ -314,3 +314,16 @@ def hierarchy_section(study: unc.Study, base_cycles: float) -> Hierarchy:
                 f"cache-latency rows ({rows}) price every load the code waits for — up to {u['off']:.1f} per IO in the "
                 f"six configurations (at most {u['on']:.2f} with the hierarchy on).")
     return Hierarchy(Md(note), u["on"], u["off"])
+
+
+def cache_rows_words(sob: pd.DataFrame, hierarchy: bool, group: str = "cache_latencies") -> str:
+    """The cache-latency group's total Sobol' index for both outputs, in a sentence (empty when the design has
+    no such input)."""
+    g = sob[sob["input"] == group]
+    if g.empty:
+        return ""
+    st = {o: float(g.loc[g["output"] == o, "ST"].iloc[0]) for o in unc.OUTPUTS}
+    how = ("with the hierarchy on, they price only the slow paths' flat loads" if hierarchy else
+           "with the hierarchy off, they price every load the code waits for")
+    return (f"The cache-latency rows (`{group}`) have a total index of {st['edge ns/IO']:.2g} for the edge and "
+            f"{st['patch gain %']:.2g} for the patch's gain: {how}.")
