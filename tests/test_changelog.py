@@ -123,12 +123,22 @@ def test_the_hierarchy_change_comes_last_and_every_earlier_state_runs_without_it
     assert [s.name for s in cg.sequence(set(runs.Setup.__dataclass_fields__) - {"hierarchy"})][-1] == "blk-mq"
 
 
-def test_the_micro_setup_carries_the_state_s_switches():
-    s = cg.STATES[-1].run_setup()
-    m = cg.micro_setup(s)
-    assert (m.hooks, m.steps) == (s.hooks, s.steps)
-    if "hierarchy" in type(m).__dataclass_fields__:
-        assert m.hierarchy is True and cg.micro_setup(cg.STATES[0].run_setup()).hierarchy is False
+def test_the_hierarchy_state_s_claims_run_the_microbenchmark_with_the_hierarchy(monkeypatch):
+    """claims.evaluate takes the hierarchy switch and clock from the reproduction the changelog gives it."""
+    from allocsim.analysis import claims
+
+    seen = []
+    real = claims.MicroSetup.cycles
+
+    def spy(self, *a, **kw):
+        seen.append((self.hierarchy, self.clock_ghz))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(claims.MicroSetup, "cycles", spy)
+    for state, want in ((cg.STATES[-1], True), (cg.STATES[-2], False)):
+        seen.clear()
+        cg._compute(state, 2.5)
+        assert seen and set(seen) == {(want, 2.5)}
 
 
 @pytest.fixture(scope="module")

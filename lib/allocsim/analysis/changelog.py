@@ -21,8 +21,8 @@ sequence, each state one change on top of the one before:
 
 For each state :func:`evaluate` runs :func:`allocsim.analysis.runs.reproduce` (the six configurations,
 the one base cost calibrated on all six) and :func:`allocsim.analysis.claims.evaluate` on that
-reproduction (its microbenchmark claims run with the same switches, step file, cost table and — where
-:class:`allocsim.analysis.claims.MicroSetup` has the field — hierarchy switch), and :func:`changes` says,
+reproduction (its microbenchmark claims run with the same switches, step file, cost table, hierarchy
+switch and clock), and :func:`changes` says,
 per change, how each prediction moved and which claims changed status. :func:`hierarchy_accesses` says
 where the hierarchy state's loads and stores found their lines, per IO of each configuration (the
 counters ``Result.extra["hierarchy"]`` of :mod:`allocsim.kernel.memory`), which is why that change moves
@@ -155,22 +155,13 @@ def _digest(state: State) -> str:
     return hashlib.sha256((sweep.code_digest() + state.key()).encode()).hexdigest()[:32]
 
 
-def micro_setup(setup: runs.Setup) -> "_claims.MicroSetup":
-    """The microbenchmark setup a state's claims run with: the state's hook switches and step file, and its
-    hierarchy switch where :class:`allocsim.analysis.claims.MicroSetup` has that field."""
-    kw = dict(hooks=setup.hooks, steps=setup.steps)
-    if "hierarchy" in _claims.MicroSetup.__dataclass_fields__:
-        kw["hierarchy"] = setup.hierarchy
-    return _claims.MicroSetup(**kw)
-
-
 def _compute(state: State, clock_ghz: float) -> dict:
     rep = runs.reproduce(state.run_setup(), clock_ghz=clock_ghz)
     t = rep.table
     pred = pd.DataFrame({"kernel": t["kernel"], "allocator": t["allocator"], "reported M IOPS": t["reported M IOPS"],
                          "predicted M IOPS": t["predicted M IOPS"], "residual ns/IO": t["residual ns/IO"],
                          "alloc cycles/IO": t["alloc cycles/IO"]})
-    ev = _claims.evaluate(rep, micro=micro_setup(rep.setup))
+    ev = _claims.evaluate(rep)  # the microbenchmark claims with the reproduction's switches, hierarchy and clock
     cl = ev[["id", "label", "kernel", "status", "modelled"]].copy()
     twice = cl["label"].duplicated(keep=False)  # the IOPS rows of one allocator on both kernels: name the kernel
     cl["label"] = [f"{lab} ({k})" if d else lab for lab, k, d in zip(cl["label"], cl["kernel"], twice)]

@@ -939,14 +939,6 @@ def glue_claims(checks: pd.DataFrame, rep: Reproduction | None = None) -> None:
     glue("claim26", float(thread.claims().set_index("id").loc["default-capacity-26", "value"]))
 
 
-def micro_setup(setup: runs.Setup):
-    """The microbenchmark setup the page's claims run with: the page's hook switches, step file and — where the
-    microbenchmark model has the switch — its memory hierarchy (:func:`allocsim.analysis.changelog.micro_setup`)."""
-    from allocsim.analysis import changelog
-
-    return changelog.micro_setup(setup)
-
-
 def l1_words(l1_min_pct: float, beyond_max: float) -> str:
     """How many of the hierarchy's accesses hit L1, and what that means for the step sums (a clause)."""
     if beyond_max == 0:
