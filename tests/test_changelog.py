@@ -18,7 +18,7 @@ def test_the_states_are_cumulative_and_end_at_the_shipped_model():
     first, last = cg.STATES[0].run_setup(), cg.STATES[-1].run_setup()
     assert (first.cost_table, first.steps, first.hooks) == ("v1", "v1", steps.Hooks.off())
     d = runs.Setup()
-    assert (last.cost_table, last.steps, last.hooks) == (d.cost_table, d.steps, d.hooks)  # v2 as shipped
+    assert (last.cost_table, last.steps, last.hooks, last.hierarchy) == (d.cost_table, d.steps, d.hooks, d.hierarchy)
     for a, b in zip(cg.STATES, cg.STATES[1:]):  # each state changes something
         assert a.run_setup() != b.run_setup()
 
@@ -103,13 +103,86 @@ def test_hooks_frame_lists_every_switch():
 
 
 def test_the_placement_change_joins_when_setup_has_the_field():
-    base = cg.sequence(set(runs.Setup.__dataclass_fields__) - {"placement"})
+    fields = set(runs.Setup.__dataclass_fields__) - {"hierarchy"}
+    base = cg.sequence(fields - {"placement"})
     assert base == cg.V2_STATES and [s.name for s in base] == ["before v2", "steps", "hooks", "costs"]
-    more = cg.sequence(set(runs.Setup.__dataclass_fields__) | {"placement"})
+    more = cg.sequence(fields | {"placement"})
     assert [s.name for s in more] == ["before v2", "steps", "hooks", "costs", "blk-mq"]
     assert all(s.setup["placement"] == "independent" for s in more[:-1])
     assert more[-1].setup == {**cg.V2_STATES[-1].setup, "placement": "blkmq"}
     assert cg.STATES == cg.sequence()
+
+
+def test_the_hierarchy_change_comes_last_and_every_earlier_state_runs_without_it():
+    seq = cg.sequence(set(runs.Setup.__dataclass_fields__) | {"hierarchy", "placement"})
+    assert [s.name for s in seq] == ["before v2", "steps", "hooks", "costs", "blk-mq", "hierarchy"]
+    assert all(s.setup["hierarchy"] is False and s.run_setup().hierarchy is False for s in seq[:-1])
+    assert seq[-1].setup == {**seq[-2].setup, "hierarchy": True}
+    assert cg.STATES[-1].run_setup() == runs.Setup()  # the last state is the shipped default model
+    # without the field (an older Setup) the sequence is the one before the hierarchy
+    assert [s.name for s in cg.sequence(set(runs.Setup.__dataclass_fields__) - {"hierarchy"})][-1] == "blk-mq"
+
+
+def test_the_hierarchy_state_s_claims_run_the_microbenchmark_with_the_hierarchy(monkeypatch):
+    """claims.evaluate takes the hierarchy switch and clock from the reproduction the changelog gives it."""
+    from allocsim.analysis import claims
+
+    seen = []
+    real = claims.MicroSetup.cycles
+
+    def spy(self, *a, **kw):
+        seen.append((self.hierarchy, self.clock_ghz))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(claims.MicroSetup, "cycles", spy)
+    for state, want in ((cg.STATES[-1], True), (cg.STATES[-2], False)):
+        seen.clear()
+        cg._compute(state, 2.5)
+        assert seen and set(seen) == {(want, 2.5)}
+
+
+@pytest.fixture(scope="module")
+def accesses():
+    setup = runs.Setup(ios=4160 + 64 * 4)
+    return cg.hierarchy_accesses(setup, 2400, 3.0), setup
+
+
+def test_hierarchy_accesses_add_up_per_configuration(accesses):
+    from allocsim.analysis import iops
+    from allocsim.kernel import cache
+
+    a, _ = accesses
+    assert [(k, al) for k, al in zip(a["kernel"], a["allocator"])] == list(iops.CONFIGS)
+    kinds = a[list(cache.KINDS)]
+    assert (kinds >= 0).all().all() and (a["accesses"] > 0).all()
+    assert a["accesses"].to_numpy() == pytest.approx(kinds.sum(axis=1).to_numpy())
+    assert a["beyond L1"].to_numpy() == pytest.approx((a["accesses"] - a["L1"]).to_numpy())
+
+
+def test_hierarchy_accesses_match_a_direct_run_of_the_two_lengths(accesses):
+    """The per-IO counts are the long program's counters minus the short one's, over the window's IOs."""
+    from dataclasses import replace
+
+    from allocsim.workloads import iouring
+
+    a, setup = accesses
+    s = runs.clocked(setup.validate(), 3.0)
+    cfg = s.workload(2400)
+    first, end = iouring.steady_window(cfg)
+    run = runs.model_fn("7.0", "sheaf-256", s)
+    long = run(iouring.program(replace(cfg, ios=end, drain=False))).extra["hierarchy"].sum(axis=0)
+    short = run(iouring.program(replace(cfg, ios=first, drain=False))).extra["hierarchy"].sum(axis=0)
+    row = a[(a["kernel"] == "7.0") & (a["allocator"] == "sheaf-256")].iloc[0]
+    assert row["L1"] == pytest.approx((long[0] - short[0]) / (end - first))
+
+
+def test_hierarchy_paths_list_only_what_moved_and_words_say_it():
+    p = cg.hierarchy_paths(runs.Setup(ios=4160 + 64 * 4), 2400, 3.0)
+    assert (p["change cycles/IO"].abs() + (p["count on"] - p["count off"]).abs() > 0).all()
+    assert views.moved_paths_words(p.iloc[0:0]).startswith("No path")
+    if len(p):
+        w = views.moved_paths_words(p)
+        assert w.startswith("The paths whose charge changed: ") and f"`{p.iloc[0]['path']}`" in w
 
 
 def test_preempt_effect_moves_every_preempt_counting_pair_by_two_preempt_pairs():
@@ -123,3 +196,35 @@ def test_preempt_effect_moves_every_preempt_counting_pair_by_two_preempt_pairs()
     assert ch["7.0 kmalloc (sheaves)"] == ch["sheaf-256 (dedicated cache)"] == 2 * d
     assert ch["6.19 kmalloc (cpu slab)"] == 0
     assert (e.lock_v1, e.lock_now) == (3, 23)
+
+
+def test_the_hierarchy_paragraph_glues_every_key_a2_pastes(monkeypatch):
+    """glue_hierarchy_effect on a two-state history (flat, then hierarchy) glues the hx_* keys of A2's section,
+    from the outcomes' predictions, access counters and moved paths."""
+    import re
+    from pathlib import Path
+
+    import allocsim.pages.glue as G
+
+    got = {}
+    fake = lambda key, value, display=False: got.__setitem__(key, value)  # noqa: E731
+    monkeypatch.setattr(G, "glue", fake)
+    monkeypatch.setattr(views, "glue", fake)
+    a = _outcome("blk-mq", [1.17, 1.19], ["reproduced", "partly"])
+    b = _outcome("hierarchy", [1.16, 1.19], ["reproduced", "partly"], 831.0)
+    acc = pd.DataFrame({"kernel": ["6.19", "7.0"], "allocator": ["kmalloc", "kmalloc"], "L1": [15.0, 27.0],
+                        "accesses": [16.0, 27.0], "beyond L1": [1.0, 0.0]})
+    paths = pd.DataFrame([{"kernel": "6.19", "allocator": "kmalloc", "path": "alloc_cpu_partial", "count off": 10,
+                           "count on": 10, "cycles/IO off": 1.0, "cycles/IO on": 1.5, "change cycles/IO": 0.5,
+                           "change per call": 4.0, "ios": 80}])
+    b = cg.Outcome(b.state, b.predictions, b.base_ns, b.rms_ns, b.claims, acc, paths)
+    rows = views.glue_hierarchy_effect([a, b])
+    assert list(rows["L1 hits"]) == ["93.8 %", "100.0 %"]
+    assert got["hx_top"] == "6.19 kmalloc" and got["hx_top_before"] == 1.17 and got["hx_top_after"] == 1.16
+    assert got["hx_l1_words"].startswith("at least 93.8 % of them hit L1 (at most 1.000 per IO")
+    assert "`alloc_cpu_partial`" in got["hx_paths"] and "get_freepointer()" in got["hx_paths"]
+    text = (Path(__file__).resolve().parents[1] / "chapters" / "A2-methods.md").read_text()
+    pasted = set(re.findall(r"\{glue:(?:text|md)\}`(hx_[^`:]+)", text))
+    assert pasted and pasted <= set(got)
+    with pytest.raises(ValueError, match="no 'hierarchy' state"):
+        views.glue_hierarchy_effect([a])

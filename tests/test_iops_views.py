@@ -86,6 +86,37 @@ def test_mechanism_and_barn_words(rep):
     assert views.mechanism_sentence(uses[uses["allocator"] == "sheaf-256"], "sheaf-256", 3.0) == ""
 
 
+def test_mechanism_uses_take_the_hierarchy_s_charge_out_of_the_remainder(rep):
+    """With the hierarchy on, `memory` is the remainder's change against the same runs with it off; the rest of
+    the remainder is the flat runs' own; the total per allocator is still the run's cycles per IO."""
+    assert rep.setup.hierarchy is True
+    u = views.mechanism_uses("7.0", "sheaf-256", rep.setup, rep.base_cycles)
+    flat = views.mechanism_uses("7.0", "sheaf-256", replace(rep.setup, hierarchy=False), rep.base_cycles)
+    assert "memory" not in set(flat["primitive"]) and "memory" in set(u["primitive"])
+    for a in ("per-CPU list", "sheaf-256"):
+        mine, off = u[u["allocator"] == a], flat[flat["allocator"] == a]
+        assert mine["cycles per IO"].sum() == pytest.approx(rep.runs[("7.0", a)].cycles_per_io)
+        other = lambda f: float(f.loc[f["primitive"] == "other", "cycles per IO"].iloc[0])  # noqa: E731
+        assert other(mine) == pytest.approx(other(off))
+        # every load the flat runs charge as l1_hit hits L1 here: the hierarchy charges the same cycles
+        l1 = float(off.loc[off["primitive"] == "l1_hit", "cycles per IO"].iloc[0])
+        assert float(mine.loc[mine["primitive"] == "memory", "cycles per IO"].iloc[0]) == pytest.approx(l1)
+    assert views.MECHANISM["memory"].startswith("loads and stores")
+
+
+def test_glue_hierarchy_words_follow_the_switch(rep, monkeypatch):
+    got = _collect(monkeypatch)
+    views.glue_hierarchy(rep)
+    assert "switch on" in got["hier_words"].data and "hits L1" in got["hier_words"].data
+    assert got["hier_leftout"].data.startswith("(cache lines outside L1")
+    off = R.reproduce(replace(rep.setup, hierarchy=False), clock_ghz=3.0)
+    views.glue_hierarchy(off)
+    assert "switch off" in got["hier_words"].data and "`l1_hit`" in got["hier_words"].data
+    assert got["hier_leftout"].data.startswith("and cache lines that are not in L1")
+    assert views.l1_words(100.0, 0.0).startswith("every one of them hits L1")
+    assert views.l1_words(99.0, 0.25).startswith("at least 99.0 % of them hit L1 (at most 0.250 per IO")
+
+
 def test_edges_table_and_gains_display(rep):
     sc = cmp.scenarios(rep)
     e = views.edges_table(sc)
@@ -147,6 +178,7 @@ def test_every_key_chapter_5_pastes_is_glued_by_the_page_module(rep, monkeypatch
     s = views.glue_setting(rep.setup)
     views.glue_switches(rep.setup)
     views.glue_costs(rep, s)
+    views.glue_hierarchy(rep)
     views.glue_hot_paths(rep)
     got["fig_cycles"] = None
     views.glue_fit(rep)

@@ -136,6 +136,10 @@ def test_replay_is_deterministic_and_covers_every_configuration(trace):
     assert front.stats["kfree_softirq"] == 120832 and front.stats["alloc_kmalloc"] == 120832
     assert t.loc[("7.0", "per-CPU list"), "cycles/IO"] > t.loc[("7.0", "kmalloc"), "cycles/IO"]
     assert (t["cycles/IO"] > 0).all()
+    # the memory hierarchy is on by default (chapter 7's `hierarchy` parameter); off, no model keeps counters
+    assert all(r.extra["hierarchy"] is not None for r in a.results.values())
+    flat = workload.replay(prog, configs=[("7.0", "kmalloc")], hierarchy=False)
+    assert flat.results[("7.0", "kmalloc")].extra["hierarchy"] is None
 
 
 def test_measurement_of_the_shipped_trace(trace):

@@ -3,6 +3,8 @@ local Dask worker processes: identical results whatever the worker count, reuse,
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import psutil
@@ -87,6 +89,20 @@ def test_the_design_is_a_pure_function_of_the_study():
     assert a.equals(b) and len(a) == SMALL.n_runs == 2 * (len(SMALL.uncertainty().factors) + 2)
     assert not unc.Study(setup=SMALL.setup, samples=2, seed=1).design().equals(a)
     assert SMALL.key() == unc.Study(setup=runs.Setup(ios=4224), samples=2).key() != unc.Study(samples=2).key()
+
+
+def test_the_sweep_cache_is_keyed_on_the_hierarchy_switch():
+    """Chapter 6's `hierarchy` parameter: a sweep with it off is another file, never the one with it on."""
+    off = unc.Study(setup=replace(SMALL.setup, hierarchy=False), samples=2)
+    assert SMALL.setup.hierarchy is True and off.key() != SMALL.key()
+    assert off.key(sweep.code_digest()) != SMALL.key(sweep.code_digest())
+
+
+def test_the_cache_rows_price_only_slow_path_loads_with_the_hierarchy_on():
+    """With the hierarchy on, l1_hit/l2_hit/l3_hit price only the loads the slow paths charge flat; off, every
+    hot-path load (the 7.0 sheaf hit's among them)."""
+    u = unc.cache_row_uses(SMALL.setup, 3.0, 2400)
+    assert 0 <= u["on"] < 1 < u["off"]
 
 
 def test_a_sample_at_the_cited_values_is_chapter_5s_reproduction():

@@ -22,6 +22,7 @@ def test_chapter_executes_with_a_small_sweep(tmp_path):
     for k in ("p_all_six", "p_half", "p_step", "gain_med", "sob_top_st", "sob_max_ci"):
         assert k in g
     assert "0.01M step with probability" in g["verdict"]
+    assert g["hier_note"].startswith("This sweep runs the models with the memory hierarchy on")
     text = json.dumps(nb)
     assert "Which costs the answer depends on" in text and "4 changed" in text
 
@@ -137,3 +138,23 @@ def test_verdict_words_hold_or_open():
     assert "verdict therefore holds" in held
     opened = views.verdict_words(0.05, 0.2)
     assert "by more than one 0.01M step with probability 0.050" in opened and "leave chapter 5's verdict open" in opened
+
+
+def test_hierarchy_section_follows_the_switch():
+    on = unc.Study(setup=runs.Setup(ios=4224), samples=2).validate()
+    h = views.hierarchy_section(on, 2400)
+    assert h.lat_uses_on < 1 < h.lat_uses_off and "are not sampled" in h.hier_note
+    off = unc.Study(setup=runs.Setup(ios=4224, hierarchy=False), samples=2).validate()
+    h2 = views.hierarchy_section(off, 2400)
+    assert h2.hier_note.startswith("This sweep runs the models with the memory hierarchy off")
+    assert (h2.lat_uses_on, h2.lat_uses_off) == pytest.approx((h.lat_uses_on, h.lat_uses_off))
+
+
+def test_cache_rows_words_quote_the_group_s_total_index():
+    sob = pd.DataFrame({"output": ["edge ns/IO", "patch gain %", "edge ns/IO"],
+                        "input": ["cache_latencies", "cache_latencies", "static_key"],
+                        "ST": [1.2e-26, 2e-5, 0.7]})
+    w = views.cache_rows_words(sob, True)
+    assert w.startswith("The cache-latency rows (`cache_latencies`) have a total index of 1.2e-26 for the edge and 2e-05")
+    assert "slow paths' flat loads" in w and "every load" in views.cache_rows_words(sob, False)
+    assert views.cache_rows_words(sob[sob["input"] != "cache_latencies"], True) == ""

@@ -13,12 +13,20 @@ sequence, each state one change on top of the one before:
    (``data/kernel/hooks.yaml``);
 3. ``costs``: the re-sourced cost table (``data/costs.csv``);
 4. ``blk-mq`` (when :class:`~allocsim.analysis.runs.Setup` has a ``placement`` field): completion CPU
-   and context coupled as blk-mq places them — the last state is the model as the book ships it.
+   and context coupled as blk-mq places them;
+5. ``hierarchy`` (when :class:`~allocsim.analysis.runs.Setup` has a ``hierarchy`` field): the memory
+   hierarchy of :mod:`allocsim.kernel.memory` (``data/kernel/cpu.yaml`` at the reproduction's clock) charges
+   every load and store the models' steps make, instead of the flat ``l1_hit`` row per load — the last
+   state is the model as the book ships it. Every earlier state runs with ``hierarchy=False``.
 
 For each state :func:`evaluate` runs :func:`allocsim.analysis.runs.reproduce` (the six configurations,
 the one base cost calibrated on all six) and :func:`allocsim.analysis.claims.evaluate` on that
-reproduction (its microbenchmark claims run with the same switches, step file and cost table), and
-:func:`changes` says, per change, how each prediction moved and which claims changed status.
+reproduction (its microbenchmark claims run with the same switches, step file, cost table, hierarchy
+switch and clock), and :func:`changes` says,
+per change, how each prediction moved and which claims changed status. :func:`hierarchy_accesses` says
+where the hierarchy state's loads and stores found their lines, per IO of each configuration (the
+counters ``Result.extra["hierarchy"]`` of :mod:`allocsim.kernel.memory`), which is why that change moves
+the predictions as much as it does.
 
 A later change is one more :class:`State` at the end of :func:`sequence`, with the
 :class:`~allocsim.analysis.runs.Setup` fields it sets; the earlier states then set the field's old value.
@@ -98,15 +106,29 @@ PLACEMENT = State("blk-mq", "completion CPU and context coupled as blk-mq places
                   "submitting CPU, where both place the completion in hardirq", {"placement": "blkmq"})
 
 
+#: The memory hierarchy switched on (issue 11): hit, miss and transfer latencies of
+#: ``data/kernel/cpu.yaml`` charge every load and store of the models' steps, at the reproduction's clock.
+#: It applies when :class:`~allocsim.analysis.runs.Setup` has a ``hierarchy`` field; :func:`sequence` then
+#: runs every earlier state with ``hierarchy=False`` and adds this one last.
+HIERARCHY = State("hierarchy", "the memory hierarchy on (data/kernel/cpu.yaml: per-CPU L1d and L2, a shared LLC, "
+                  "core-to-core transfers): every load and store of a step costs what the cache holding its line "
+                  "says, instead of one flat l1_hit per load and nothing per store", {"hierarchy": True})
+
+
 def sequence(setup_fields=None) -> tuple:
     """The model states for a :class:`~allocsim.analysis.runs.Setup` with ``setup_fields`` (default: its
-    fields now): :data:`V2_STATES`, and, when ``placement`` is a field, the same with
-    ``placement='independent'`` followed by :data:`PLACEMENT` on top of the last."""
+    fields now): :data:`V2_STATES`; when ``placement`` is a field, the same with
+    ``placement='independent'`` followed by :data:`PLACEMENT` on top of the last; when ``hierarchy`` is a
+    field, every one of those with ``hierarchy=False`` followed by :data:`HIERARCHY` on top of the last."""
     fields = set(runs.Setup.__dataclass_fields__ if setup_fields is None else setup_fields)
-    if "placement" not in fields:
-        return V2_STATES
-    before = tuple(replace(s, setup={**s.setup, "placement": "independent"}) for s in V2_STATES)
-    return before + (replace(PLACEMENT, setup={**V2_STATES[-1].setup, **PLACEMENT.setup}),)
+    out = V2_STATES
+    if "placement" in fields:
+        before = tuple(replace(s, setup={**s.setup, "placement": "independent"}) for s in V2_STATES)
+        out = before + (replace(PLACEMENT, setup={**V2_STATES[-1].setup, **PLACEMENT.setup}),)
+    if "hierarchy" in fields:
+        before = tuple(replace(s, setup={**s.setup, "hierarchy": False}) for s in out)
+        out = before + (replace(HIERARCHY, setup={**out[-1].setup, **HIERARCHY.setup}),)
+    return out
 
 
 #: The book's sequence of model states.
@@ -122,6 +144,8 @@ class Outcome:
     base_ns: float
     rms_ns: float  # RMS of the six residuals, ns per IO
     claims: pd.DataFrame  # id, label (with the claim's kernel where two share a label), kernel, status, modelled
+    accesses: pd.DataFrame | None = None  # hierarchy on: hierarchy_accesses() at the state's base cost
+    moved_paths: pd.DataFrame | None = None  # hierarchy on: hierarchy_paths() at the state's base cost
 
 
 _MEMO: dict = {}
@@ -137,12 +161,16 @@ def _compute(state: State, clock_ghz: float) -> dict:
     pred = pd.DataFrame({"kernel": t["kernel"], "allocator": t["allocator"], "reported M IOPS": t["reported M IOPS"],
                          "predicted M IOPS": t["predicted M IOPS"], "residual ns/IO": t["residual ns/IO"],
                          "alloc cycles/IO": t["alloc cycles/IO"]})
-    ev = _claims.evaluate(rep)
+    ev = _claims.evaluate(rep)  # the microbenchmark claims with the reproduction's switches, hierarchy and clock
     cl = ev[["id", "label", "kernel", "status", "modelled"]].copy()
     twice = cl["label"].duplicated(keep=False)  # the IOPS rows of one allocator on both kernels: name the kernel
     cl["label"] = [f"{lab} ({k})" if d else lab for lab, k, d in zip(cl["label"], cl["kernel"], twice)]
-    return {"predictions": pred.to_dict("records"), "base_ns": float(rep.calibration.base_ns),
-            "claims": cl.to_dict("records")}
+    out = {"predictions": pred.to_dict("records"), "base_ns": float(rep.calibration.base_ns),
+           "claims": cl.to_dict("records")}
+    if rep.setup.hierarchy:  # where its accesses found their lines, and which paths it moved
+        out["hierarchy"] = {"accesses": hierarchy_accesses(rep.setup, rep.base_cycles, clock_ghz).to_dict("records"),
+                            "paths": hierarchy_paths(rep.setup, rep.base_cycles, clock_ghz).to_dict("records")}
+    return out
 
 
 def evaluate(state: State, clock_ghz: float = 3.0, cache: bool = True) -> Outcome:
@@ -168,7 +196,10 @@ def evaluate(state: State, clock_ghz: float = 3.0, cache: bool = True) -> Outcom
                     pass
         pred = pd.DataFrame(raw["predictions"])
         rms = float(np.sqrt(np.mean(np.square(pred["residual ns/IO"]))))
-        _MEMO[key] = Outcome(state, pred, float(raw["base_ns"]), rms, pd.DataFrame(raw["claims"]))
+        h = raw.get("hierarchy")
+        _MEMO[key] = Outcome(state, pred, float(raw["base_ns"]), rms, pd.DataFrame(raw["claims"]),
+                             None if h is None else pd.DataFrame(h["accesses"]),
+                             None if h is None else pd.DataFrame(h["paths"]))
     return _MEMO[key]
 
 
@@ -233,6 +264,78 @@ def changes(outcomes: list[Outcome]) -> list[Change]:
               for cid in cb.index if cid in ca.index and ca.loc[cid, "status"] != cb.loc[cid, "status"]]
         out.append(Change(i, b.state.name, b.state.change, a.rms_ns, b.rms_ns, a.base_ns, b.base_ns, moved, st))
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Where the hierarchy state's accesses found their lines
+
+def _access_counts(result) -> np.ndarray:
+    """The hierarchy's counters of one run (``cache.COUNTER_NAMES``), summed over the CPUs, of the model and
+    — for the per-CPU list — of its kmalloc backend, which runs with a hierarchy of its own."""
+    from allocsim.kernel import cache as _cache
+
+    total = np.zeros(len(_cache.COUNTER_NAMES))
+    for r in (result, result.extra.get("backend")):
+        c = None if r is None else r.extra.get("hierarchy")
+        if c is not None:
+            total += np.asarray(c, dtype=float).sum(axis=0)
+    return total
+
+
+def hierarchy_accesses(setup: runs.Setup, base_cycles: float, clock_ghz: float = 3.0) -> pd.DataFrame:
+    """Per configuration of the six, where the memory hierarchy found the lines of the loads and stores of
+    the steady state, per IO: the counters of ``Result.extra["hierarchy"]`` (``L1``, ``L2``, ``LLC``: a hit
+    there; ``XSAME``/``XLLC``/``XNODE``: a transfer from another core of the same LLC, another LLC, another
+    node; ``MEM``: memory), in the window :func:`allocsim.workloads.iouring.steady_state` measures (the long
+    program's counts minus the short one's), with ``base_cycles`` of other work per IO. ``beyond L1``: the
+    accesses per IO that did not hit L1 — the only ones the hierarchy charges differently from the flat
+    ``l1_hit`` row (an L1 hit costs the L1d latency, a store hitting L1 nothing, as the flat model)."""
+    from allocsim.analysis import iops
+    from allocsim.kernel import cache as _cache
+    from allocsim.workloads import iouring
+
+    setup = runs.clocked(replace(setup, hierarchy=True).validate(), clock_ghz)
+    cfg = setup.workload(base_cycles)
+    first, end = iouring.steady_window(cfg)
+    short = iouring.program(replace(cfg, ios=first, drain=False))
+    long = iouring.program(replace(cfg, ios=end, drain=False))
+    ios = (end - first) * cfg.submitters
+    rows = []
+    for kernel, allocator in iops.CONFIGS:
+        run = runs.model_fn(kernel, allocator, setup)
+        d = (_access_counts(run(long)) - _access_counts(run(short))) / ios
+        row = {"kernel": kernel, "allocator": allocator}
+        row.update({k: float(v) for k, v in zip(_cache.COUNTER_NAMES, d)})
+        row["accesses"] = float(d[:len(_cache.KINDS)].sum())
+        row["beyond L1"] = row["accesses"] - row["L1"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def hierarchy_paths(setup: runs.Setup, base_cycles: float, clock_ghz: float = 3.0) -> pd.DataFrame:
+    """Per configuration of the six and per path, what switching the hierarchy on changed, at the same
+    ``base_cycles``: the path's count and cycles per IO with the hierarchy off and on, and the change per
+    call of the path (``Result.paths`` in the steady-state window). Only the paths whose cycles moved."""
+    from allocsim.analysis import iops
+
+    on = runs.clocked(replace(setup, hierarchy=True).validate(), clock_ghz)
+    off = replace(on, hierarchy=False)
+    rows = []
+    for kernel, allocator in iops.CONFIGS:
+        a = runs.run_config(kernel, allocator, off, base_cycles)
+        b = runs.run_config(kernel, allocator, on, base_cycles)
+        for path in sorted(set(a.paths) | set(b.paths)):
+            (ca, ya), (cb, yb) = a.paths.get(path, (0, 0.0)), b.paths.get(path, (0, 0.0))
+            if ya == yb and ca == cb:
+                continue
+            rows.append({"kernel": kernel, "allocator": allocator, "path": path, "count off": int(ca),
+                         "count on": int(cb), "cycles/IO off": ya / a.ios, "cycles/IO on": yb / b.ios,
+                         "change cycles/IO": yb / b.ios - ya / a.ios,
+                         "change per call": (yb / cb if cb else 0.0) - (ya / ca if ca else 0.0),
+                         "ios": int(b.ios)})
+    cols = ["kernel", "allocator", "path", "count off", "count on", "cycles/IO off", "cycles/IO on",
+            "change cycles/IO", "change per call", "ios"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ class Setup:
     hooks: _steps.Hooks = field(default_factory=_steps.Hooks.default)  # the kernel's hot-path switches
     steps: str = "default"  # the step file of cost model v2 ("v1": the charges before it)
     irq_work_share: float = 0.0  # share of the base cost spent in the completion handler (see workload())
-    hierarchy: bool = False  # the memory hierarchy of allocsim.kernel.memory (data/kernel/cpu.yaml at clock_ghz)
+    hierarchy: bool = True  # the memory hierarchy of allocsim.kernel.memory (data/kernel/cpu.yaml at clock_ghz)
     clock_ghz: float = 3.0  # the clock the hierarchy's nanosecond latencies are turned into cycles at
     seed: int = 0
 

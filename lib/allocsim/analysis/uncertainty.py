@@ -449,3 +449,26 @@ def ranking(sob: pd.DataFrame, output: str = "edge ns/IO", top: int = 3, matters
             break
     return {"ranked": ranked, "matter": n, "max_halfwidth": float(s["ST ±"].head(max(n, 1)).max()),
             "top": list(s["input"].head(n))}
+
+
+# ---- the cache-latency rows and the memory hierarchy ---------------------------------------------------
+
+CACHE_ROWS = ("l1_hit", "l2_hit", "l3_hit")
+
+
+def cache_row_uses(setup: runs.Setup, clock_ghz: float, base_cycles: float, keys=CACHE_ROWS) -> dict:
+    """How many times per IO the six configurations pay the cost-table rows ``keys`` (together), with the
+    memory hierarchy as ``setup`` has it and switched the other way: ``{"on": max over the six, "off": max
+    over the six}``, by finite difference (every row of ``keys`` one cycle dearer). With the hierarchy on,
+    the hot paths' loads and stores are charged by it, not by these rows; the slow paths' flat loads still are."""
+    from dataclasses import replace
+
+    table = setup.costs()
+    bumped = table.with_overrides(**{k: table.cycles(k) + 1.0 for k in keys})
+    out = {}
+    for h in (True, False):
+        s = runs.clocked(replace(setup, hierarchy=h).validate(), clock_ghz)
+        uses = [runs.run_config(k, a, s, base_cycles, bumped).cycles_per_io - runs.run_config(k, a, s, base_cycles, table).cycles_per_io
+                for k, a in iops.CONFIGS]
+        out["on" if h else "off"] = float(max(uses))
+    return out

@@ -189,12 +189,14 @@ def _slab_bytes(result, kernel: str, allocator: str, setup: runs.Setup, ncpu: in
     return int(result.extra["nr_slabs"]) * (PAGE_SIZE << g.order)
 
 
-def replay(program, object_size: int = 96, clock_ghz: float = 3.0, configs=iops.CONFIGS, seed: int = 0) -> Replay:
+def replay(program, object_size: int = 96, clock_ghz: float = 3.0, configs=iops.CONFIGS, seed: int = 0,
+           hierarchy: bool = True) -> Replay:
     """Run ``program`` through each configuration; cycles and ns per IO, the most frequent path, lock
-    waiting and slab memory at the end."""
+    waiting and slab memory at the end. ``hierarchy``: the models' loads and stores through the memory
+    hierarchy at ``clock_ghz`` (:attr:`allocsim.analysis.runs.Setup.hierarchy`), or the flat ``l1_hit``."""
     import time
 
-    setup = runs.Setup(object_size=object_size, seed=seed)
+    setup = runs.clocked(runs.Setup(object_size=object_size, seed=seed, hierarchy=hierarchy).validate(), clock_ghz)
     rows, results = [], {}
     n_alloc = int(np.count_nonzero(program.op == ALLOC))
     if n_alloc == 0:

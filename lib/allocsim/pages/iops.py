@@ -58,6 +58,7 @@ MECHANISM = {
     "l2_hit": "cache misses",
     "l3_hit": "cache misses",
     "other": "lock waiting and timing effects",
+    "memory": "loads and stores (memory hierarchy)",
 }
 
 
@@ -70,8 +71,10 @@ def switches(P) -> _steps.Hooks:
 
 def setup_of(P) -> runs.Setup:
     """The six runs' :class:`allocsim.analysis.runs.Setup` of chapter 5's validated parameters ``P``:
-    the workload and cache fields, and the kernel's hot-path switches as :attr:`Setup.hooks`."""
-    return replace(runs.Setup.from_params(P), hooks=switches(P)).validate()
+    the workload and cache fields, the kernel's hot-path switches as :attr:`Setup.hooks` and the memory
+    hierarchy switch as :attr:`Setup.hierarchy` (at the page's clock)."""
+    s = replace(runs.Setup.from_params(P), hooks=switches(P), hierarchy=bool(P.hierarchy))
+    return runs.clocked(s, P.clock_ghz).validate()
 
 
 def switches_table(hooks: _steps.Hooks) -> pd.DataFrame:
@@ -647,6 +650,28 @@ def mechanism_words(kernel: str, allocator: str) -> str:
             f"freelist (`__slab_free()`), with the cpu partial list behind it; {lst}.")
 
 
+def mechanism_uses(kernel: str, allocator: str, setup: runs.Setup, base_cycles: float) -> pd.DataFrame:
+    """:func:`allocsim.analysis.runs.primitive_uses` of the per-CPU list and ``allocator``. With the memory
+    hierarchy on, its charges are not a cost-table row, so they fall into the remainder ``other``; the row
+    ``memory`` takes them out of it: the remainder with the hierarchy on minus the remainder of the same
+    runs with it off (what is left in ``other`` is the lock waiting and timing of the flat runs)."""
+    pair = ("per-CPU list", allocator)
+    uses = pd.concat([runs.primitive_uses(kernel, a, setup, base_cycles) for a in pair], ignore_index=True)
+    if not setup.hierarchy:
+        return uses
+    flat = replace(setup, hierarchy=False)
+    rows = []
+    for a in pair:
+        off = runs.primitive_uses(kernel, a, flat, base_cycles)
+        o_off = float(off.loc[off["primitive"] == "other", "cycles per IO"].iloc[0])
+        at = (uses["allocator"] == a) & (uses["primitive"] == "other")
+        o_on = float(uses.loc[at, "cycles per IO"].iloc[0])
+        uses.loc[at, "cycles per IO"] = o_off
+        rows.append({"kernel": kernel, "allocator": a, "primitive": "memory", "uses per IO": float("nan"),
+                     "cycles per IO": o_on - o_off})
+    return pd.concat([uses, pd.DataFrame(rows)], ignore_index=True)
+
+
 def glue_gap(rep: Reproduction, kernel: str, allocator: str) -> comparison.Gap:
     g = comparison.gap(rep, kernel, allocator)
     glue_all(g, skip=("behind", "gap_c", "reported_pcpu", "reported_other", "need_hi"))
@@ -657,8 +682,7 @@ def glue_gap(rep: Reproduction, kernel: str, allocator: str) -> comparison.Gap:
     glue("mech_what", _md(mechanism_words(kernel, allocator)))
     glue("barn_sentence", _md(barn_sentence(rep, kernel, allocator)))
     glue("need_sentence", _md(comparison.need_words(g, allocator)))
-    uses = pd.concat([runs.primitive_uses(kernel, a, rep.setup, rep.base_cycles) for a in ("per-CPU list", allocator)],
-                     ignore_index=True)
+    uses = mechanism_uses(kernel, allocator, rep.setup, rep.base_cycles)
     glue("mech_sentence", _md(mechanism_sentence(uses, allocator, rep.clock_ghz)))
     glue("fig_paths", paths_chart(runs.paths_frame(rep.runs, rep.clock_ghz), kernel, allocator))
     glue("fig_mechanism", mechanism_chart(uses, kernel, allocator, rep.clock_ghz))
@@ -913,3 +937,33 @@ def glue_claims(checks: pd.DataFrame, rep: Reproduction | None = None) -> None:
     for cid, status in zip(checks["id"], checks["status"]):
         glue(f"status_{cid}", status)  # chapter 4 glues its claims under the same keys
     glue("claim26", float(thread.claims().set_index("id").loc["default-capacity-26", "value"]))
+
+
+def l1_words(l1_min_pct: float, beyond_max: float) -> str:
+    """How many of the hierarchy's accesses hit L1, and what that means for the step sums (a clause)."""
+    if beyond_max == 0:
+        return ("every one of them hits L1, so on these paths the runs charge what the step sums below charge.")
+    return (f"at least {l1_min_pct:.1f} % of them hit L1 (at most {beyond_max:.3f} per IO do not); the step sums "
+            "below charge every load as an L1 hit.")
+
+
+def glue_hierarchy(rep: Reproduction) -> None:
+    """Glue what the page's ``hierarchy`` switch does to the runs: ``hier_words`` (how the runs charge memory
+    and where their accesses found their lines) and ``hier_leftout`` (what of memory the models leave out)."""
+    if not rep.setup.hierarchy:
+        glue("hier_words", _md("With this page's `hierarchy` switch off, the runs charge memory the same way: "
+                               "the flat `l1_hit` per load and nothing per store."))
+        glue("hier_leftout", _md("and cache lines that are not in L1 (the `hierarchy` switch is off)"))
+        return
+    from allocsim.analysis import changelog
+
+    a = changelog.hierarchy_accesses(rep.setup, rep.base_cycles, rep.clock_ghz)
+    l1 = float((a["L1"] / a["accesses"]).min() * 100)
+    glue("hier_words", _md(
+        "The runs, with this page's `hierarchy` switch on, charge the loads and stores through the memory hierarchy "
+        "instead (the methods appendix, *The memory hierarchy*): each costs what the cache "
+        "holding its line says — an L1 hit the L1d latency, the same cycles as the `l1_hit` row, a line in L2, the "
+        "LLC, another core's cache or memory more. In this page's runs the models make "
+        f"{a['accesses'].min():.1f} to {a['accesses'].max():.1f} loads and stores per IO and "
+        + l1_words(l1, float(a["beyond L1"].max()))))
+    glue("hier_leftout", _md("(cache lines outside L1 are charged by the memory hierarchy)"))

@@ -215,3 +215,89 @@ def glue_preempt_effect():
     glue("pe_lock_loads", int(sum(s.n for s in steps.load().steps("local_trylock", steps.Facts())
                                   if s.kind == "load")))
     return e.frame
+
+
+# ------------------------------------------------------------------------------------------------
+# What switching the memory hierarchy on did (the changelog's last change)
+
+def hierarchy_outcomes(outcomes):
+    """The changelog's hierarchy change: ``(before, after)`` outcomes, or None when the sequence has no
+    ``hierarchy`` state."""
+    names = [o.state.name for o in outcomes]
+    if "hierarchy" not in names:
+        return None
+    i = names.index("hierarchy")
+    return (outcomes[i - 1], outcomes[i]) if i else None
+
+
+def hierarchy_access_rows(after) -> pd.DataFrame:
+    """Per configuration, the hierarchy state's loads and stores per IO and where they found their lines."""
+    a = after.accesses
+    out = pd.DataFrame({"configuration": a["kernel"] + " " + a["allocator"],
+                        "accesses per IO": a["accesses"].map("{:.2f}".format),
+                        "L1 hits": (100 * a["L1"] / a["accesses"]).map("{:.1f} %".format),
+                        "beyond L1 per IO": a["beyond L1"].map("{:.3f}".format)})
+    return out
+
+
+def glue_hierarchy_effect(outcomes) -> pd.DataFrame:
+    """Glue what switching the hierarchy on did to the six predictions and why (the accesses that left L1,
+    the paths whose charge changed); returns the access table. Keys ``hx_*``."""
+    pair = hierarchy_outcomes(outcomes)
+    if pair is None:
+        raise ValueError("the changelog has no 'hierarchy' state")
+    before, after = pair
+    pa = before.predictions.set_index(["kernel", "allocator"])
+    pb = after.predictions.set_index(["kernel", "allocator"])
+    dm = (pb["predicted M IOPS"] - pa["predicted M IOPS"]).abs()
+    dc = pb["alloc cycles/IO"] - pa["alloc cycles/IO"]
+    top = dm.idxmax()
+    glue("hx_rms_before", before.rms_ns)
+    glue("hx_rms_after", after.rms_ns)
+    glue("hx_base_before", before.base_ns)
+    glue("hx_base_after", after.base_ns)
+    glue("hx_top", Md(f"{top[0]} {top[1]}"))
+    glue("hx_top_before", float(pa.loc[top, "predicted M IOPS"]))
+    glue("hx_top_after", float(pb.loc[top, "predicted M IOPS"]))
+    glue("hx_max_dcyc", float(dc.abs().max()))
+    glue("hx_n_same", int((dc.abs() < 1e-9).sum()))
+    a = after.accesses
+    l1, beyond = float((100 * a["L1"] / a["accesses"]).min()), float(a["beyond L1"].max())
+    glue("hx_l1_words", Md("every one of them hits L1" if beyond == 0 else
+                           f"at least {l1:.1f} % of them hit L1 (at most {beyond:.3f} per IO do not)"))
+    glue("hx_acc_lo", float(a["accesses"].min()))
+    glue("hx_acc_hi", float(a["accesses"].max()))
+    glue("hx_paths", Md(moved_paths_words(after.moved_paths)))
+    from allocsim.analysis import claims as _claims
+
+    glue("hx_micro", Md("The thread's microbenchmark claims are evaluated with the hierarchy on in this state too."
+                        if "hierarchy" in _claims.MicroSetup.__dataclass_fields__ else
+                        "The thread's microbenchmark claims are evaluated without it in every state: the "
+                        "microbenchmark model of this build has no hierarchy switch."))
+    return hierarchy_access_rows(after)
+
+
+#: Why a path's charge changes with the hierarchy on although its accesses hit L1: an access the flat model's
+#: path leaves out (allocsim.kernel.memory.touch_object: "flat (nothing beyond the path's own charges) when the
+#: hierarchy is off"), which the hierarchy charges.
+PATH_WHY = {
+    "alloc_cpu_partial": "6.19's refill of the cpu slab from the cpu partial list in `___slab_alloc()`, whose read of "
+                         "the first free object's free pointer (`get_freepointer()` in `load_freelist`) the hierarchy "
+                         "charges as the access it is and the flat model's slow path leaves out",
+    "alloc_refill": "6.19's refill of the cpu slab from its own slab's freelist in `___slab_alloc()`, whose read of "
+                    "the first free object's free pointer the hierarchy charges and the flat model's slow path leaves out",
+}
+
+
+def moved_paths_words(paths: pd.DataFrame) -> str:
+    """The paths whose cycles moved when the hierarchy was switched on, in a sentence (Markdown), with the
+    reason where :data:`PATH_WHY` knows it."""
+    if paths is None or paths.empty:
+        return "No path of the six configurations costs a cycle more or less with the hierarchy on."
+    parts = []
+    for r in paths.sort_values("change cycles/IO", key=abs, ascending=False).to_dict("records"):
+        why = PATH_WHY.get(r["path"])
+        parts.append(f"{r['kernel']} {r['allocator']}'s `{r['path']}` path ({r['count on']:,} calls in the "
+                     f"{r['ios']:,} IOs of the window, {r['change per call']:+.1f} cycles per call, "
+                     f"{r['change cycles/IO']:+.3f} cycles per IO" + (f": {why})" if why else ")"))
+    return ("The paths whose charge changed: " + "; ".join(parts) + ".")

@@ -287,3 +287,43 @@ class Verdict:
 
 def verdict(p: dict) -> Verdict:
     return Verdict(Md(verdict_words(p["p_edge_step"], p["p_edge_half"])))
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """What the memory hierarchy switch means for the cache-latency rows of the sweep."""
+
+    hier_note: Md
+    lat_uses_on: float  # l1_hit + l2_hit + l3_hit paid per IO (most of the six), hierarchy on
+    lat_uses_off: float  # the same with it off
+
+
+def hierarchy_section(study: unc.Study, base_cycles: float) -> Hierarchy:
+    """The ``cache_latencies`` rows with the study's hierarchy switch: how often they are still paid, in words."""
+    u = unc.cache_row_uses(study.setup, study.clock_ghz, base_cycles)
+    rows = ", ".join(f"`{k}`" for k in unc.CACHE_ROWS)
+    if study.setup.hierarchy:
+        note = (f"This sweep runs the models with the memory hierarchy on (the `hierarchy` parameter): the hot paths' "
+                f"loads and stores are charged by the hierarchy, so the cache-latency rows ({rows}) price only the loads "
+                f"the slow paths still charge flat — at most {u['on']:.2f} per IO in any of the six configurations, "
+                f"against {u['off']:.1f} with the hierarchy off. Their draws have next to no effect on the answers below, "
+                f"and the hierarchy's own latencies (the ranges of `data/kernel/cpu.yaml`, listed in the methods appendix) "
+                f"are not sampled: they stay at their cited values.")
+    else:
+        note = (f"This sweep runs the models with the memory hierarchy off (the `hierarchy` parameter): the "
+                f"cache-latency rows ({rows}) price every load the code waits for — up to {u['off']:.1f} per IO in the "
+                f"six configurations (at most {u['on']:.2f} with the hierarchy on).")
+    return Hierarchy(Md(note), u["on"], u["off"])
+
+
+def cache_rows_words(sob: pd.DataFrame, hierarchy: bool, group: str = "cache_latencies") -> str:
+    """The cache-latency group's total Sobol' index for both outputs, in a sentence (empty when the design has
+    no such input)."""
+    g = sob[sob["input"] == group]
+    if g.empty:
+        return ""
+    st = {o: float(g.loc[g["output"] == o, "ST"].iloc[0]) for o in unc.OUTPUTS}
+    how = ("with the hierarchy on, they price only the slow paths' flat loads" if hierarchy else
+           "with the hierarchy off, they price every load the code waits for")
+    return (f"The cache-latency rows (`{group}`) have a total index of {st['edge ns/IO']:.2g} for the edge and "
+            f"{st['patch gain %']:.2g} for the patch's gain: {how}.")

@@ -61,6 +61,10 @@ SPEC = ChapterSpec(
               "create the dedicated cache with SLAB_ACCOUNT (as in Dave Chinner's snippet); the thread does not say "
               "whether the tested cache had it — the page shows both"),
         *SWITCHES,
+        Param("hierarchy", bool, True,
+              "charge the models' loads and stores through the memory hierarchy (data/kernel/cpu.yaml: per-CPU L1d and "
+              "L2, a shared LLC, core-to-core transfers, at clock_ghz); false: the flat l1_hit row per load and nothing per "
+              "store, the model before the hierarchy"),
         Param("cost_table", str, "default", "which cycle-cost table (data/costs.csv or data/costs-<name>.csv)",
               choices=tuple(costs.table_names())),
         Param("cv", float, 0.005, "run-to-run coefficient of variation of one t/io_uring IOPS figure (noise model)",
@@ -80,7 +84,10 @@ SPEC = ChapterSpec(
     # `make book` execution (`_build/executed/<page>.run.json`: duration_s, peak_rss_mib; the memory is the
     # largest kernel of the build so far, an upper bound).
     work=lambda ns: ns.ios * ns.submitters,
-    measured=((20_000, 11.4, 388.0),),  # 11.4 s: the build of the switch sensitivity (a second reproduction)
+    # With the memory hierarchy on (the default since it was switched on): the runner's record of
+    # `python -m allocsim run iops` on the same machine under a load average of about 2 — 16.5 s, 519 MiB
+    # (with `-p hierarchy false` the same record says 10.0 s, 380 MiB; before it, a `make book` 11.4 s).
+    measured=((20_000, 16.5, 519.0),),
     # memory per simulated IO as chapter 2 measured it (the same per-IO event arrays): (461 − 268) MiB / 180,000 IOs
     mib_per_event=(461.0 - 268.0) / 180_000,
 )
