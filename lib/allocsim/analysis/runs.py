@@ -152,7 +152,10 @@ class Setup:
         it before each submission (task context), the rest before each completion's free. Built by the
         book's one adapter (:func:`allocsim.workloads.adapter.io_uring`) from this setup's workload fields
         (the blk-mq topology; with ``placement='independent'`` the shares of :attr:`completion`) and the base
-        cost as the gaps (the calibrated base replaces the adapter's base work)."""
+        cost as the gaps (the calibrated base replaces the adapter's base work). With :attr:`hierarchy` on, the
+        workload numbers its CPUs as the hierarchy does (``cpus_per_llc`` of ``data/kernel/cpu.yaml`` to an LLC,
+        :func:`allocsim.workloads.adapter.hierarchy_llc_cpus`), so an interrupt on another CPU of the LLC and
+        one in another LLC are that to the cache model too."""
         if not base_cycles >= 0:
             raise AllocsimError(f"the base cost per IO must be >= 0 cycles, not {base_cycles!r}")
         shares = {}
