@@ -190,9 +190,11 @@ MODEL_KERNELS = ("6.18", "6.19", "7.0")
 MODEL_ALLOCATORS = iops.ALLOCATORS + ("dedicated",)
 
 
-def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable | None = None):
+def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable | None = None,
+             threshold: int = pcpu_list.PCPU_CACHE_IRQ_THRESHOLD, max_nr: int = pcpu_list.DIO_ALLOC_CACHE_MAX):
     """The callable ``Program -> Result`` that runs configuration ``(kernel, allocator)`` (any of
-    :data:`MODEL_KERNELS` × :data:`MODEL_ALLOCATORS`)."""
+    :data:`MODEL_KERNELS` × :data:`MODEL_ALLOCATORS`); ``threshold`` and ``max_nr``: the per-CPU list's
+    ``PCPU_CACHE_IRQ_THRESHOLD`` and ``DIO_ALLOC_CACHE_MAX`` (the patch's by default)."""
     _check_config(kernel, allocator, MODEL_KERNELS, MODEL_ALLOCATORS)
     table = setup.costs() if costs is None else costs
     size, seed = setup.object_size, setup.seed
@@ -211,7 +213,7 @@ def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable 
     def backend(fb):
         return slub.run(fb, kernel=kernel, object_size=element, kmalloc=True, costs=table, seed=seed, **v2)
 
-    return lambda p: pcpu_list.run(p, costs=table, backend=backend, **v2)
+    return lambda p: pcpu_list.run(p, threshold=threshold, max_nr=max_nr, costs=table, backend=backend, **v2)
 
 
 def describe_config(kernel: str, allocator: str, setup: Setup) -> dict:

@@ -91,13 +91,17 @@ def workload_words(cfg: iouring.IOUring) -> str:
 # Running the model
 
 def list_model(P):
-    """``Program -> Result``: the patch with the chapter's threshold, max_nr and kmalloc backend."""
-    return lambda prog: pl.run(prog, threshold=P.threshold, max_nr=P.max_nr, kmalloc=P.kmalloc, kernel=P.kernel)
+    """``Program -> Result``: the patch with the chapter's threshold, max_nr and kmalloc backend, with the memory
+    hierarchy when ``P.hierarchy`` is on (at the page's clock; the fixed-cost stand-in has none)."""
+    return lambda prog: pl.run(prog, threshold=P.threshold, max_nr=P.max_nr, kmalloc=P.kmalloc, kernel=P.kernel,
+                               hierarchy=P.hierarchy, clock_ghz=P.clock_ghz)
 
 
 def kmalloc_model(P):
-    """``Program -> Result``: the same workload without the patch (plain ``kmalloc(sizeof(*dio))``)."""
-    return lambda prog: pl.kmalloc_only(prog, kmalloc=P.kmalloc, kernel=P.kernel)
+    """``Program -> Result``: the same workload without the patch (plain ``kmalloc(sizeof(*dio))``, the model
+    :func:`allocsim.kernel.pcpu_list.kmalloc_only` runs), with the hierarchy as in :func:`list_model`."""
+    return pl.backend_for(P.kmalloc, P.kernel, object_size=pl.element_size(), hierarchy=P.hierarchy,
+                          clock_ghz=P.clock_ghz)
 
 
 def backend_note(P) -> str:
@@ -449,6 +453,147 @@ def sweeps(P, sc: pd.DataFrame, points: int = 11) -> Sweeps:
     return Sweeps(pct_or_none(be_s), pct_or_none(be_c), soft[LIST].iloc[-1], soft[KMALLOC].iloc[-1], left,
                   left * pcpu_memory.memory(P.max_nr, P.kernel)["kmalloc_class"] / 1024, 100 * half["share"],
                   100 * half["hit rate"], soft, cross, be_s, be_c)
+
+
+@dataclass(frozen=True)
+class CrossCPU:
+    """What completions on another CPU cost the list and the sheaves through the memory hierarchy, beside the
+    flat model (:mod:`allocsim.analysis.crosscpu`): the numbers the prose names."""
+
+    cc_l1: float  # the hierarchy's L1 hit, in cycles
+    cc_lat_same: float  # a transfer from another CPU of the LLC, in cycles at the page's clock
+    cc_lat_cross: float  # ... from another LLC
+    cc_per_llc: int
+    cc_n_same: int  # CPUs in the program when the interrupts land elsewhere in the LLC
+    cc_n_far: int  # ... in another LLC
+    cc_local_added: float  # the most the hierarchy adds to any model with every completion on the submitting CPU
+    cc619_same: float  # 6.19 kmalloc cycles per IO, same LLC, hierarchy
+    cc619_same_flat: float
+    cc619_same_added: float
+    cc619_same_xfer: float
+    cc619_far: float
+    cc619_far_added: float
+    cc619_charges: float  # transfer latencies one IO pays (distance_cost)
+    cc70_same: float
+    cc70_same_flat: float
+    cc70_same_added: float
+    cc70_same_xfer: float
+    cc70_far_added: float
+    cc70_cap: int  # the 7.0 kmalloc-96 sheaf capacity
+    cc70_lines: float  # lines a sheaf brings with it (transfers per IO x capacity)
+    cc_list619_same: float
+    cc_list70_same: float
+    cc_list619_over: float  # what the list costs more than kmalloc, 6.19, same LLC, hierarchy
+    cc_list70_over: float
+    cc_list_local: float  # the list, every completion on the submitting CPU (6.19 and 7.0 alike)
+    cc_list70_gain_same: float  # kmalloc minus list on 7.0 with every completion in the LLC (hierarchy)
+    cc_sent_xfer: float  # transfers per IO when the interrupts in another LLC are sent back (all models, max)
+    cc_minobj_1: int
+    cc_minobj_far: int
+    cc_order_words: Md  # what the CPUs present do to the two caches' slabs
+    _df: pd.DataFrame = None
+    _summary: pd.DataFrame = None
+    _orders: pd.DataFrame = None
+
+
+def cross_cpu_section(P) -> CrossCPU:
+    """Every model × placement × hierarchy on/off (:func:`allocsim.analysis.crosscpu.table`) and the numbers the
+    section's prose names."""
+    from allocsim.analysis import crosscpu as cc
+    from allocsim.facts import kconfig
+
+    df = cc.table(P)
+    summ = cc.summary(df)
+    lat = cc.latencies(P.clock_ghz)
+
+    def v(k, a, where, h="on", col="cycles per IO"):
+        return cc.value(df, k, a, where, h, col)
+
+    n_same, n_far = cc.workload(P, "same LLC").n_cpus, cc.workload(P, "other LLC").n_cpus
+    orders = pd.concat([cc.slab_order_note(pl.element_size(), "6.19", (1, n_same, n_far)),
+                        cc.slab_order_note(cc.element_size(), "6.19", (1, n_same, n_far))], ignore_index=True)
+    local = summ.xs("same CPU", level="where")["added by the hierarchy"].abs().max()
+    sent = summ.xs("other LLC, sent back", level="where")["transfers per IO"].max()
+    cap = kconfig.cache_geometry(pl.element_size(), n_same, "7.0", kmalloc=True).sheaf_capacity
+    x70 = v("7.0", "kmalloc", "same LLC", col="transfers per IO")
+    return CrossCPU(
+        lat["l1"], lat["same_llc"], lat["cross_llc"], lat["cpus_per_llc"], n_same, n_far, float(local),
+        v("6.19", "kmalloc", "same LLC"), v("6.19", "kmalloc", "same LLC", "off"),
+        v("6.19", "kmalloc", "same LLC") - v("6.19", "kmalloc", "same LLC", "off"),
+        v("6.19", "kmalloc", "same LLC", col="transfers per IO"), v("6.19", "kmalloc", "other LLC"),
+        v("6.19", "kmalloc", "other LLC") - v("6.19", "kmalloc", "other LLC", "off"),
+        cc.distance_cost(df, "6.19", "kmalloc", P.clock_ghz),
+        v("7.0", "kmalloc", "same LLC"), v("7.0", "kmalloc", "same LLC", "off"),
+        v("7.0", "kmalloc", "same LLC") - v("7.0", "kmalloc", "same LLC", "off"), x70,
+        v("7.0", "kmalloc", "other LLC") - v("7.0", "kmalloc", "other LLC", "off"), int(cap), x70 * cap,
+        v("6.19", "per-CPU list", "same LLC"), v("7.0", "per-CPU list", "same LLC"),
+        v("6.19", "per-CPU list", "same LLC") - v("6.19", "kmalloc", "same LLC"),
+        v("7.0", "per-CPU list", "same LLC") - v("7.0", "kmalloc", "same LLC"),
+        v("6.19", "per-CPU list", "same CPU"),
+        v("7.0", "kmalloc", "same LLC") - v("7.0", "per-CPU list", "same LLC"),
+        float(sent), int(kconfig.min_objects(1)), int(kconfig.min_objects(n_far)), Md(order_words(orders)), df, summ,
+        orders)
+
+
+def order_words(orders: pd.DataFrame) -> str:
+    """What :func:`allocsim.analysis.crosscpu.slab_order_note` shows, as a clause: the slabs of each cache stay as
+    they are, or how they change with the CPUs present."""
+    parts, same = [], True
+    for cache, g in orders.groupby("cache", sort=False):
+        if g["objects per slab"].nunique() == 1 and g["order"].nunique() == 1:
+            parts.append(f"`{cache}` keeps order-{int(g['order'].iloc[0])} slabs of {int(g['objects per slab'].iloc[0])} objects")
+        else:
+            same = False
+            parts.append(f"`{cache}` goes from " + " to ".join(
+                f"order {int(r.order)} ({int(r['objects per slab'])} objects) with {int(r.CPUs)} CPUs" for _, r in g.iterrows()))
+    lead = "an order-0 slab of either size already holds at least that many, so " if same else ""
+    return lead + " and ".join(parts)
+
+
+#: The cross-CPU table's columns on the page and their formats.
+CROSS_COLUMNS = {"CPUs": "CPUs", "cycles per IO, flat": "cycles /IO, flat", "cycles per IO, hierarchy": "cycles /IO, hierarchy",
+                 "added by the hierarchy": "added", "transfers per IO": "transfers /IO"}
+CROSS_FORMATS = {"CPUs": "d", "cycles /IO, flat": ".1f", "cycles /IO, hierarchy": ".1f", "added": ".1f",
+                 "transfers /IO": ".2f"}
+
+
+def cross_cpu_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`allocsim.analysis.crosscpu.summary` as the page shows it."""
+    return summary[list(CROSS_COLUMNS)].rename(columns=CROSS_COLUMNS)
+
+
+def cross_cpu_chart(df: pd.DataFrame) -> alt.VConcatChart:
+    """Cycles per IO of each model with every completion in one place, flat and with the hierarchy (one panel per
+    model), and the lines each IO takes from another CPU's cache (from :func:`allocsim.analysis.crosscpu.table`)."""
+    from allocsim.analysis import crosscpu as cc
+
+    where = list(cc.PLACEMENTS)
+    d = df.copy()
+    d["model run"] = np.where(d["hierarchy"] == "on", "memory hierarchy", "flat (every load an L1 hit)")
+    tip = ["model:N", "where:N", "model run:N", alt.Tooltip("cycles per IO:Q", format=".1f"),
+           alt.Tooltip("transfers per IO:Q", format=".2f")]
+    bars = alt.Chart(d).mark_bar().encode(
+        x=alt.X("where:N", sort=where, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=140)),
+        xOffset=alt.XOffset("model run:N"),
+        y=alt.Y("cycles per IO:Q", title=charts.axis("allocator cost per IO", "cycles")),
+        color=alt.Color("model run:N", title=None, legend=alt.Legend(orient="top", labelLimit=0),
+                        scale=alt.Scale(domain=["flat (every load an L1 hit)", "memory hierarchy"],
+                                        range=["#bbbbbb", charts.ACCENT])),
+        tooltip=tip,
+    ).properties(width=190, height=150).facet(
+        facet=alt.Facet("model:N", title=None, sort=[cc.label(*c) for c in cc.CONFIGS]), columns=2)
+    on = d[d["hierarchy"] == "on"]
+    xfer = alt.Chart(on).mark_bar().encode(
+        x=alt.X("where:N", sort=where, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=140)),
+        xOffset=alt.XOffset("model:N", sort=[cc.label(*c) for c in cc.CONFIGS]),
+        y=alt.Y("transfers per IO:Q", title=charts.axis("lines from another CPU per IO")),
+        color=alt.Color("model:N", title=None, sort=[cc.label(*c) for c in cc.CONFIGS],
+                        legend=alt.Legend(orient="top", labelLimit=0, columns=2),
+                        scale=alt.Scale(range=[charts.COLORS[KMALLOC], "#56B4E9", charts.COLORS[LIST], "#CC79A7"])),
+        tooltip=tip,
+    ).properties(width=400, height=150)
+    return alt.vconcat(bars, xfer).resolve_scale(color="independent").properties(
+        title=alt.Title("What a completion on another CPU costs", subtitle="hover a bar for its figures"))
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ SPEC = ChapterSpec(
         Param("ios", int, 20000, "IOs per submitter in each simulated run", low=512, high=2_000_000),
         Param("warmup", int, 4096, "IOs per submitter left out of the steady-state figures", low=1, high=1_000_000),
         Param("seed", int, 0, "seed of the random interrupt CPUs and completion order", low=0),
+        Param("hierarchy", bool, True, "the memory hierarchy (data/kernel/cpu.yaml: L1, L2, shared LLC, transfers between "
+              "CPUs) charges the models' loads and stores, and the workload's CPUs are numbered as its LLCs are; false: "
+              "the flat model (every load an l1_hit)"),
         Param("clock_ghz", float, CLOCK_GHZ, "CPU clock: expresses cycles as nanoseconds and sets the base work per IO (the thread's time per IO in cycles)", low=0.5, high=6.0),
     ),
     check=_check,
