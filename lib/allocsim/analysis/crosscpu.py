@@ -144,10 +144,11 @@ def value(df: pd.DataFrame, kernel: str, allocator: str, where: str, hierarchy: 
 
 
 def latencies(clock_ghz: float) -> dict:
-    """The hierarchy's transfer latencies and its L1 hit in cycles at ``clock_ghz`` (``data/kernel/cpu.yaml``)."""
+    """The hierarchy's L1 hit, transfer and memory latencies in cycles at ``clock_ghz``, and its CPUs per LLC
+    (``data/kernel/cpu.yaml``)."""
     g = _cpu.geometry(clock_ghz=clock_ghz)
     return {"l1": g.lat_l1, "same_llc": g.lat_same_llc, "cross_llc": g.lat_cross_llc, "cross_node": g.lat_cross_node,
-            "cpus_per_llc": g.cpus_per_llc}
+            "memory": g.lat_memory, "cpus_per_llc": g.cpus_per_llc}
 
 
 def distance_cost(df: pd.DataFrame, kernel: str, allocator: str, clock_ghz: float) -> float:

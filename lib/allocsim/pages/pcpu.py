@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import altair as alt
 import numpy as np
@@ -430,8 +431,12 @@ class Sweeps:
     full_soft_k: float
     cross_left: int
     cross_left_kib: float
+    cross_cpus: int  # CPUs the interrupts elsewhere in the LLC land on
+    cross_all: int  # objects left on all of them
     half_share: float
     half_hit: float
+    fresh_mem: float  # list elements' header lines missed to memory per IO, 25% of IRQs in another LLC
+    fresh_cyc: float  # ... what they cost per IO beyond an L1 hit
     _soft: pd.DataFrame = None
     _cross: pd.DataFrame = None
     _be_soft: float | None = None
@@ -449,10 +454,29 @@ def sweeps(P, sc: pd.DataFrame, points: int = 11) -> Sweeps:
     cross = sweep(P, "irq_same_llc_share", [g * room_cross for g in grid], irq_other_llc_share=P.irq_other_llc_share)
     be_s, be_c = break_even(soft), break_even(cross)
     left = int(sc.loc[CROSS100, "cached after run, most on one CPU"])
+    cfg = adapter.io_uring(P, **SCENARIOS[CROSS100])
     half = soft.iloc[(soft["share"] - 0.5 * room_soft).abs().argmin()]
+    fresh, fresh_cyc = fresh_elements(P, **SCENARIOS[SOFT25])
     return Sweeps(pct_or_none(be_s), pct_or_none(be_c), soft[LIST].iloc[-1], soft[KMALLOC].iloc[-1], left,
-                  left * pcpu_memory.memory(P.max_nr, P.kernel)["kmalloc_class"] / 1024, 100 * half["share"],
-                  100 * half["hit rate"], soft, cross, be_s, be_c)
+                  left * pcpu_memory.memory(P.max_nr, P.kernel)["kmalloc_class"] / 1024, cfg.n_cpus - cfg.submitters,
+                  int(sc.loc[CROSS100, "cached on other CPUs"]), 100 * half["share"], 100 * half["hit rate"], fresh,
+                  fresh_cyc, soft, cross, be_s, be_c)
+
+
+def fresh_elements(P, **overrides) -> tuple[float, float]:
+    """Accesses per IO of the list's front end that the memory hierarchy (on, whatever ``P.hierarchy`` says)
+    served from memory, and what they cost per IO beyond an L1 hit. In the steady state the list's own lines stay in
+    cache; what misses is the header of an element the list just got from ``kmalloc``: the model gives each such
+    element a new address in the front end's hierarchy (:mod:`allocsim.kernel.pcpu_list`), where the kernel's
+    ``kmalloc`` would return a recently freed, cache-hot object — an overcharge the page states."""
+    from allocsim.analysis import crosscpu as cc
+
+    on = SimpleNamespace(**{**vars(P), "hierarchy": True})
+    cfg = adapter.io_uring(on, **overrides)
+    ss = iouring.steady_state(lambda prog: list_model(on)(prog).extra["front"], cfg)
+    mem = ss.hierarchy_per_io()["MEM"]
+    lat = cc.latencies(P.clock_ghz)
+    return mem, mem * (lat["memory"] - lat["l1"])
 
 
 @dataclass(frozen=True)
@@ -464,6 +488,8 @@ class CrossCPU:
     cc_lat_same: float  # a transfer from another CPU of the LLC, in cycles at the page's clock
     cc_lat_cross: float  # ... from another LLC
     cc_per_llc: int
+    cc_last_in_llc: int  # the last CPU of the submitter's LLC (cc_per_llc - 1)
+    hier_words: Md  # whether the rest of the page runs with the hierarchy
     cc_n_same: int  # CPUs in the program when the interrupts land elsewhere in the LLC
     cc_n_far: int  # ... in another LLC
     cc_local_added: float  # the most the hierarchy adds to any model with every completion on the submitting CPU
@@ -516,8 +542,12 @@ def cross_cpu_section(P) -> CrossCPU:
     sent = summ.xs("other LLC, sent back", level="where")["transfers per IO"].max()
     cap = kconfig.cache_geometry(pl.element_size(), n_same, "7.0", kmalloc=True).sheaf_capacity
     x70 = v("7.0", "kmalloc", "same LLC", col="transfers per IO")
+    hier = ("it is on, so every figure of the page is charged by it and the workload numbers its CPUs the same way"
+            if P.hierarchy else "it is off, so the rest of the page uses the flat model and the workload's own CPU "
+            "numbering; this section runs both")
     return CrossCPU(
-        lat["l1"], lat["same_llc"], lat["cross_llc"], lat["cpus_per_llc"], n_same, n_far, float(local),
+        lat["l1"], lat["same_llc"], lat["cross_llc"], lat["cpus_per_llc"], lat["cpus_per_llc"] - 1, Md(hier),
+        n_same, n_far, float(local),
         v("6.19", "kmalloc", "same LLC"), v("6.19", "kmalloc", "same LLC", "off"),
         v("6.19", "kmalloc", "same LLC") - v("6.19", "kmalloc", "same LLC", "off"),
         v("6.19", "kmalloc", "same LLC", col="transfers per IO"), v("6.19", "kmalloc", "other LLC"),
