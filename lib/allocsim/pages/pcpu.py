@@ -157,16 +157,19 @@ def thread_kernel(version: str) -> str | None:
     return labels.get(version)
 
 
-def steady(P, **overrides) -> dict:
+def steady(P, cached: bool = True, **overrides) -> dict:
     """Steady-state figures per IO for one scenario: hit rate, splices, kmalloc/kfree calls, cycles
-    per IO with the list and without it, and the objects left cached once every IO has completed."""
+    per IO with the list and without it, and (``cached``) the objects left cached once every IO has completed
+    (a third run, drained; without it those four figures are 0)."""
     cfg = adapter.io_uring(P, **overrides)
     ss = iouring.steady_state(list_model(P), cfg)
     base = iouring.steady_state(kmalloc_model(P), cfg)
-    after = list_model(P)(iouring.program(replace(cfg, drain=True)))
     st = ss.stats
     io = ss.ios
-    left = after.extra["state"].cached()
+    if cached:
+        left = list_model(P)(iouring.program(replace(cfg, drain=True))).extra["state"].cached()
+    else:
+        left = np.zeros(cfg.n_cpus, np.int64)
     return {
         "hit rate": 1.0 - st["alloc_kmalloc"] / st["alloc"],
         "splices per IO": st["alloc_splice"] / io,
@@ -231,9 +234,10 @@ def breakdown(P, **overrides) -> pd.DataFrame:
         columns={"per_io": "calls per IO", "cycles_per_io": "cycles per IO"}).set_index("path")
 
 
-def sweep(P, field: str, values, **fixed) -> pd.DataFrame:
+def sweep(P, field: str, values, cached: bool = True, **fixed) -> pd.DataFrame:
     """Steady-state figures as one field varies (the others as in ``fixed``, else the page's). Sweeping
-    one of the interrupt shares of :data:`SWEPT` leaves the rest of the interrupts on the submitting CPU."""
+    one of the interrupt shares of :data:`SWEPT` leaves the rest of the interrupts on the submitting CPU.
+    ``cached`` false leaves out the drained runs (the objects left cached are then 0)."""
     rows = []
     for v in values:
         kw = dict(fixed)
@@ -241,7 +245,7 @@ def sweep(P, field: str, values, **fixed) -> pd.DataFrame:
         if field in SWEPT:
             rest = sum(kw.get(f, getattr(P, f)) for f in SWEPT)
             kw["irq_same_cpu_share"] = round(1.0 - rest, 12)
-        r = steady(P, **kw)
+        r = steady(P, cached=cached, **kw)
         rows.append({"share": float(v), "hit rate": r["hit rate"], LIST: r["list cycles per IO"],
                      KMALLOC: r["kmalloc cycles per IO"], "kmalloc per IO": r["kmalloc per IO"],
                      "kfree per IO": r["kfree per IO"], "splices per IO": r["splices per IO"],
@@ -462,9 +466,9 @@ def sweeps(P, sc: pd.DataFrame, points: int = 11) -> Sweeps:
     if P.hierarchy:
         # the same programs (the hierarchy's CPU numbering) through the flat model
         flat = SimpleNamespace(**{**vars(P), "hierarchy": False, "llc_cpus": adapter.hierarchy_llc_cpus(True)})
-        fs = break_even(sweep(flat, "irq_other_llc_share", [g * room_soft for g in grid],
+        fs = break_even(sweep(flat, "irq_other_llc_share", [g * room_soft for g in grid], cached=False,
                               irq_same_llc_share=P.irq_same_llc_share))
-        fc = break_even(sweep(flat, "irq_same_llc_share", [g * room_cross for g in grid],
+        fc = break_even(sweep(flat, "irq_same_llc_share", [g * room_cross for g in grid], cached=False,
                               irq_other_llc_share=P.irq_other_llc_share))
         _, cross_cyc = fresh_elements(P, **SCENARIOS[CROSS25])
         note = (f"The flat model, on the same programs, puts the two points at {pct_or_none(fs)} and {pct_or_none(fc)}. "

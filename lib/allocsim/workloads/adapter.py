@@ -30,9 +30,11 @@ for the default workload are the same.
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from functools import lru_cache
 
 from allocsim.facts import cpu as _cpu
 from allocsim.facts import thread
+from allocsim.facts.datafile import on_clear
 from allocsim.facts.errors import AllocsimError
 from allocsim.workloads.iouring import INDEPENDENT, TOPOLOGY, IOUring, steady_window
 
@@ -52,10 +54,15 @@ def defaults() -> IOUring:
     return IOUring()
 
 
+@lru_cache(maxsize=1)
 def base_work_ns() -> float:
-    """Non-allocator time per IO, in ns: the thread's 6.19 ``kmalloc`` time per IO (1/IOPS)."""
+    """Non-allocator time per IO, in ns: the thread's 6.19 ``kmalloc`` time per IO (1/IOPS). Read once (a page
+    builds its workload for every run; ``allocsim.facts.datafile.clear_cache`` forgets it)."""
     f = thread.iops_figures().set_index(["kernel", "allocator"])
     return float(f.loc[BASE_WORK_FIGURE, "ns_per_io"])
+
+
+on_clear(base_work_ns.cache_clear)
 
 
 def base_work_cycles(clock_ghz: float) -> int:
