@@ -37,6 +37,8 @@ def test_chapter_parameters_pass_through(slug):
     for name in adapter.PARAMETERS:
         if hasattr(P, name):
             assert getattr(cfg, name) == getattr(P, name), name
+        elif name == "llc_cpus" and getattr(P, "hierarchy", False):  # the memory hierarchy's LLCs
+            assert cfg.llc_cpus == adapter.hierarchy_llc_cpus(True)
         else:  # not a chapter parameter (the pre-v2 placement): the workload's default
             assert getattr(cfg, name) == getattr(iouring.IOUring(), name), name
     assert cfg.submit_gap == adapter.base_work_cycles(P.clock_ghz)
@@ -44,11 +46,32 @@ def test_chapter_parameters_pass_through(slug):
 
 
 def test_a_chapters_ncpu_is_not_the_workloads():
-    P = params.validate("pcpu", {"ncpu": 64, "irq_same_cpu_share": 0.0, "irq_same_llc_share": 1.0})
+    P = SimpleNamespace(ncpu=64, irq_same_cpu_share=0.0, irq_same_llc_share=1.0, clock_ghz=3.0)
     assert adapter.io_uring(P).n_cpus == 2
-    P = params.validate("pcpu", {"ncpu": 64, "irq_same_cpu_share": 0.0, "irq_same_llc_share": 0.5,
-                                 "irq_other_llc_share": 0.5})
+    P = SimpleNamespace(ncpu=64, irq_same_cpu_share=0.0, irq_same_llc_share=0.5, irq_other_llc_share=0.5, clock_ghz=3.0)
     assert adapter.io_uring(P).n_cpus == 3
+
+
+def test_with_the_hierarchy_on_the_llcs_are_the_hierarchys():
+    """The hierarchy puts CPU c in LLC c // cpus_per_llc (data/kernel/cpu.yaml: 8): with it on, "another CPU of
+    the LLC" is one of CPUs 1..7 and "another LLC" CPU 8; off, the automatic numbering (submitters plus one)."""
+    from allocsim.facts import cpu as cpufacts
+
+    per_llc = cpufacts.geometry().cpus_per_llc
+    assert per_llc == 8 and adapter.hierarchy_llc_cpus(True) == per_llc and adapter.hierarchy_llc_cpus(False) == 0
+    assert adapter.hierarchy_llc_cpus(cpufacts.geometry().with_(cpus_per_llc=4)) == 4
+    base = dict(irq_same_cpu_share=0.0, irq_same_llc_share=0.5, irq_other_llc_share=0.5, rq_affinity=0, clock_ghz=3.0)
+    on = adapter.io_uring(SimpleNamespace(hierarchy=True, **base))
+    off = adapter.io_uring(SimpleNamespace(hierarchy=False, **base))
+    assert (on.llc_cpus, on.n_cpus) == (per_llc, per_llc + 1) and (off.llc_cpus, off.n_cpus) == (0, 3)
+    _, cpu = iouring.placement(on, 0)
+    assert set(cpu.tolist()) == set(range(1, per_llc + 1))  # 1..7 in the LLC, 8 beyond it
+    # a page that sets llc_cpus keeps it; the pre-v2 placement has no LLCs
+    assert adapter.io_uring(SimpleNamespace(hierarchy=True, **base), llc_cpus=2).llc_cpus == 2
+    old = adapter.io_uring(SimpleNamespace(hierarchy=True, clock_ghz=3.0), placement="independent")
+    assert old.llc_cpus == 0
+    with pytest.raises(AllocsimError, match="^hierarchy must be true, false or an allocsim.facts.cpu.Geometry, not 'on'$"):
+        adapter.io_uring(SimpleNamespace(hierarchy="on", clock_ghz=3.0))
 
 
 def test_overrides_and_base_work_switch():

@@ -9,6 +9,7 @@ from allocsim.facts import costs
 from allocsim.analysis import iops
 from allocsim.analysis import runs as R
 from allocsim.kernel import pcpu_list
+from allocsim.workloads import iouring
 from allocsim.facts.errors import AllocsimError
 
 SMALL = R.Setup(ios=6000)  # 4096 warm-up IOs + a short steady-state window: fast, and enough for every path
@@ -180,19 +181,44 @@ def test_bad_arguments():
 def test_the_hierarchy_runs_every_model_at_the_reproduction_clock():
     """Setup.hierarchy runs the front end and SLUB with the memory hierarchy; the clock that turns cycles
     into IOPS is the one its nanosecond transfers are converted at (one clock per run)."""
-    # every interrupt on another CPU of the submitter's LLC: blk-mq completes there, in hardirq (an interrupt on
-    # another LLC would be sent back to the submitting CPU with rq_affinity=1, and no line would move)
-    on = R.Setup(ios=6_000, hierarchy=True, irq_same_cpu_share=0.0, irq_same_llc_share=1.0).validate()
-    assert on.completion_shares()["other_cpu"] == 1.0
+    on = R.Setup(ios=6_000, hierarchy=True, irq_same_cpu_share=0.0, irq_other_llc_share=1.0, rq_affinity=0).validate()
     pair = [("6.19", "per-CPU list"), ("6.19", "kmalloc")]
     runs = R.run_all(on, 2000, configs=pair)
     off = R.run_all(R.scenario(on, hierarchy=False), 2000, configs=pair)
-    # completions on another CPU: the objects' lines move between the CPUs' caches, which only the hierarchy charges
+    # completions in another LLC (rq_affinity 0: where the interrupt lands): the objects' lines move between
+    # the LLCs, which only the hierarchy charges
     for c in pair:
         assert runs[c].cycles_per_io > off[c].cycles_per_io, c
+        assert runs[c].hierarchy["XLLC"] > 0 and runs[c].hierarchy["XSAME"] == 0 and off[c].hierarchy is None, c
     assert R.clocked(on, 2.0).clock_ghz == 2.0 and R.clocked(on, 3.0) is on
     slow = R.run_all(R.clocked(on, 2.0), 2000, configs=[("6.19", "kmalloc")])
     # the core-to-core transfers are nanoseconds: fewer cycles at a slower clock
     assert slow[("6.19", "kmalloc")].cycles_per_io < runs[("6.19", "kmalloc")].cycles_per_io
     with pytest.raises(AllocsimError, match="hierarchy must be true or false, not 'yes'"):
         R.Setup(hierarchy="yes").validate()
+
+
+def test_with_the_hierarchy_the_workload_numbers_cpus_as_the_hierarchy_does():
+    """issue 11: an interrupt in another LLC lands on CPU 8, which the hierarchy (8 CPUs per LLC) puts in LLC 1,
+    so a completion there (rq_affinity 0) pays the cross-LLC latency on 6.19: do_slab_free() writes the free
+    pointer inside the object the submitting CPU last wrote."""
+    from allocsim.facts import cpu as cpufacts
+
+    g = cpufacts.geometry(3.0)
+    far = R.Setup(ios=6_000, hierarchy=True, irq_same_cpu_share=0.0, irq_other_llc_share=1.0, rq_affinity=0).validate()
+    w = far.workload(0)
+    assert w.llc_cpus == g.cpus_per_llc and w.n_cpus == g.cpus_per_llc + 1
+    prog = iouring.program(w)
+    frees = prog.op == iouring.FREE
+    cpu_of = np.repeat(np.arange(prog.ncpu), np.diff(prog.start))
+    assert set(cpu_of[frees].tolist()) == {g.cpus_per_llc}  # every free on CPU 8, LLC 1 of the hierarchy
+    near = R.scenario(far, irq_other_llc_share=0.0, irq_same_llc_share=1.0)
+    a = R.run_config("6.19", "kmalloc", far, 2000)
+    b = R.run_config("6.19", "kmalloc", near, 2000)
+    assert a.hierarchy["XLLC"] > 0 and a.hierarchy["XSAME"] == 0
+    assert b.hierarchy["XSAME"] > 0 and b.hierarchy["XLLC"] == 0
+    # the same accesses, only farther: each IO's transfers cost the cross-LLC latency instead of the same-LLC one
+    assert a.hierarchy["XLLC"] == b.hierarchy["XSAME"]
+    assert a.cycles_per_io > b.cycles_per_io + a.transfers_per_io * (g.lat_cross_llc - g.lat_same_llc) - 1e-9
+    # off, the numbering is the automatic one (the submitter plus one CPU): the workload as before the hierarchy
+    assert R.scenario(far, hierarchy=False).workload(0).n_cpus == 2

@@ -287,3 +287,59 @@ def test_the_heartbeat_never_reaches_the_page():
             {"output_type": "stream", "name": "stdout", "text": "progress: kept on stdout\n"}]
     assert _without_heartbeat(outs) == [{"output_type": "stream", "name": "stderr", "text": "warning\n"},
                                         outs[2]]
+
+
+@pytest.mark.parametrize("kw, n", [
+    (dict(), 1),  # every interrupt on the submitter: no other CPU
+    (dict(irq_same_cpu_share=0.0, irq_same_llc_share=1.0), 8),  # the rest of the submitter's LLC
+    (dict(irq_same_cpu_share=0.0, irq_other_llc_share=1.0), 9),  # and the first CPU of the next LLC
+    (dict(irq_same_cpu_share=0.5, irq_same_llc_share=0.25, irq_other_llc_share=0.25), 9),
+    (dict(submitters=9, irq_same_cpu_share=0.0, irq_same_llc_share=1.0), 16),  # submitter 8 needs LLC 1 filled
+    (dict(submitters=16, irq_same_cpu_share=0.0, irq_other_llc_share=1.0), 16),  # two LLCs of submitters already
+    (dict(submitters=3, irq_same_cpu_share=0.0, irq_other_llc_share=1.0, llc_cpus=0), 4),  # automatic: 3 + 1
+    (dict(submitters=3, irq_same_cpu_share=0.0, irq_same_llc_share=1.0, llc_cpus=0), 4),
+])
+def test_the_program_has_the_cpus_the_placement_needs(kw, n):
+    """CPU c is in LLC c // llc_cpus: the program has the submitters and the CPUs the interrupts may land on."""
+    c = io.IOUring(**{"llc_cpus": 8, **kw})
+    assert c.n_cpus == n
+    p = io.program(dataclasses.replace(c, ios=600, warmup=128))
+    assert p.ncpu == n
+    llc = c.llc_size
+    for s in range(c.submitters):
+        _, cpu = io.placement(c, s)
+        # with rq_affinity 1 an interrupt in another LLC is sent back to the submitter: every free runs in its LLC
+        assert (cpu // llc == s // llc).all() and cpu.max() < n
+    if c.irq_other_llc_share > 0:
+        rq0 = dataclasses.replace(c, rq_affinity=0)
+        _, cpu = io.placement(rq0, 0)
+        assert (cpu // llc != 0).mean() == pytest.approx(c.irq_other_llc_share, abs=0.1)
+
+
+class _Counted:
+    """A model stub that reports per-CPU hierarchy counters proportional to the events of each CPU."""
+
+    def __init__(self, on=True):
+        self.on = on
+
+    def __call__(self, prog):
+        from allocsim.kernel.cache import COUNTER_NAMES
+        h = None
+        if self.on:
+            h = np.zeros((prog.ncpu, len(COUNTER_NAMES)), np.int64)
+            h[:, 0] = np.diff(prog.start) * 3  # three L1 hits per event
+            h[:, 3] = np.diff(prog.start)  # one same-LLC transfer per event
+        return Result("stub", int((prog.op == ALLOC).sum()), int((prog.op == FREE).sum()), float(prog.n_events),
+                      np.zeros(prog.ncpu), extra={"hierarchy": h})
+
+
+def test_steady_state_counts_the_hierarchys_accesses_in_the_window():
+    cfg = io.IOUring(ios=2048, warmup=256, irq_same_cpu_share=0.5, irq_same_llc_share=0.5, llc_cpus=2)
+    ss = io.steady_state(_Counted(), cfg)
+    first, end = io.steady_window(cfg)
+    events = 2 * (end - first)  # an alloc and a free per IO in the window
+    assert ss.hierarchy["L1"] == 3 * events and ss.hierarchy["XSAME"] == events
+    assert ss.hierarchy_per_io()["XSAME"] == 2.0 and ss.transfers_per_io == 2.0
+    assert set(ss.hierarchy) == set(io.COUNTER_NAMES) and ss.hierarchy["MEM"] == 0
+    off = io.steady_state(_Counted(on=False), cfg)
+    assert off.hierarchy is None and off.hierarchy_per_io() is None and off.transfers_per_io is None

@@ -362,3 +362,17 @@ def test_determinism():
     prog = iouring.program(iouring.IOUring(placement="independent", ios=2000, softirq_share=0.4, hardirq_share=0.6, cross_cpu_share=0.2, seed=9))
     a, b = pl.run(prog), pl.run(prog)
     assert a.cycles == b.cycles and np.array_equal(a.event_path, b.event_path) and a.stats == b.stats
+
+
+def test_combine_adds_the_backends_hierarchy_counters():
+    """The per-CPU list's result counts the memory accesses of its front end and of its kmalloc backend."""
+    from allocsim.workloads.iouring import IOUring, program as iouring_program
+
+    prog = iouring_program(IOUring(ios=600, warmup=128, irq_same_cpu_share=0.5, irq_same_llc_share=0.5, llc_cpus=2))
+    r = pl.run(prog, kernel="6.19", hierarchy=True)
+    front, back = r.extra["front"].extra["hierarchy"], r.extra["backend"].extra["hierarchy"]
+    assert front.shape == back.shape and (r.extra["hierarchy"] == front + back).all()
+    off = pl.run(prog, kernel="6.19")
+    assert off.extra["hierarchy"] is None
+    standin = pl.run(prog, kmalloc="standin", hierarchy=True)  # the stand-in has no hierarchy: the front end's
+    assert (standin.extra["hierarchy"] == standin.extra["front"].extra["hierarchy"]).all()

@@ -152,7 +152,10 @@ class Setup:
         it before each submission (task context), the rest before each completion's free. Built by the
         book's one adapter (:func:`allocsim.workloads.adapter.io_uring`) from this setup's workload fields
         (the blk-mq topology; with ``placement='independent'`` the shares of :attr:`completion`) and the base
-        cost as the gaps (the calibrated base replaces the adapter's base work)."""
+        cost as the gaps (the calibrated base replaces the adapter's base work). With :attr:`hierarchy` on, the
+        workload numbers its CPUs as the hierarchy does (``cpus_per_llc`` of ``data/kernel/cpu.yaml`` to an LLC,
+        :func:`allocsim.workloads.adapter.hierarchy_llc_cpus`), so an interrupt on another CPU of the LLC and
+        one in another LLC are that to the cache model too."""
         if not base_cycles >= 0:
             raise AllocsimError(f"the base cost per IO must be >= 0 cycles, not {base_cycles!r}")
         shares = {}
@@ -187,9 +190,11 @@ MODEL_KERNELS = ("6.18", "6.19", "7.0")
 MODEL_ALLOCATORS = iops.ALLOCATORS + ("dedicated",)
 
 
-def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable | None = None):
+def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable | None = None,
+             threshold: int = pcpu_list.PCPU_CACHE_IRQ_THRESHOLD, max_nr: int = pcpu_list.DIO_ALLOC_CACHE_MAX):
     """The callable ``Program -> Result`` that runs configuration ``(kernel, allocator)`` (any of
-    :data:`MODEL_KERNELS` × :data:`MODEL_ALLOCATORS`)."""
+    :data:`MODEL_KERNELS` × :data:`MODEL_ALLOCATORS`); ``threshold`` and ``max_nr``: the per-CPU list's
+    ``PCPU_CACHE_IRQ_THRESHOLD`` and ``DIO_ALLOC_CACHE_MAX`` (the patch's by default)."""
     _check_config(kernel, allocator, MODEL_KERNELS, MODEL_ALLOCATORS)
     table = setup.costs() if costs is None else costs
     size, seed = setup.object_size, setup.seed
@@ -208,7 +213,7 @@ def model_fn(kernel: str, allocator: str, setup: Setup, costs: _costs.CostTable 
     def backend(fb):
         return slub.run(fb, kernel=kernel, object_size=element, kmalloc=True, costs=table, seed=seed, **v2)
 
-    return lambda p: pcpu_list.run(p, costs=table, backend=backend, **v2)
+    return lambda p: pcpu_list.run(p, threshold=threshold, max_nr=max_nr, costs=table, backend=backend, **v2)
 
 
 def describe_config(kernel: str, allocator: str, setup: Setup) -> dict:

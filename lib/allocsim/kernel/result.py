@@ -41,7 +41,9 @@ class Result:
     def combine(self, other: "Result", model: str | None = None) -> "Result":
         """Add a backend's result (e.g. the kmalloc calls a per-CPU list fell back to) to this one.
         Counts of alloc/free stay those of the front end; cycles, paths and stats add up (paths of
-        the backend are prefixed with its model name)."""
+        the backend are prefixed with its model name), and so do the memory hierarchy's per-CPU counters
+        (``extra["hierarchy"]``, None when neither had the hierarchy on; the front end's own stay in its
+        result)."""
         paths = dict(self.paths)
         for k, (c, cy) in other.paths.items():
             paths[f"{other.model}:{k}"] = (c, cy)
@@ -51,5 +53,13 @@ class Result:
         return Result(
             model=model or f"{self.model}+{other.model}", n_alloc=self.n_alloc, n_free=self.n_free,
             cycles=self.cycles + other.cycles, clock=self.clock, stats=stats, paths=paths,
-            lock_wait=self.lock_wait + other.lock_wait, extra={**self.extra, "backend": other},
+            lock_wait=self.lock_wait + other.lock_wait,
+            extra={**self.extra, "backend": other, "hierarchy": _add(self.extra.get("hierarchy"), other.extra.get("hierarchy"))},
         )
+
+
+def _add(a, b):
+    """Two per-CPU counter arrays (``ncpu × counters``) summed; None stands for a model without the hierarchy."""
+    if a is None or b is None:
+        return b if a is None else a
+    return np.asarray(a) + np.asarray(b)

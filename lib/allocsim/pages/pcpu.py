@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import altair as alt
 import numpy as np
@@ -91,13 +92,17 @@ def workload_words(cfg: iouring.IOUring) -> str:
 # Running the model
 
 def list_model(P):
-    """``Program -> Result``: the patch with the chapter's threshold, max_nr and kmalloc backend."""
-    return lambda prog: pl.run(prog, threshold=P.threshold, max_nr=P.max_nr, kmalloc=P.kmalloc, kernel=P.kernel)
+    """``Program -> Result``: the patch with the chapter's threshold, max_nr and kmalloc backend, with the memory
+    hierarchy when ``P.hierarchy`` is on (at the page's clock; the fixed-cost stand-in has none)."""
+    return lambda prog: pl.run(prog, threshold=P.threshold, max_nr=P.max_nr, kmalloc=P.kmalloc, kernel=P.kernel,
+                               hierarchy=P.hierarchy, clock_ghz=P.clock_ghz)
 
 
 def kmalloc_model(P):
-    """``Program -> Result``: the same workload without the patch (plain ``kmalloc(sizeof(*dio))``)."""
-    return lambda prog: pl.kmalloc_only(prog, kmalloc=P.kmalloc, kernel=P.kernel)
+    """``Program -> Result``: the same workload without the patch (plain ``kmalloc(sizeof(*dio))``, the model
+    :func:`allocsim.kernel.pcpu_list.kmalloc_only` runs), with the hierarchy as in :func:`list_model`."""
+    return pl.backend_for(P.kmalloc, P.kernel, object_size=pl.element_size(), hierarchy=P.hierarchy,
+                          clock_ghz=P.clock_ghz)
 
 
 def backend_note(P) -> str:
@@ -152,16 +157,19 @@ def thread_kernel(version: str) -> str | None:
     return labels.get(version)
 
 
-def steady(P, **overrides) -> dict:
+def steady(P, cached: bool = True, **overrides) -> dict:
     """Steady-state figures per IO for one scenario: hit rate, splices, kmalloc/kfree calls, cycles
-    per IO with the list and without it, and the objects left cached once every IO has completed."""
+    per IO with the list and without it, and (``cached``) the objects left cached once every IO has completed
+    (a third run, drained; without it those four figures are 0)."""
     cfg = adapter.io_uring(P, **overrides)
     ss = iouring.steady_state(list_model(P), cfg)
     base = iouring.steady_state(kmalloc_model(P), cfg)
-    after = list_model(P)(iouring.program(replace(cfg, drain=True)))
     st = ss.stats
     io = ss.ios
-    left = after.extra["state"].cached()
+    if cached:
+        left = list_model(P)(iouring.program(replace(cfg, drain=True))).extra["state"].cached()
+    else:
+        left = np.zeros(cfg.n_cpus, np.int64)
     return {
         "hit rate": 1.0 - st["alloc_kmalloc"] / st["alloc"],
         "splices per IO": st["alloc_splice"] / io,
@@ -226,9 +234,10 @@ def breakdown(P, **overrides) -> pd.DataFrame:
         columns={"per_io": "calls per IO", "cycles_per_io": "cycles per IO"}).set_index("path")
 
 
-def sweep(P, field: str, values, **fixed) -> pd.DataFrame:
+def sweep(P, field: str, values, cached: bool = True, **fixed) -> pd.DataFrame:
     """Steady-state figures as one field varies (the others as in ``fixed``, else the page's). Sweeping
-    one of the interrupt shares of :data:`SWEPT` leaves the rest of the interrupts on the submitting CPU."""
+    one of the interrupt shares of :data:`SWEPT` leaves the rest of the interrupts on the submitting CPU.
+    ``cached`` false leaves out the drained runs (the objects left cached are then 0)."""
     rows = []
     for v in values:
         kw = dict(fixed)
@@ -236,7 +245,7 @@ def sweep(P, field: str, values, **fixed) -> pd.DataFrame:
         if field in SWEPT:
             rest = sum(kw.get(f, getattr(P, f)) for f in SWEPT)
             kw["irq_same_cpu_share"] = round(1.0 - rest, 12)
-        r = steady(P, **kw)
+        r = steady(P, cached=cached, **kw)
         rows.append({"share": float(v), "hit rate": r["hit rate"], LIST: r["list cycles per IO"],
                      KMALLOC: r["kmalloc cycles per IO"], "kmalloc per IO": r["kmalloc per IO"],
                      "kfree per IO": r["kfree per IO"], "splices per IO": r["splices per IO"],
@@ -426,8 +435,13 @@ class Sweeps:
     full_soft_k: float
     cross_left: int
     cross_left_kib: float
+    cross_cpus: int  # CPUs the interrupts elsewhere in the LLC land on
+    cross_all: int  # objects left on all of them
     half_share: float
     half_hit: float
+    fresh_mem: float  # list elements' header lines missed to memory per IO, 25% of IRQs in another LLC
+    fresh_cyc: float  # ... what they cost per IO beyond an L1 hit
+    be_note: Md  # with the hierarchy on: the flat model's break-evens on the same programs, and the overcharge
     _soft: pd.DataFrame = None
     _cross: pd.DataFrame = None
     _be_soft: float | None = None
@@ -445,10 +459,192 @@ def sweeps(P, sc: pd.DataFrame, points: int = 11) -> Sweeps:
     cross = sweep(P, "irq_same_llc_share", [g * room_cross for g in grid], irq_other_llc_share=P.irq_other_llc_share)
     be_s, be_c = break_even(soft), break_even(cross)
     left = int(sc.loc[CROSS100, "cached after run, most on one CPU"])
+    cfg = adapter.io_uring(P, **SCENARIOS[CROSS100])
     half = soft.iloc[(soft["share"] - 0.5 * room_soft).abs().argmin()]
+    fresh, fresh_cyc = fresh_elements(P, **SCENARIOS[SOFT25])
+    note = ""
+    if P.hierarchy:
+        # the same programs (the hierarchy's CPU numbering) through the flat model
+        flat = SimpleNamespace(**{**vars(P), "hierarchy": False, "llc_cpus": adapter.hierarchy_llc_cpus(True)})
+        fs = break_even(sweep(flat, "irq_other_llc_share", [g * room_soft for g in grid], cached=False,
+                              irq_same_llc_share=P.irq_same_llc_share))
+        fc = break_even(sweep(flat, "irq_same_llc_share", [g * room_cross for g in grid], cached=False,
+                              irq_other_llc_share=P.irq_other_llc_share))
+        _, cross_cyc = fresh_elements(P, **SCENARIOS[CROSS25])
+        note = (f"The flat model, on the same programs, puts the two points at {pct_or_none(fs)} and {pct_or_none(fc)}. "
+                "With the interrupts in another LLC no line moves between CPUs (every completion runs on the "
+                "submitter), so that difference is an overcharge of the model: each element the list takes from "
+                "`kmalloc` gets a new, cold address in the list's own caches, where the kernel would hand back a "
+                f"recently freed, cache-hot object — {fresh_cyc:.0f} cycles per IO with a quarter of the interrupts "
+                "there (see *What the model leaves out*). Elsewhere in the LLC the remote frees of the next section "
+                f"are real, and the same overcharge adds {cross_cyc:.0f} cycles per IO at a quarter.")
     return Sweeps(pct_or_none(be_s), pct_or_none(be_c), soft[LIST].iloc[-1], soft[KMALLOC].iloc[-1], left,
-                  left * pcpu_memory.memory(P.max_nr, P.kernel)["kmalloc_class"] / 1024, 100 * half["share"],
-                  100 * half["hit rate"], soft, cross, be_s, be_c)
+                  left * pcpu_memory.memory(P.max_nr, P.kernel)["kmalloc_class"] / 1024, cfg.n_cpus - cfg.submitters,
+                  int(sc.loc[CROSS100, "cached on other CPUs"]), 100 * half["share"], 100 * half["hit rate"], fresh,
+                  fresh_cyc, Md(note), soft, cross, be_s, be_c)
+
+
+def fresh_elements(P, **overrides) -> tuple[float, float]:
+    """Accesses per IO of the list's front end that the memory hierarchy (on, whatever ``P.hierarchy`` says)
+    served from memory, and what they cost per IO beyond an L1 hit. In the steady state the list's own lines stay in
+    cache; what misses is the header of an element the list just got from ``kmalloc``: the model gives each such
+    element a new address in the front end's hierarchy (:mod:`allocsim.kernel.pcpu_list`), where the kernel's
+    ``kmalloc`` would return a recently freed, cache-hot object — an overcharge the page states."""
+    from allocsim.analysis import crosscpu as cc
+
+    on = SimpleNamespace(**{**vars(P), "hierarchy": True})
+    cfg = adapter.io_uring(on, **overrides)
+    ss = iouring.steady_state(lambda prog: list_model(on)(prog).extra["front"], cfg)
+    mem = ss.hierarchy_per_io()["MEM"]
+    lat = cc.latencies(P.clock_ghz)
+    return mem, mem * (lat["memory"] - lat["l1"])
+
+
+@dataclass(frozen=True)
+class CrossCPU:
+    """What completions on another CPU cost the list and the sheaves through the memory hierarchy, beside the
+    flat model (:mod:`allocsim.analysis.crosscpu`): the numbers the prose names."""
+
+    cc_l1: float  # the hierarchy's L1 hit, in cycles
+    cc_lat_same: float  # a transfer from another CPU of the LLC, in cycles at the page's clock
+    cc_lat_cross: float  # ... from another LLC
+    cc_per_llc: int
+    cc_last_in_llc: int  # the last CPU of the submitter's LLC (cc_per_llc - 1)
+    hier_words: Md  # whether the rest of the page runs with the hierarchy
+    cc_n_same: int  # CPUs in the program when the interrupts land elsewhere in the LLC
+    cc_n_far: int  # ... in another LLC
+    cc_local_added: float  # the most the hierarchy adds to any model with every completion on the submitting CPU
+    cc619_same: float  # 6.19 kmalloc cycles per IO, same LLC, hierarchy
+    cc619_same_flat: float
+    cc619_same_added: float
+    cc619_same_xfer: float
+    cc619_far: float
+    cc619_far_added: float
+    cc619_charges: float  # transfer latencies one IO pays (distance_cost)
+    cc70_same: float
+    cc70_same_flat: float
+    cc70_same_added: float
+    cc70_same_xfer: float
+    cc70_far_added: float
+    cc70_cap: int  # the 7.0 kmalloc-96 sheaf capacity
+    cc70_lines: float  # lines a sheaf brings with it (transfers per IO x capacity)
+    cc_list619_same: float
+    cc_list70_same: float
+    cc_list619_over: float  # what the list costs more than kmalloc, 6.19, same LLC, hierarchy
+    cc_list70_over: float
+    cc_list_local: float  # the list, every completion on the submitting CPU (6.19 and 7.0 alike)
+    cc_list70_gain_same: float  # kmalloc minus list on 7.0 with every completion in the LLC (hierarchy)
+    cc_sent_xfer: float  # transfers per IO when the interrupts in another LLC are sent back (all models, max)
+    cc_minobj_1: int
+    cc_minobj_far: int
+    cc_order_words: Md  # what the CPUs present do to the two caches' slabs
+    _df: pd.DataFrame = None
+    _summary: pd.DataFrame = None
+    _orders: pd.DataFrame = None
+
+
+def cross_cpu_section(P) -> CrossCPU:
+    """Every model × placement × hierarchy on/off (:func:`allocsim.analysis.crosscpu.table`) and the numbers the
+    section's prose names."""
+    from allocsim.analysis import crosscpu as cc
+    from allocsim.facts import kconfig
+
+    df = cc.table(P)
+    summ = cc.summary(df)
+    lat = cc.latencies(P.clock_ghz)
+
+    def v(k, a, where, h="on", col="cycles per IO"):
+        return cc.value(df, k, a, where, h, col)
+
+    n_same, n_far = cc.workload(P, "same LLC").n_cpus, cc.workload(P, "other LLC").n_cpus
+    orders = pd.concat([cc.slab_order_note(pl.element_size(), "6.19", (1, n_same, n_far)),
+                        cc.slab_order_note(cc.element_size(), "6.19", (1, n_same, n_far))], ignore_index=True)
+    local = summ.xs("same CPU", level="where")["added by the hierarchy"].abs().max()
+    sent = summ.xs("other LLC, sent back", level="where")["transfers per IO"].max()
+    cap = kconfig.cache_geometry(pl.element_size(), n_same, "7.0", kmalloc=True).sheaf_capacity
+    x70 = v("7.0", "kmalloc", "same LLC", col="transfers per IO")
+    hier = ("it is on, so every figure of the page is charged by it and the workload numbers its CPUs the same way"
+            if P.hierarchy else "it is off, so the rest of the page uses the flat model and the workload's own CPU "
+            "numbering; this section runs both")
+    return CrossCPU(
+        lat["l1"], lat["same_llc"], lat["cross_llc"], lat["cpus_per_llc"], lat["cpus_per_llc"] - 1, Md(hier),
+        n_same, n_far, float(local),
+        v("6.19", "kmalloc", "same LLC"), v("6.19", "kmalloc", "same LLC", "off"),
+        v("6.19", "kmalloc", "same LLC") - v("6.19", "kmalloc", "same LLC", "off"),
+        v("6.19", "kmalloc", "same LLC", col="transfers per IO"), v("6.19", "kmalloc", "other LLC"),
+        v("6.19", "kmalloc", "other LLC") - v("6.19", "kmalloc", "other LLC", "off"),
+        cc.distance_cost(df, "6.19", "kmalloc", P.clock_ghz),
+        v("7.0", "kmalloc", "same LLC"), v("7.0", "kmalloc", "same LLC", "off"),
+        v("7.0", "kmalloc", "same LLC") - v("7.0", "kmalloc", "same LLC", "off"), x70,
+        v("7.0", "kmalloc", "other LLC") - v("7.0", "kmalloc", "other LLC", "off"), int(cap), x70 * cap,
+        v("6.19", "per-CPU list", "same LLC"), v("7.0", "per-CPU list", "same LLC"),
+        v("6.19", "per-CPU list", "same LLC") - v("6.19", "kmalloc", "same LLC"),
+        v("7.0", "per-CPU list", "same LLC") - v("7.0", "kmalloc", "same LLC"),
+        v("6.19", "per-CPU list", "same CPU"),
+        v("7.0", "kmalloc", "same LLC") - v("7.0", "per-CPU list", "same LLC"),
+        float(sent), int(kconfig.min_objects(1)), int(kconfig.min_objects(n_far)), Md(order_words(orders)), df, summ,
+        orders)
+
+
+def order_words(orders: pd.DataFrame) -> str:
+    """What :func:`allocsim.analysis.crosscpu.slab_order_note` shows, as a clause: the slabs of each cache stay as
+    they are, or how they change with the CPUs present."""
+    parts, same = [], True
+    for cache, g in orders.groupby("cache", sort=False):
+        if g["objects per slab"].nunique() == 1 and g["order"].nunique() == 1:
+            parts.append(f"`{cache}` keeps order-{int(g['order'].iloc[0])} slabs of {int(g['objects per slab'].iloc[0])} objects")
+        else:
+            same = False
+            parts.append(f"`{cache}` goes from " + " to ".join(
+                f"order {int(r.order)} ({int(r['objects per slab'])} objects) with {int(r.CPUs)} CPUs" for _, r in g.iterrows()))
+    lead = "an order-0 slab of either size already holds at least that many, so " if same else ""
+    return lead + " and ".join(parts)
+
+
+#: The cross-CPU table's columns on the page and their formats.
+CROSS_COLUMNS = {"CPUs": "CPUs", "cycles per IO, flat": "cycles /IO, flat", "cycles per IO, hierarchy": "cycles /IO, hierarchy",
+                 "added by the hierarchy": "added", "transfers per IO": "transfers /IO"}
+CROSS_FORMATS = {"CPUs": "d", "cycles /IO, flat": ".1f", "cycles /IO, hierarchy": ".1f", "added": ".1f",
+                 "transfers /IO": ".2f"}
+
+
+def cross_cpu_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`allocsim.analysis.crosscpu.summary` as the page shows it."""
+    return summary[list(CROSS_COLUMNS)].rename(columns=CROSS_COLUMNS)
+
+
+def cross_cpu_chart(df: pd.DataFrame) -> alt.VConcatChart:
+    """Cycles per IO of each model with every completion in one place, flat and with the hierarchy (one panel per
+    model), and the lines each IO takes from another CPU's cache (from :func:`allocsim.analysis.crosscpu.table`)."""
+    from allocsim.analysis import crosscpu as cc
+
+    where = list(cc.PLACEMENTS)
+    d = df.copy()
+    d["model run"] = np.where(d["hierarchy"] == "on", "memory hierarchy", "flat (every load an L1 hit)")
+    tip = ["model:N", "where:N", "model run:N", alt.Tooltip("cycles per IO:Q", format=".1f"),
+           alt.Tooltip("transfers per IO:Q", format=".2f")]
+    bars = alt.Chart(d).mark_bar().encode(
+        x=alt.X("where:N", sort=where, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=140)),
+        xOffset=alt.XOffset("model run:N"),
+        y=alt.Y("cycles per IO:Q", title=charts.axis("allocator cost per IO", "cycles")),
+        color=alt.Color("model run:N", title=None, legend=alt.Legend(orient="top", labelLimit=0),
+                        scale=alt.Scale(domain=["flat (every load an L1 hit)", "memory hierarchy"],
+                                        range=["#bbbbbb", charts.ACCENT])),
+        tooltip=tip,
+    ).properties(width=190, height=150).facet(
+        facet=alt.Facet("model:N", title=None, sort=[cc.label(*c) for c in cc.CONFIGS]), columns=2)
+    on = d[d["hierarchy"] == "on"]
+    xfer = alt.Chart(on).mark_bar().encode(
+        x=alt.X("where:N", sort=where, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=140)),
+        xOffset=alt.XOffset("model:N", sort=[cc.label(*c) for c in cc.CONFIGS]),
+        y=alt.Y("transfers per IO:Q", title=charts.axis("lines from another CPU per IO")),
+        color=alt.Color("model:N", title=None, sort=[cc.label(*c) for c in cc.CONFIGS],
+                        legend=alt.Legend(orient="top", labelLimit=0, columns=2),
+                        scale=alt.Scale(range=[charts.COLORS[KMALLOC], "#56B4E9", charts.COLORS[LIST], "#CC79A7"])),
+        tooltip=tip,
+    ).properties(width=400, height=150)
+    return alt.vconcat(bars, xfer).resolve_scale(color="independent").properties(
+        title=alt.Title("What a completion on another CPU costs", subtitle="hover a bar for its figures"))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ topology — ``polled``, ``irq_same_cpu_share``, ``irq_same_llc_share``, ``irq_o
 (:mod:`allocsim.workloads.blkmq`) — ``completion_order``, ``seed``; and, for the pre-v2 model only,
 ``placement`` with the independent shares). :func:`io_uring` passes those through, leaves every field the chapter does
 not declare at ``IOUring``'s default (the one place the t/io_uring defaults live), applies the caller's
-overrides, and validates the result: a combination the workload cannot run (``submit_batch`` above
+overrides, and validates the result (with the memory hierarchy on — a ``hierarchy`` attribute of ``P`` that is
+true — the LLCs are the hierarchy's, :func:`hierarchy_llc_cpus`): a combination the workload cannot run (``submit_batch`` above
 ``queue_depth``, a warm-up shorter than the queue, interrupt shares that do not add up to one) stops with one
 sentence naming the parameters — nothing is clamped or adjusted behind the reader's back.
 
@@ -29,8 +30,11 @@ for the default workload are the same.
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from functools import lru_cache
 
+from allocsim.facts import cpu as _cpu
 from allocsim.facts import thread
+from allocsim.facts.datafile import on_clear
 from allocsim.facts.errors import AllocsimError
 from allocsim.workloads.iouring import INDEPENDENT, TOPOLOGY, IOUring, steady_window
 
@@ -50,10 +54,15 @@ def defaults() -> IOUring:
     return IOUring()
 
 
+@lru_cache(maxsize=1)
 def base_work_ns() -> float:
-    """Non-allocator time per IO, in ns: the thread's 6.19 ``kmalloc`` time per IO (1/IOPS)."""
+    """Non-allocator time per IO, in ns: the thread's 6.19 ``kmalloc`` time per IO (1/IOPS). Read once (a page
+    builds its workload for every run; ``allocsim.facts.datafile.clear_cache`` forgets it)."""
     f = thread.iops_figures().set_index(["kernel", "allocator"])
     return float(f.loc[BASE_WORK_FIGURE, "ns_per_io"])
+
+
+on_clear(base_work_ns.cache_clear)
 
 
 def base_work_cycles(clock_ghz: float) -> int:
@@ -78,9 +87,31 @@ def io_uring(P, *, base_work: bool = True, **overrides) -> IOUring:
         if not hasattr(P, "clock_ghz"):
             raise AllocsimError("the io_uring base work per IO needs the page's clock_ghz parameter")
         given["submit_gap"] = base_work_cycles(P.clock_ghz)
-    cfg = replace(defaults(), **{**given, **overrides}).validate()
+    fields_ = {**given, **overrides}
+    llc = hierarchy_llc_cpus(getattr(P, "hierarchy", False))
+    if llc and not fields_.get("llc_cpus") and fields_.get("placement", "blkmq") == "blkmq":
+        fields_["llc_cpus"] = llc
+    cfg = replace(defaults(), **fields_).validate()
     _measurable(cfg)
     return cfg
+
+
+def hierarchy_llc_cpus(hierarchy) -> int:
+    """CPUs per last-level cache of the memory hierarchy a page runs its models with — ``cpus_per_llc`` of the
+    default CPU (``data/kernel/cpu.yaml``) for ``True``, of the geometry itself for an
+    :class:`allocsim.facts.cpu.Geometry` — or 0 when the hierarchy is off.
+
+    :func:`io_uring` makes it the workload's ``llc_cpus`` (unless the page sets ``llc_cpus`` itself): the
+    hierarchy puts CPU ``c`` in LLC ``c // cpus_per_llc``, so an interrupt "on another CPU of the LLC" must land
+    on a CPU of that group and one "in another LLC" beyond it — with the automatic numbering (the submitters
+    plus one CPU per LLC) CPU 1 would be "another LLC" to the workload and the same LLC to the cache model."""
+    if hierarchy is None or hierarchy is False:
+        return 0
+    if hierarchy is True:
+        return _cpu.geometry().cpus_per_llc
+    if isinstance(hierarchy, _cpu.Geometry):
+        return hierarchy.cpus_per_llc
+    raise AllocsimError(f"hierarchy must be true, false or an allocsim.facts.cpu.Geometry, not {hierarchy!r}")
 
 
 def _measurable(cfg: IOUring) -> None:

@@ -40,9 +40,12 @@ on another CPU of the submitter's last-level cache or on a CPU of another LLC (`
 
 The defaults — every interrupt on the submitting CPU, one queue per CPU (``nr_hw_queues=0``),
 ``rq_affinity=1``, not polled — give what the book has always modelled for ``t/io_uring -p0``: every free in
-hardirq context on the submitting CPU. CPUs are numbered consecutively, ``llc_cpus`` to an LLC (0 =
-automatic: the submitters, plus one CPU if ``irq_same_llc_share > 0``, share LLC 0, and one more CPU forms
-LLC 1 if ``irq_other_llc_share > 0``).
+hardirq context on the submitting CPU. CPUs are numbered consecutively, ``llc_cpus`` to an LLC (CPU ``c`` in LLC ``c // llc_cpus``,
+as the memory hierarchy of :mod:`allocsim.kernel.cache` numbers them; 0 = automatic: the submitters, plus one
+CPU if ``irq_same_llc_share > 0``, share LLC 0). The program has the CPUs the placement needs (``ncpu`` 0): the
+submitters; with ``irq_same_llc_share > 0`` the rest of each submitter's LLC; with ``irq_other_llc_share > 0``
+and the submitters in one LLC, the first CPU of the next (CPU ``llc_cpus``). A CPU that no interrupt lands on
+takes no part in the run (it only counts for the models' CPUs present).
 
 ``placement='independent'`` is the pre-v2 model, kept so that the book's model changelog can show what the
 coupling changed: the context is a seeded draw with shares ``task_share`` / ``hardirq_share`` /
@@ -82,6 +85,7 @@ import numpy as np
 import pandas as pd
 
 from allocsim.facts.errors import AllocsimError
+from allocsim.kernel.cache import COUNTER_NAMES
 from allocsim.kernel.program import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK, Program
 from allocsim.workloads import blkmq
 
@@ -93,6 +97,8 @@ _RNG_CTX, _RNG_CROSS, _RNG_TARGET, _RNG_ORDER, _RNG_IRQ_WHERE, _RNG_IRQ_CPU = 0,
 TOPOLOGY = ("polled", "irq_same_cpu_share", "irq_same_llc_share", "irq_other_llc_share", "nr_hw_queues",
             "rq_affinity", "llc_cpus")
 INDEPENDENT = ("task_share", "hardirq_share", "softirq_share", "cross_cpu_share")
+#: The hierarchy's counters of accesses that took the line from another CPU's cache (allocsim.kernel.cache).
+TRANSFERS = ("XSAME", "XLLC", "XNODE")
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,16 @@ class IOUring:
             return self.ncpu
         if self.placement == "independent":
             return self.submitters + (1 if self.cross_cpu_share > 0 else 0)
-        return self.llc_size + (1 if self.irq_other_llc_share > 0 else 0)
+        # blkmq: the submitters, plus what the interrupts need — the rest of each submitter's LLC when some
+        # land on another CPU of it, and the first CPU of the next LLC when some land in another LLC and the
+        # submitters fill only one (CPU c is in LLC c // llc_size)
+        llc, n = self.llc_size, self.submitters
+        llcs = -(-n // llc)
+        if self.irq_same_llc_share > 0:
+            n = max(n, llcs * llc)
+        if self.irq_other_llc_share > 0 and llcs == 1:
+            n = max(n, llc + 1)
+        return n
 
     @property
     def llc_size(self) -> int:
@@ -366,10 +381,27 @@ class SteadyState:
     cycles: float
     paths: dict  # name -> (count, cycles) within the window
     stats: dict  # counter -> value within the window
+    #: the memory hierarchy's counters within the window (``cache.COUNTER_NAMES`` → accesses), summed over the
+    #: CPUs and, for the per-CPU list, over its front end and its kmalloc backend; None when it was off
+    hierarchy: dict | None = None
 
     @property
     def cycles_per_io(self) -> float:
         return self.cycles / self.ios
+
+    def hierarchy_per_io(self) -> dict | None:
+        """Where each access was served, per IO: ``L1``, ``L2``, ``LLC`` (hits), ``XSAME`` / ``XLLC`` / ``XNODE``
+        (taken from another CPU of the same LLC, of another LLC, of another node), ``MEM``, and ``INV_SAME`` /
+        ``INV_LLC`` / ``INV_NODE`` (writes that invalidated copies that far away); None with the hierarchy off."""
+        if self.hierarchy is None:
+            return None
+        return {k: v / self.ios for k, v in self.hierarchy.items()}
+
+    @property
+    def transfers_per_io(self) -> float | None:
+        """Accesses per IO that took a line from another CPU's cache (``XSAME + XLLC + XNODE``); None when off."""
+        h = self.hierarchy_per_io()
+        return None if h is None else sum(h[k] for k in TRANSFERS)
 
     def paths_frame(self) -> pd.DataFrame:
         rows = [{"model": self.model, "path": k, "count": int(c), "cycles": float(cy),
@@ -433,7 +465,18 @@ def steady_state(run, cfg: IOUring = IOUring()) -> SteadyState:
         paths[k] = (c - c0, cy - cy0)
     stats = {k: v - short.stats.get(k, 0) for k, v in long.stats.items()}
     return SteadyState(model=long.model, ios=(end - first) * cfg.submitters, cycles=long.cycles - short.cycles,
-                       paths=paths, stats=stats)
+                       paths=paths, stats=stats, hierarchy=_hierarchy_window(short, long))
+
+
+def _hierarchy_window(short, long) -> dict | None:
+    """The hierarchy's counters of ``long`` minus ``short`` (``Result.extra["hierarchy"]``: per CPU; the per-CPU
+    list's front end and backend already summed by :meth:`allocsim.kernel.result.Result.combine`), summed over
+    the CPUs, or None when the hierarchy was off."""
+    a, b = short.extra.get("hierarchy"), long.extra.get("hierarchy")
+    if b is None:
+        return None
+    tot = np.asarray(b).sum(axis=0) - (0 if a is None else np.asarray(a).sum(axis=0))
+    return {k: int(v) for k, v in zip(COUNTER_NAMES, tot)}
 
 
 def describe(cfg: IOUring) -> dict:

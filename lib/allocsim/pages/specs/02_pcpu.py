@@ -52,12 +52,16 @@ SPEC = ChapterSpec(
         Param("ios", int, 20000, "IOs per submitter in each simulated run", low=512, high=2_000_000),
         Param("warmup", int, 4096, "IOs per submitter left out of the steady-state figures", low=1, high=1_000_000),
         Param("seed", int, 0, "seed of the random interrupt CPUs and completion order", low=0),
+        Param("hierarchy", bool, True, "the memory hierarchy (data/kernel/cpu.yaml: L1, L2, shared LLC, transfers between "
+              "CPUs) charges the models' loads and stores, and the workload's CPUs are numbered as its LLCs are; false: "
+              "the flat model (every load an l1_hit)"),
         Param("clock_ghz", float, CLOCK_GHZ, "CPU clock: expresses cycles as nanoseconds and sets the base work per IO (the thread's time per IO in cycles)", low=0.5, high=6.0),
     ),
     check=_check,
     # Time and memory of `run pcpu` scale with the IOs simulated (every sweep of the chapter runs
     # `ios` IOs per submitter): two executions of the whole chapter measured with `run pcpu -p ios N`
-    # on a shared 2-CPU machine (AMD EPYC, Python 3.11), (IOs simulated, seconds, peak MiB).
+    # on a shared 2-CPU machine (AMD EPYC, Python 3.11, load about 5), with the memory hierarchy on and the
+    # cross-CPU section, (IOs simulated, seconds, peak MiB).
     work=lambda ns: ns.ios * ns.submitters,
-    measured=((20_000, 19.6, 268.0), (200_000, 141.0, 461.0)),
+    measured=((20_000, 22.3, 488.0), (200_000, 123.7, 655.0)),
 )
