@@ -40,11 +40,15 @@ farthest copy a write had to invalidate (``INV_SAME`` / ``INV_LLC`` / ``INV_NODE
 
 Layout of ``CI`` (int64, at offset ``o``): the header ``H_*``, then one block per field of every level
 (structure of arrays, so that a set's tags are contiguous): for L1 and L2 (``ncpu × sets × ways`` entries
-each) tag = line + 1 (0 = empty), LRU stamp, state; for the LLCs (``nllc × llc_sets × llc_ways``) tag, LRU
-stamp, sharer bit mask over the domain's CPUs, writer + 1 (0 = none), dirty; then the counters
-(``ncpu × NCNT``). Entry ``(owner × sets + set) × ways + way`` of a level is at the same index in each of
-its blocks. Empty is all zeros, so the large LLC blocks cost only the pages an access touches. ``CF``
-(float64, at ``fo``): the seven latencies in cycles, in kind order.
+each) tag = line + 1 (0 = empty), LRU stamp, state; entry ``(owner × sets + set) × ways + way`` of a level
+is at the same index in each of its blocks. Then the LLC's set map (``nllc × llc_sets``: 0 = the set is
+empty and has no storage yet, else its slot + 1), the counters (``ncpu × NCNT``), and last the LLC slots:
+blocks of ``nllc × llc_sets × llc_ways`` entries (tag, LRU stamp, sharer bit mask over the domain's CPUs,
+writer + 1 (0 = none), dirty), where a set's ways are entries ``slot × ways + way``. A set gets the next free
+slot, zeroed, the first time a line is installed in it (:func:`_e3_alloc`), so a run pays for the LLC sets it
+uses, not for the 32 MiB it models: the slot blocks (:func:`lazy_range`) need not be zero when the hierarchy
+is created. Everything else starts at zero. ``CF`` (float64, at ``fo``): the seven latencies in cycles, in
+kind order.
 """
 
 from __future__ import annotations
@@ -58,8 +62,9 @@ from allocsim.kernel import state as _state
 
 # header of CI: geometry, the clock (LRU stamps), block offsets (relative to o), last access
 (H_NCPU, H_S1, H_W1, H_S2, H_W2, H_S3, H_W3, H_CPL, H_LPN, H_NLLC, H_CLOCK, H_CNT, H_LAST_KIND, H_LAST_INV,
- H_SIZE, H_M1, H_M2, H_M3, H_T1, H_R1, H_X1, H_T2, H_R2, H_X2, H_T3, H_R3, H_SH3, H_WR3, H_DT3) = range(29)
-NH = 29
+ H_SIZE, H_M1, H_M2, H_M3, H_T1, H_R1, H_X1, H_T2, H_R2, H_X2, H_T3, H_R3, H_SH3, H_WR3, H_DT3, H_MAP3,
+ H_NSLOT) = range(31)
+NH = 31
 S_SHARED, S_MOD = 1, 2
 # kinds of access (where the data came from) = index of its latency in CF
 K_L1, K_L2, K_LLC, K_XSAME, K_XLLC, K_XNODE, K_MEM = range(7)
@@ -72,21 +77,30 @@ INVS = ("none", "same-LLC", "cross-LLC", "cross-node")
 NCNT = NK + 3
 COUNTER_NAMES = KINDS + ("INV_SAME", "INV_LLC", "INV_NODE")
 NF = 7
-#: The blocks of CI in order: (header field, entries it holds as a function of the layout's counts).
+#: The blocks of CI in order: (header field, entries it holds as a function of the layout's counts); the LLC
+#: slots last (:func:`lazy_range`).
 _BLOCKS = ((H_T1, "p1"), (H_R1, "p1"), (H_X1, "p1"), (H_T2, "p2"), (H_R2, "p2"), (H_X2, "p2"),
+           (H_MAP3, "map"), (H_CNT, "cnt"),
            (H_T3, "l3"), (H_R3, "l3"), (H_SH3, "l3"), (H_WR3, "l3"), (H_DT3, "l3"))
 
 
 def layout(ncpu: int, g: Geometry) -> dict:
     """Sizes and offsets (relative to the hierarchy's start) of every block of ``CI``."""
     nllc = -(-ncpu // g.cpus_per_llc)
-    n = {"p1": ncpu * g.l1_sets * g.l1_ways, "p2": ncpu * g.l2_sets * g.l2_ways, "l3": nllc * g.llc_sets * g.llc_ways}
+    n = {"p1": ncpu * g.l1_sets * g.l1_ways, "p2": ncpu * g.l2_sets * g.l2_ways, "map": nllc * g.llc_sets,
+         "cnt": ncpu * NCNT, "l3": nllc * g.llc_sets * g.llc_ways}
     off, at = {}, NH
     for h, kind in _BLOCKS:
         off[h] = at
         at += n[kind]
-    off[H_CNT] = at
-    return {"nllc": nllc, "offsets": off, "size": at + ncpu * NCNT}
+    return {"nllc": nllc, "offsets": off, "size": at, "lazy": (off[H_T3], at)}
+
+
+def lazy_range(ncpu: int, g: Geometry) -> tuple[int, int]:
+    """The words of ``CI`` (relative to its start) that need not be zero when the hierarchy is created: the LLC
+    slots, each zeroed when its set is first used. The rest must be zero."""
+    return layout(ncpu, g)["lazy"]
+
 
 
 def size_of(ncpu: int, g: Geometry) -> int:
@@ -100,7 +114,8 @@ def _mask(sets: int) -> int:
 
 
 def init_at(I: np.ndarray, o: int, F: np.ndarray, fo: int, ncpu: int, g: Geometry) -> None:
-    """Write an empty hierarchy into ``I[o:o+size_of()]`` (which must be zero) and its latencies into ``F[fo:fo+NF]``."""
+    """Write an empty hierarchy into ``I[o:o+size_of()]`` (which must be zero outside :func:`lazy_range`) and its
+    latencies into ``F[fo:fo+NF]``."""
     if not isinstance(ncpu, (int, np.integer)) or ncpu < 1:
         raise AllocsimError(f"the cache model needs at least one CPU, not {ncpu!r}")
     g.check()
@@ -108,7 +123,7 @@ def init_at(I: np.ndarray, o: int, F: np.ndarray, fo: int, ncpu: int, g: Geometr
     hdr = {H_NCPU: ncpu, H_S1: g.l1_sets, H_W1: g.l1_ways, H_S2: g.l2_sets, H_W2: g.l2_ways, H_S3: g.llc_sets,
            H_W3: g.llc_ways, H_CPL: g.cpus_per_llc, H_LPN: g.llcs_per_node, H_NLLC: lay["nllc"], H_CLOCK: 0,
            H_LAST_KIND: -1, H_LAST_INV: 0, H_SIZE: lay["size"], H_M1: _mask(g.l1_sets), H_M2: _mask(g.l2_sets),
-           H_M3: _mask(g.llc_sets), **lay["offsets"]}
+           H_M3: _mask(g.llc_sets), H_NSLOT: 0, **lay["offsets"]}
     for k, v in hdr.items():
         I[o + k] = v
     F[fo:fo + NF] = (g.lat_l1, g.lat_l2, g.lat_llc, g.lat_same_llc, g.lat_cross_llc, g.lat_cross_node, g.lat_memory)
@@ -118,7 +133,7 @@ def new_cache(ncpu: int, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
     """An empty hierarchy for ``ncpu`` CPUs: ``(CI, CF)``."""
     g = geometry
     g.check()
-    CI = np.zeros(size_of(int(ncpu), g), np.int64)
+    CI = _state.zeros_except(size_of(int(ncpu), g), lazy_range(int(ncpu), g))
     CF = np.zeros(NF, np.float64)
     init_at(CI, 0, CF, 0, ncpu, g)
     _state.refresh_numba_cache()
@@ -166,9 +181,31 @@ def _e2(I, o, cpu, line):
 
 @njit(cache=True, _nrt=False, inline="always")
 def _e3(I, o, d, line):
+    """First entry of ``line``'s set in domain ``d``'s LLC, or -1 when that set is empty (has no slot yet)."""
     m = I[o + H_M3]
     S = I[o + H_S3]
-    return (d * S + (line & m if m >= 0 else line % S)) * I[o + H_W3]
+    slot = I[o + I[o + H_MAP3] + d * S + (line & m if m >= 0 else line % S)]
+    if slot == 0:
+        return -1
+    return (slot - 1) * I[o + H_W3]
+
+
+@njit(cache=True, _nrt=False)
+def _e3_alloc(I, o, d, line):
+    """:func:`_e3` for an install: an empty set first gets the next slot, its ways zeroed in every LLC block."""
+    m = I[o + H_M3]
+    S = I[o + H_S3]
+    at = o + I[o + H_MAP3] + d * S + (line & m if m >= 0 else line % S)
+    W = I[o + H_W3]
+    if I[at] == 0:
+        slot = I[o + H_NSLOT]
+        I[o + H_NSLOT] = slot + 1
+        I[at] = slot + 1
+        for h in (H_T3, H_R3, H_SH3, H_WR3, H_DT3):
+            b = o + I[o + h] + slot * W
+            for w in range(W):
+                I[b + w] = 0
+    return (I[at] - 1) * W
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -260,6 +297,8 @@ def _claim(I, o, cpu, line, e3):
         if e == d:
             continue
         b = _e3(I, o, e, line)
+        if b < 0:
+            continue
         w = _find(I, t3 + b, W3, line + 1)
         if w >= 0:
             _drop_domain_entry(I, o, e, b + w, line)
@@ -284,7 +323,7 @@ def _evict_l2(I, o, cpu, e2):
     d = cpu // cpl
     lc = cpu - d * cpl
     e = _e3(I, o, d, line)
-    w = _find(I, o + I[o + H_T3] + e, I[o + H_W3], line + 1)
+    w = _find(I, o + I[o + H_T3] + e, I[o + H_W3], line + 1) if e >= 0 else -1
     if w >= 0:
         I[_l3(I, o, H_SH3, e + w)] &= ~(np.int64(1) << lc)
         if I[_l3(I, o, H_WR3, e + w)] == lc + 1:
@@ -443,7 +482,7 @@ def _access_miss(I, o, F, fo, cpu, line, write, clock):
     W3 = I[o + H_W3]
     t3 = o + I[o + H_T3]
     b3 = _e3(I, o, d, line)
-    w = _find(I, t3 + b3, W3, tag)
+    w = _find(I, t3 + b3, W3, tag) if b3 >= 0 else -1
     inv = INV_NONE
     if w >= 0:
         e3 = b3 + w
@@ -470,6 +509,8 @@ def _access_miss(I, o, F, fo, cpu, line, write, clock):
             if e == d:
                 continue
             b = _e3(I, o, e, line)
+            if b < 0:
+                continue
             we = _find(I, t3 + b, W3, tag)
             if we >= 0 and I[_l3(I, o, H_DT3, b + we)] != 0:
                 src = e
@@ -485,6 +526,8 @@ def _access_miss(I, o, F, fo, cpu, line, write, clock):
                 I[_l3(I, o, H_DT3, es)] = 0
         else:
             kind = K_MEM
+        if b3 < 0:
+            b3 = _e3_alloc(I, o, d, line)
         e3 = b3 + _victim(I, t3 + b3, o + I[o + H_R3] + b3, W3)
         if I[t3 + e3] != 0:
             _drop_domain_entry(I, o, d, e3, I[t3 + e3] - 1)
@@ -567,13 +610,27 @@ def contents(CI, o: int = 0) -> dict:
             keep = tags[cpu] != 0
             out[name][cpu] = {int(t) - 1: int(x) for t, x in zip(tags[cpu][keep], sts[cpu][keep])}
     S, W, cpl, nllc = (int(CI[o + k]) for k in (H_S3, H_W3, H_CPL, H_NLLC))
-    tags, shs, wrs, dts = (_block(CI, o, h, nllc, S, W) for h in (H_T3, H_SH3, H_WR3, H_DT3))
-    for d in range(nllc):
-        keep = np.flatnonzero(tags[d])
-        out["llc"][d] = {int(tags[d][i]) - 1: ({d * cpl + k for k in range(cpl) if (int(shs[d][i]) >> k) & 1},
-                                                d * cpl + int(wrs[d][i]) - 1 if wrs[d][i] else -1, bool(dts[d][i]))
-                         for i in keep}
+    tags, shs, wrs, dts = (_llc_block(CI, o, h) for h in (H_T3, H_SH3, H_WR3, H_DT3))
+    for d, slots in enumerate(_llc_slots(CI, o)):
+        out["llc"][d] = {int(tags[s, i]) - 1: ({d * cpl + k for k in range(cpl) if (int(shs[s, i]) >> k) & 1},
+                                                d * cpl + int(wrs[s, i]) - 1 if wrs[s, i] else -1, bool(dts[s, i]))
+                         for s in slots for i in np.flatnonzero(tags[s])}
     return out
+
+
+def _llc_slots(CI, o: int = 0) -> list:
+    """Per LLC domain, the slots its non-empty sets use."""
+    S, nllc = int(CI[o + H_S3]), int(CI[o + H_NLLC])
+    at = o + int(CI[o + H_MAP3])
+    smap = CI[at:at + nllc * S].reshape(nllc, S)
+    return [smap[d][smap[d] != 0] - 1 for d in range(nllc)]
+
+
+def _llc_block(CI, o, h):
+    """LLC field ``h`` of the slots in use, one row per slot."""
+    W, n = int(CI[o + H_W3]), int(CI[o + H_NSLOT])
+    at = o + int(CI[o + h])
+    return CI[at:at + n * W].reshape(n, W)
 
 
 def set_occupancy(CI, o: int = 0) -> dict:
@@ -583,7 +640,8 @@ def set_occupancy(CI, o: int = 0) -> dict:
     for name, T, S, W, owners in (("l1", H_T1, H_S1, H_W1, n), ("l2", H_T2, H_S2, H_W2, n),
                                   ("llc", H_T3, H_S3, H_W3, int(CI[o + H_NLLC]))):
         S, W = int(CI[o + S]), int(CI[o + W])
-        tags = _block(CI, o, T, owners, S, W).reshape(owners * S, W)
+        # the LLC's empty sets have no slot: its rows are the sets in use
+        tags = _llc_block(CI, o, T) if name == "llc" else _block(CI, o, T, owners, S, W).reshape(owners * S, W)
         full = (tags != 0).sum(axis=1)
         dup = any(len(set(r[r != 0].tolist())) != int((r != 0).sum()) for r in tags[full > 1])
         res[name] = (int(full.max()) if len(full) else 0, W, dup)

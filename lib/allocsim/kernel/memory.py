@@ -213,11 +213,12 @@ def geometry_of(hierarchy, clock_ghz: float, who: str) -> _cpu.Geometry | None:
     raise AllocsimError(f"{who} hierarchy must be true, false or an allocsim.facts.cpu.Geometry, not {hierarchy!r}")
 
 
-def sizes(ncpu: int, g: _cpu.Geometry | None) -> tuple[int, int]:
-    """int64 words and float64 values the hierarchy of ``ncpu`` CPUs takes in a model's state (0, 0 when off)."""
+def sizes(ncpu: int, g: _cpu.Geometry | None) -> tuple[int, int, tuple[int, int]]:
+    """int64 words and float64 values the hierarchy of ``ncpu`` CPUs takes in a model's state (0, 0 when off),
+    and the range of those words that need not be zero (:func:`allocsim.kernel.cache.lazy_range`)."""
     if g is None:
-        return 0, 0
-    return _cache.size_of(ncpu, g), _cache.NF
+        return 0, 0, (0, 0)
+    return _cache.size_of(ncpu, g), _cache.NF, _cache.lazy_range(ncpu, g)
 
 
 def attach(I: np.ndarray, F: np.ndarray, ncpu: int, g: _cpu.Geometry | None, size: int, slab_bytes: int,

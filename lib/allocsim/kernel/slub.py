@@ -185,11 +185,11 @@ def new_model_state(cfg: SlubConfig, program: Program, cost_vector: np.ndarray, 
     max_sheaves = scale * (3 * cfg.ncpu + cfg.nnodes * (MAX_FULL_SHEAVES + MAX_EMPTY_SHEAVES + 4)
                            + (peak // cap if cap else 0) + 8)
     version = V_CPU_SLAB if versions.family(cfg.version).cpu_slab else V_70
-    words, floats = _memory.sizes(cfg.ncpu, hierarchy)
+    words, floats, lazy = _memory.sizes(cfg.ncpu, hierarchy)
     I, F = new_state(cfg.ncpu, cfg.nnodes, cfg.cpus_per_node, g.objs_per_slab, g.min_partial, g.cpu_partial_slabs,
                      cap, version, cfg.sheaves, max_slabs, max_sheaves if cap else 1, cost_vector,
                      max_full=MAX_FULL_SHEAVES, nowait_fails=cfg.gfp_nowait_fails,
-                     access=access, mem_words=words, mem_floats=floats)
+                     access=access, mem_words=words, mem_floats=floats, mem_lazy=lazy)
     _memory.attach(I, F, cfg.ncpu, hierarchy, g.size, kconfig.page_size() << g.order, kconfig.sheaf_header())
     return I, F
 

@@ -281,14 +281,28 @@ NB = 4    # allocsim.kernel.barn: B_FULL_HEAD, B_NR_FULL, B_EMPTY_HEAD, B_NR_EMP
 NIQ = 5   # allocsim.kernel.sheaves: IQ_* (floats)
 
 
+def zeros_except(n: int, lazy: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """``n`` int64 words, zero except ``[lazy[0], lazy[1])``, left as the allocator gives them: the memory
+    hierarchy's LLC slots, zeroed one set at a time as they are used (``allocsim.kernel.cache.lazy_range``). A
+    fresh ``np.zeros`` of the LLC's tens of megabytes is a memset on every run once the C allocator reuses the
+    memory, which cost more than a whole short run."""
+    a, b = lazy
+    I = np.empty(n, np.int64)
+    I[:a] = 0
+    I[b:] = 0
+    return I
+
+
 def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, min_partial: int,
               cpu_partial_slabs: int, capacity: int, version: int, sheaves: bool, max_slabs: int, max_sheaves: int,
               cost: np.ndarray, max_full: int = 10, nowait_fails: bool = False,
-              access: np.ndarray | None = None, mem_words: int = 0, mem_floats: int = 0):
+              access: np.ndarray | None = None, mem_words: int = 0, mem_floats: int = 0,
+              mem_lazy: tuple[int, int] = (0, 0)):
     """A fresh ``(I, F)``: no slabs, empty partial lists, empty barns, every CPU with an empty main
     sheaf (``init_percpu_sheaves()``) when ``sheaves``. ``access`` (the segments' memory accesses,
     :func:`allocsim.facts.steps.access_table`) and ``mem_words``/``mem_floats`` (room for the memory
-    hierarchy, which :func:`allocsim.kernel.memory.attach` writes) are reserved when the hierarchy is on."""
+    hierarchy, which :func:`allocsim.kernel.memory.attach` writes) are reserved when the hierarchy is on;
+    ``mem_lazy``: the words of that room (relative to its start) that need not be zero."""
     cap = max(capacity, 1)
     acc = np.full((NSEG, 1, 3), -1, np.int64) if access is None else access
     sizes = [
@@ -302,7 +316,8 @@ def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, mi
     for h, n in sizes:
         header[h] = off
         off += n
-    I = np.zeros(off, np.int64)
+    m = header[H_MEM]
+    I = zeros_except(off, (m + mem_lazy[0], m + mem_lazy[1]) if mem_lazy[1] > mem_lazy[0] else (0, 0))
     for h, o in header.items():
         I[h] = o
     F = np.zeros(FIXED_F + 2 * nnodes + ncpu * NIQ + mem_floats, np.float64)
