@@ -311,9 +311,11 @@ def _event_loop(hier: bool):
         ``addr[e]`` (hierarchy on): the address, in elements, element ``e`` occupies. kmalloc hands back the
         object most recently kfree()d on the allocating CPU (``freed_head[cpu]``, chained by ``freed_next``), as
         SLUB's per-CPU LIFO does (7.0: ``free_to_pcs()`` pushes on the freeing CPU's main sheaf and
-        ``alloc_from_pcs()`` pops its top; 6.19: the cpu freelist), else a fresh one. Simplification: on 6.19 an
-        object freed on a CPU other than its cpu slab's goes back to its slab, not to that CPU; here it is that
-        CPU's next kmalloc all the same."""
+        ``alloc_from_pcs()`` pops its top; 6.19: the cpu freelist); when this CPU has kfree()d nothing, the object
+        the lowest-numbered CPU that has kfree()d one freed last (7.0: a full sheaf of another CPU's frees reaches
+        this one through the barn; 6.19: through the slabs' freelists), else memory never used before.
+        Simplifications: on 6.19 an object freed on a CPU other than its cpu slab's goes back to its slab, not to
+        that CPU's freelist; which other CPU's objects come first, and in which order, is the model's choice."""
         n_obj = 0
         n_addr = 0
         n_fb = 0
@@ -352,9 +354,14 @@ def _event_loop(hier: bool):
                     e = n_obj
                     n_obj += 1
                     if hier:
-                        a = freed_head[cpu]
-                        if a >= 0:
-                            freed_head[cpu] = freed_next[a]
+                        c = cpu
+                        if freed_head[c] < 0:  # nothing kfree()d here: what another CPU kfree()d, if any
+                            c = 0
+                            while c < freed_head.shape[0] and freed_head[c] < 0:
+                                c += 1
+                        if c < freed_head.shape[0]:
+                            a = freed_head[c]
+                            freed_head[c] = freed_next[a]
                         else:
                             a = n_addr
                             n_addr += 1

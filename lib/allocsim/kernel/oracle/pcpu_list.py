@@ -135,7 +135,8 @@ def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, m
     event_path = [None] * len(op)
     fallback = []  # (cpu, op, ctx, element, time)
     # where each element lives (hierarchy on): kmalloc returns what this CPU kfree()d last (SLUB's per-CPU LIFO:
-    # the main sheaf, the cpu freelist), else memory never used before
+    # the main sheaf, the cpu freelist), else what another CPU kfree()d (through the barn / the slabs), else
+    # memory never used before
     home = {}
     kfreed_here = [[] for _ in range(ncpu)]
     n_homes = 0
@@ -181,8 +182,9 @@ def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, m
                 element = n_elements
                 n_elements += 1
                 fallback.append((cpu, ALLOC, ctx[i], element, clock[cpu]))
-                if kfreed_here[cpu]:
-                    home[element] = kfreed_here[cpu].pop()
+                donors = [c for c in [cpu] + list(range(ncpu)) if kfreed_here[c]]
+                if donors:  # this CPU's last kfree(), else the last of the first CPU that kfree()d one
+                    home[element] = kfreed_here[donors[0]].pop()
                 else:
                     home[element] = n_homes
                     n_homes += 1
