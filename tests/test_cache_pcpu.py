@@ -14,7 +14,7 @@ from allocsim.facts import cpu as cpufacts
 from allocsim.kernel import cache, pcpu_list
 from allocsim.kernel.oracle import cache as oc
 from allocsim.kernel.oracle import pcpu_list as opl
-from allocsim.kernel.program import ALLOC, FREE, HARDIRQ, TASK, Program
+from allocsim.kernel.program import ALLOC, FREE, HARDIRQ, SOFTIRQ, TASK, Program
 from allocsim.workloads.iouring import IOUring, program as iouring_program
 
 G = cpufacts.geometry(3.0)
@@ -102,6 +102,23 @@ def test_lifo_reuse_of_an_element_is_all_l1_hits():
     front = pcpu_list.simulate(p, hierarchy=True)[0]
     assert [pcpu_list.PATHS[x] for x in front.event_path] == ["alloc_kmalloc", "free_task", "alloc_hit"]
     assert kinds_of(front, 2) and set(kinds_of(front, 2)) == {"L1"}
+
+
+def test_kmalloc_hands_back_what_this_cpu_kfreed_last():
+    """CPU 0 kmallocs e0 and frees it into its list (writing e0->next: a miss to memory), takes it back, then
+    frees it in softirq (the patch kfree()s it). The next kmalloc is handed back that object (SLUB's per-CPU
+    LIFO), so writing the new element's next pointer finds its line in CPU 0's L1. A later kmalloc with nothing
+    kfree()d is memory never used before: its first write misses to memory again."""
+    p = program([[(ALLOC, TASK, 0, 0), (FREE, TASK, 0, 0), (ALLOC, TASK, 1, 0), (FREE, SOFTIRQ, 1, 0),
+                  (ALLOC, TASK, 2, 0), (FREE, TASK, 2, 0), (ALLOC, TASK, 3, 0), (ALLOC, TASK, 4, 0),
+                  (FREE, TASK, 4, 0)]])
+    front = pcpu_list.simulate(p, hierarchy=True)[0]
+    assert [pcpu_list.PATHS[x] for x in front.event_path] == [
+        "alloc_kmalloc", "free_task", "alloc_hit", "kfree_softirq", "alloc_kmalloc", "free_task", "alloc_hit",
+        "alloc_kmalloc", "free_task"]
+    assert "MEM" in kinds_of(front, 1) and "MEM" not in kinds_of(front, 5) and "MEM" in kinds_of(front, 8)
+    ref = opl.run_reference(p, hierarchy=spec_of(G))
+    assert [[k for _, k, _ in got] for _, _, got in ref["memory"]] == [kinds_of(front, i) for i in range(9)]
 
 
 def test_a_free_on_cpu_b_of_an_element_last_written_on_cpu_a_pays_one_transfer():

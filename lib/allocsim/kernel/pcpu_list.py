@@ -300,13 +300,24 @@ def _event_loop(hier: bool):
     def _simulate(start, op, ctx, slot, gap, n_slots, threshold, max_nr, pc,
                   task, irq, nr, nr_irq, where, where_cpu, slot_obj,
                   counters, path_count, path_cycles, event_path, clock,
-                  fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, CI, CF, acc, stride, ev_mem, log, pos, slot_time):
+                  fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, CI, CF, acc, stride, ev_mem, log, pos, slot_time,
+                  addr, freed_next, freed_head):
         """The event loop. Returns (number of elements from kmalloc, number of fallback events), or
         (-1, -1) if the program deadlocks. ``hier`` (the factory's constant): the memory hierarchy ``CI``/``CF`` is on, each path touching
         its rows of ``acc`` (``ev_mem[i]``: the cycles event ``i`` spent in the hierarchy). ``pos``/``slot_time``:
         each CPU's next event and each slot's allocation time (-1 before it), from the caller: the loop allocates
-        nothing and is compiled without numba's reference counting, ``_touch`` inlined into it."""
+        nothing and is compiled without numba's reference counting, ``_touch`` inlined into it.
+
+        ``addr[e]`` (hierarchy on): the address, in elements, element ``e`` occupies. kmalloc hands back the
+        object most recently kfree()d on the allocating CPU (``freed_head[cpu]``, chained by ``freed_next``), as
+        SLUB's per-CPU LIFO does (7.0: ``free_to_pcs()`` pushes on the freeing CPU's main sheaf and
+        ``alloc_from_pcs()`` pops its top; 6.19: the cpu freelist); when this CPU has kfree()d nothing, the object
+        the lowest-numbered CPU that has kfree()d one freed last (7.0: a full sheaf of another CPU's frees reaches
+        this one through the barn; 6.19: through the slabs' freelists), else memory never used before.
+        Simplifications: on 6.19 an object freed on a CPU other than its cpu slab's goes back to its slab, not to
+        that CPU's freelist; which other CPU's objects come first, and in which order, is the model's choice."""
         n_obj = 0
+        n_addr = 0
         n_fb = 0
         while True:
             cpu = _next_cpu(clock, pos, start, op, slot, slot_time, gap)
@@ -342,6 +353,19 @@ def _event_loop(hier: bool):
                 if p == P_ALLOC_KMALLOC:
                     e = n_obj
                     n_obj += 1
+                    if hier:
+                        c = cpu
+                        if freed_head[c] < 0:  # nothing kfree()d here: what another CPU kfree()d, if any
+                            c = 0
+                            while c < freed_head.shape[0] and freed_head[c] < 0:
+                                c += 1
+                        if c < freed_head.shape[0]:
+                            a = freed_head[c]
+                            freed_head[c] = freed_next[a]
+                        else:
+                            a = n_addr
+                            n_addr += 1
+                        addr[e] = a
                     fb_cpu[n_fb] = cpu
                     fb_op[n_fb] = ALLOC
                     fb_ctx[n_fb] = ctx[i]
@@ -392,8 +416,11 @@ def _event_loop(hier: bool):
             path_count[p] += 1
             m = 0.0
             if hier:
-                m = _touch(CI, CF, acc, p, cpu, e, stride, log, i)
+                m = _touch(CI, CF, acc, p, cpu, addr[e], stride, log, i)
                 ev_mem[i] = m
+                if p == P_KFREE_FULL or p == P_KFREE_SOFTIRQ:  # kfree(): back on this CPU's LIFO
+                    freed_next[addr[e]] = freed_head[cpu]
+                    freed_head[cpu] = addr[e]
             path_cycles[p] += pc[p] + m
             clock[cpu] += pc[p] + m
             if op[i] == ALLOC:
@@ -467,19 +494,23 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
         CI, CF, acc = np.zeros(1, np.int64), np.zeros(1, np.float64), np.full((len(PATHS), 1, 3), -1, np.int64)
         log = np.zeros((1, 1), np.int8)
         ev_mem = np.zeros(1, np.float64)
+        reuse = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64))
     else:
         CI, CF = _cache.new_cache(ncpu, geo)
         acc = access_table(hooks, steps)
         per_path = np.where(acc[:, :, 0] >= 0, acc[:, :, 2], 0).sum(axis=1)
         log = np.full((n, max(int(per_path.max()), 1)), -1, np.int8)
         ev_mem = np.zeros(n, np.float64)
+        # element addresses: addr, freed_next (one per address; there are at most as many as elements), freed_head
+        reuse = (np.empty(max(n_alloc, 1), np.int64), np.empty(max(n_alloc, 1), np.int64), np.full(ncpu, -1, np.int64))
     try:
         loop = _simulate_flat if geo is None else _simulate_memory
         n_obj, n_fb = loop(start, op, ctx, slot, gap, n_slots, int(threshold), int(max_nr), pc,
                            task, irq, nr, nr_irq, where, where_cpu, slot_obj,
                            counters, path_count, path_cycles, event_path, clock,
                            fb_cpu, fb_op, fb_ctx, fb_obj, fb_time, CI, CF, acc,
-                           element_stride(), ev_mem, log, start[:-1].copy(), np.full(n_slots, -1.0))
+                           element_stride(), ev_mem, log, start[:-1].copy(), np.full(n_slots, -1.0),
+                           *reuse)
     except IndexError:  # only with NUMBA_BOUNDSCHECK=1 (the test suite); without it the write corrupts memory
         raise AllocsimError(
             f"the per-CPU list model indexed outside its state: each of the {ncpu} CPUs' free_list and free_list_irq "

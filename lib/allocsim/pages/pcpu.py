@@ -441,7 +441,7 @@ class Sweeps:
     half_hit: float
     fresh_mem: float  # list elements' header lines missed to memory per IO, 25% of IRQs in another LLC
     fresh_cyc: float  # ... what they cost per IO beyond an L1 hit
-    be_note: Md  # with the hierarchy on: the flat model's break-evens on the same programs, and the overcharge
+    be_note: Md  # with the hierarchy on: the flat model's break-evens on the same programs, and the memory misses left
     _soft: pd.DataFrame = None
     _cross: pd.DataFrame = None
     _be_soft: float | None = None
@@ -471,13 +471,13 @@ def sweeps(P, sc: pd.DataFrame, points: int = 11) -> Sweeps:
         fc = break_even(sweep(flat, "irq_same_llc_share", [g * room_cross for g in grid], cached=False,
                               irq_other_llc_share=P.irq_other_llc_share))
         _, cross_cyc = fresh_elements(P, **SCENARIOS[CROSS25])
+        same = "the same point as" if pct_or_none(fs) == pct_or_none(be_s) else "where the hierarchy puts it at"
         note = (f"The flat model, on the same programs, puts the two points at {pct_or_none(fs)} and {pct_or_none(fc)}. "
                 "With the interrupts in another LLC no line moves between CPUs (every completion runs on the "
-                "submitter), so that difference is an overcharge of the model: each element the list takes from "
-                "`kmalloc` gets a new, cold address in the list's own caches, where the kernel would hand back a "
-                f"recently freed, cache-hot object — {fresh_cyc:.0f} cycles per IO with a quarter of the interrupts "
-                "there (see *What the model leaves out*). Elsewhere in the LLC the remote frees of the next section "
-                f"are real, and the same overcharge adds {cross_cyc:.0f} cycles per IO at a quarter.")
+                f"submitter): {same} {pct_or_none(be_s)}. Elsewhere in the LLC the remote frees of the next section "
+                "move the elements' lines between caches, which only the hierarchy charges; of that, the elements "
+                "the list takes from `kmalloc` that are memory never used before (no CPU has one waiting) cost "
+                f"{cross_cyc:.0f} cycles per IO at a quarter (see *What the model leaves out*).")
     return Sweeps(pct_or_none(be_s), pct_or_none(be_c), soft[LIST].iloc[-1], soft[KMALLOC].iloc[-1], left,
                   left * pcpu_memory.memory(P.max_nr, P.kernel)["kmalloc_class"] / 1024, cfg.n_cpus - cfg.submitters,
                   int(sc.loc[CROSS100, "cached on other CPUs"]), 100 * half["share"], 100 * half["hit rate"], fresh,
@@ -487,9 +487,8 @@ def sweeps(P, sc: pd.DataFrame, points: int = 11) -> Sweeps:
 def fresh_elements(P, **overrides) -> tuple[float, float]:
     """Accesses per IO of the list's front end that the memory hierarchy (on, whatever ``P.hierarchy`` says)
     served from memory, and what they cost per IO beyond an L1 hit. In the steady state the list's own lines stay in
-    cache; what misses is the header of an element the list just got from ``kmalloc``: the model gives each such
-    element a new address in the front end's hierarchy (:mod:`allocsim.kernel.pcpu_list`), where the kernel's
-    ``kmalloc`` would return a recently freed, cache-hot object — an overcharge the page states."""
+    cache; what misses is the header of an element the list just got from ``kmalloc`` when no CPU had kfree()d one
+    for it to be handed back (:mod:`allocsim.kernel.pcpu_list`): memory never used before."""
     from allocsim.analysis import crosscpu as cc
 
     on = SimpleNamespace(**{**vars(P), "hierarchy": True})

@@ -134,6 +134,12 @@ def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, m
     paths = {p: [0, 0.0] for p in PATHS}
     event_path = [None] * len(op)
     fallback = []  # (cpu, op, ctx, element, time)
+    # where each element lives (hierarchy on): kmalloc returns what this CPU kfree()d last (SLUB's per-CPU LIFO:
+    # the main sheaf, the cpu freelist), else what another CPU kfree()d (through the barn / the slabs), else
+    # memory never used before
+    home = {}
+    kfreed_here = [[] for _ in range(ncpu)]
+    n_homes = 0
 
     def runnable(c):
         i = pos[c]
@@ -176,6 +182,12 @@ def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, m
                 element = n_elements
                 n_elements += 1
                 fallback.append((cpu, ALLOC, ctx[i], element, clock[cpu]))
+                donors = [c for c in [cpu] + list(range(ncpu)) if kfreed_here[c]]
+                if donors:  # this CPU's last kfree(), else the last of the first CPU that kfree()d one
+                    home[element] = kfreed_here[donors[0]].pop()
+                else:
+                    home[element] = n_homes
+                    n_homes += 1
             else:
                 element = cache.free_list.pop()
                 cache.nr -= 1
@@ -211,12 +223,14 @@ def run_reference(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, m
             got = []
             for row, (cls, write, times) in enumerate(acc[path]):
                 for _ in range(times):
-                    c, kind, inv = hier.access(cpu, line_of(cls, cpu, element, row, stride), write)
+                    c, kind, inv = hier.access(cpu, line_of(cls, cpu, home[element], row, stride), write)
                     if write:
                         c -= hierarchy["latency"]["L1"]
                     got.append((c, kind, inv))
                     m += c
             memory.append((i, m, got))
+            if path in ("kfree_full", "kfree_softirq"):
+                kfreed_here[cpu].append(home[element])
         paths[path][1] += cost[path] + m
         clock[cpu] += cost[path] + m
         if op[i] == ALLOC:
