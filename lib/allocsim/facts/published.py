@@ -18,9 +18,13 @@ from allocsim.facts import paths
 from allocsim.facts.datafile import label, on_clear, read_yaml
 from allocsim.facts.schema import Field, check_record, check_rows, fail, integer
 
-FILE_SCHEMA = {
+#: What every published file says of its source: the mail (or page) a reader can open.
+SOURCE_SCHEMA = {
     "id": Field((str,)), "title": Field((str,)), "author": Field((str,)), "date": Field((str,)),
-    "message_id": Field((str,)), "url": Field((str,)), "benchmark": Field((str,)), "machine": Field((str,)),
+    "message_id": Field((str,)), "url": Field((str,)),
+}
+FILE_SCHEMA = {
+    **SOURCE_SCHEMA, "benchmark": Field((str,)), "machine": Field((str,)),
     "cpus": integer(low=1), "kernel": Field((str,)), "object_size": integer(low=8),
     "object_size_source": Field((str,)), "free_order": Field((str,), allowed=("fifo", "lifo", "random"),
                                                                allowed_name="free orders"),
@@ -30,8 +34,8 @@ ROW_SCHEMA = {"bulk": integer(low=1), "cycles": Field((int, float), low=0)}
 
 
 @dataclass(frozen=True)
-class Measurement:
-    """One published series: per-object cycles (``cycles``) for each batch size (``bulk``), with its source."""
+class Source:
+    """Where a published measurement comes from (:data:`SOURCE_SCHEMA`)."""
 
     id: str
     title: str
@@ -39,6 +43,12 @@ class Measurement:
     date: str
     message_id: str
     url: str
+
+
+@dataclass(frozen=True)
+class Measurement(Source):
+    """One published series: per-object cycles (``cycles``) for each batch size (``bulk``), with its source."""
+
     benchmark: str
     machine: str
     cpus: int
@@ -82,8 +92,7 @@ on_clear(bulk_fallback.cache_clear)
 
 
 V6_SCHEMA = {
-    "id": Field((str,)), "title": Field((str,)), "author": Field((str,)), "date": Field((str,)),
-    "message_id": Field((str,)), "url": Field((str,)), "machine": Field((str,)), "kernel": Field((str,)),
+    **SOURCE_SCHEMA, "machine": Field((str,)), "kernel": Field((str,)),
     "capacity": integer(low=1), "free_order": Field((str,), allowed=("fifo", "lifo", "random"), allowed_name="free orders"),
     "unit": Field((str,)), "rows": Field((list,)),
 }
@@ -92,15 +101,9 @@ V6_ROW = {"batch": integer(low=1), "memcg": Field((bool,)), "without": Field((in
 
 
 @dataclass(frozen=True)
-class SheavesV6:
+class SheavesV6(Source):
     """The sheaves series' benchmark rows (``batch``, ``memcg``, ``without``, ``with_sheaves``) and their source."""
 
-    id: str
-    title: str
-    author: str
-    date: str
-    message_id: str
-    url: str
     machine: str
     kernel: str
     capacity: int
