@@ -403,14 +403,15 @@ def l1_entry(I, cpu, line, write, h):
     tb = T1 + e
     tag = line + 1
     w = 0
+    ub = np.uint64(tb)  # an unsigned index: no wraparound test per way
     while w < W1:
-        if I[tb + w] == tag:
+        if I[ub + np.uint64(w)] == tag:
             break
         w += 1
     if w == W1:
         return -1
     e += w
-    if write and I[X1 + e] != S_MOD:
+    if write and I[np.uint64(X1 + e)] != S_MOD:
         return -1
     return e
 

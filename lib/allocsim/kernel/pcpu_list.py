@@ -179,7 +179,7 @@ def _touch(CI, CF, acc, p, cpu, e, stride, log, i):
             clock += 1
             x = _cache.l1_entry(CI, cpu, line, write, h)
             if x >= 0:  # a plain L1 hit (cache.l1_entry): kind L1, no invalidation
-                CI[h[4] + x] = clock
+                CI[np.uint64(h[4] + x)] = clock
                 hits += 1
                 last_hit = True
                 if not write:
