@@ -403,14 +403,15 @@ def l1_entry(I, cpu, line, write, h):
     tb = T1 + e
     tag = line + 1
     w = 0
+    ub = np.uint64(tb)  # an unsigned index: no wraparound test per way
     while w < W1:
-        if I[tb + w] == tag:
+        if I[ub + np.uint64(w)] == tag:
             break
         w += 1
     if w == W1:
         return -1
     e += w
-    if write and I[X1 + e] != S_MOD:
+    if write and I[np.uint64(X1 + e)] != S_MOD:
         return -1
     return e
 
@@ -419,11 +420,12 @@ def l1_entry(I, cpu, line, write, h):
 def commit(I, o, h, cpu, clock, hits, last_hit):
     """End of a step done with :func:`l1_entry`: the LRU clock, ``hits`` L1 hits of ``cpu``, and (``last_hit``:
     the step's last access was such a hit) the last access's kind and invalidation class."""
-    I[o + H_CLOCK] = clock
-    I[h[6] + cpu * NCNT + K_L1] += hits
+    uo = np.uint64(o)  # unsigned indices: no wraparound test
+    I[uo + np.uint64(H_CLOCK)] = clock
+    I[np.uint64(h[6] + cpu * NCNT + K_L1)] += hits
     if last_hit:
-        I[o + H_LAST_KIND] = K_L1
-        I[o + H_LAST_INV] = INV_NONE
+        I[uo + np.uint64(H_LAST_KIND)] = K_L1
+        I[uo + np.uint64(H_LAST_INV)] = INV_NONE
 
 
 @njit(cache=True, _nrt=False)

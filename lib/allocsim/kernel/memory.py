@@ -126,10 +126,10 @@ def _touch(I, F, cpu, seg, obj, sheaf, slot):
     last_hit = False
     t = 0.0
     for j in range(MAXACC):
-        cls = I[base + 3 * j]
+        cls = I[np.uint64(base + 3 * j)]
         if cls < 0:
             break
-        write = I[base + 3 * j + 1] == 1
+        write = I[np.uint64(base + 3 * j + 1)] == 1
         step = 0
         if slab < 0 and (cls == X_OBJECT or cls == X_OBJECT_LINES or cls == X_STRUCT_PAGE):
             objs = I[CFG + CF_OBJS]
@@ -156,11 +156,11 @@ def _touch(I, F, cpu, seg, obj, sheaf, slot):
             line = R_DESCRIPTOR
         else:
             line = R_GLOBAL + seg * MAXACC + j
-        for k in range(I[base + 3 * j + 2]):
+        for k in range(I[np.uint64(base + 3 * j + 2)]):
             clock += 1
             e = _cache.l1_entry(I, cpu, line + k * step, write, h)
             if e >= 0:  # a plain L1 hit: a load costs l1, a store nothing beyond it
-                I[h[4] + e] = clock
+                I[np.uint64(h[4] + e)] = clock
                 hits += 1
                 last_hit = True
                 if not write:

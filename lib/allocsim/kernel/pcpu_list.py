@@ -169,29 +169,32 @@ def _touch(CI, CF, acc, p, cpu, e, stride, log, i):
     clock = CI[_cache.H_CLOCK]
     hits = 0
     last_hit = False
+    up = np.uint64(p)  # unsigned indices: no wraparound test per load or store
+    ui = np.uint64(i)
     for j in range(acc.shape[1]):
-        cls = acc[p, j, 0]
+        uj = np.uint64(j)
+        cls = acc[up, uj, 0]
         if cls < 0:
             break
-        write = acc[p, j, 1] == 1
-        for k in range(acc[p, j, 2]):
+        write = acc[up, uj, 1] == 1
+        for k in range(acc[up, uj, 2]):
             line = _line(cls, k, cpu, e, stride, j)
             clock += 1
             x = _cache.l1_entry(CI, cpu, line, write, h)
             if x >= 0:  # a plain L1 hit (cache.l1_entry): kind L1, no invalidation
-                CI[h[4] + x] = clock
+                CI[np.uint64(h[4] + x)] = clock
                 hits += 1
                 last_hit = True
                 if not write:
                     t += l1
-                log[i, n] = _cache.K_L1 * 4 + _cache.INV_NONE
+                log[ui, np.uint64(n)] = _cache.K_L1 * 4 + _cache.INV_NONE
             else:
                 c = _cache.access_clocked(CI, 0, CF, 0, cpu, line, write, clock)
                 last_hit = False
                 if write:
                     c -= l1
                 t += c
-                log[i, n] = CI[_cache.H_LAST_KIND] * 4 + CI[_cache.H_LAST_INV]
+                log[ui, np.uint64(n)] = CI[_cache.H_LAST_KIND] * 4 + CI[_cache.H_LAST_INV]
             n += 1
     _cache.commit(CI, 0, h, cpu, clock, hits, last_hit)
     return t
