@@ -67,7 +67,7 @@ def io_model(P, kernel=None, **kw):
     """``Program -> Result`` for kmalloc of ``P.object_size`` on ``kernel`` (default ``P.kernel``)."""
     k = kernel or P.kernel
     return lambda prog: slub.run(prog, kernel=k, object_size=P.object_size, ncpu_present=P.machine_cpus, seed=P.seed,
-                                 **kw)
+                                 hierarchy=P.hierarchy, clock_ghz=P.clock_ghz, **kw)
 
 
 def io_steady(P, kernel=None, **over) -> iouring.SteadyState:
@@ -143,7 +143,8 @@ def compare_caches(P, caches=None) -> pd.DataFrame:
     rows = []
     for label, kw in (caches or IO_CACHES).items():
         st = iouring.steady_state(lambda p, kw=kw: slub.run(p, object_size=P.object_size, ncpu_present=P.machine_cpus,
-                                                            seed=P.seed, **kw), cfg)
+                                                            seed=P.seed, hierarchy=P.hierarchy, clock_ghz=P.clock_ghz,
+                                                            **kw), cfg)
         fast = sum(st.paths.get(k, (0, 0))[0] for k in FAST_FREES) / st.ios
         rows.append({"cache": label, "cycles per IO": st.cycles_per_io, "free fast path": fast,
                      "slow or bypass frees": 1 - fast})

@@ -630,7 +630,7 @@ def cross_cpu_chart(df: pd.DataFrame) -> alt.VConcatChart:
                         scale=alt.Scale(domain=["flat (every load an L1 hit)", "memory hierarchy"],
                                         range=["#bbbbbb", charts.ACCENT])),
         tooltip=tip,
-    ).properties(width=190, height=150).facet(
+    ).properties(width=150, height=150).facet(  # two panels a row that fit a phone's text column
         facet=alt.Facet("model:N", title=None, sort=[cc.label(*c) for c in cc.CONFIGS]), columns=2)
     on = d[d["hierarchy"] == "on"]
     xfer = alt.Chart(on).mark_bar().encode(

@@ -12,7 +12,7 @@ from allocsim.pages.params import ChapterSpec, Param
 _PCPU = importlib.import_module("allocsim.pages.specs.02_pcpu").SPEC
 _IO = ("submitters", "queue_depth", "submit_batch", "complete_batch", "polled", "irq_same_cpu_share",
        "irq_same_llc_share", "irq_other_llc_share", "nr_hw_queues", "rq_affinity", "completion_order", "ios", "warmup",
-       "seed", "clock_ghz")
+       "seed", "clock_ghz", "hierarchy")
 
 
 def _check(ns):
