@@ -638,10 +638,10 @@ def cross_cpu_chart(df: pd.DataFrame) -> alt.VConcatChart:
         xOffset=alt.XOffset("model:N", sort=[cc.label(*c) for c in cc.CONFIGS]),
         y=alt.Y("transfers per IO:Q", title=charts.axis("lines from another CPU per IO")),
         color=alt.Color("model:N", title=None, sort=[cc.label(*c) for c in cc.CONFIGS],
-                        legend=alt.Legend(orient="top", labelLimit=0, columns=2),
+                        legend=alt.Legend(orient="top", labelLimit=0, columns=1),  # one per line: fits a phone
                         scale=alt.Scale(range=[charts.COLORS[KMALLOC], "#56B4E9", charts.COLORS[LIST], "#CC79A7"])),
         tooltip=tip,
-    ).properties(width=400, height=150)
+    ).properties(width=320, height=150)
     return alt.vconcat(bars, xfer).resolve_scale(color="independent").properties(
         title=alt.Title("What a completion on another CPU costs", subtitle="hover a bar for its figures"))
 
