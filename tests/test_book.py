@@ -80,6 +80,51 @@ def test_a_chapter_that_raises_fails_the_build(tmp_path):
     assert not (root / "_build" / "html" / "index.html").exists()
 
 
+def test_chapters_run_side_by_side_and_a_failure_leaves_nothing_running(tmp_path):
+    """With two jobs, a chapter that fails stops the build with its one line, the chapter running beside it
+    finishes (its notebook complete, no partial file, no kernel left), and nothing is rendered."""
+    def add_error(src):
+        return src + "\n```{code-cell} ipython3\nraise RuntimeError('deliberate failure for the test')\n```\n"
+
+    root = _scratch_book(tmp_path, add_error)
+    shutil.copy(ROOT / "chapters" / "A1-your-kernel.md", root / "chapters" / "A1-your-kernel.md")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: chapters/01-thread\n"
+                                   "  - file: chapters/A1-your-kernel\n")
+    proc = run_cli("build", "--jobs", "2", env={"ALLOCSIM_ROOT": str(root)})
+    assert proc.returncode == 1
+    assert "executing 2 chapters, 2 at a time" in proc.stdout
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [
+        next(line for line in proc.stderr.splitlines() if "chapter 'thread' failed: RuntimeError" in line)]
+    executed = root / "_build" / "executed"
+    assert (executed / "A1-your-kernel.ipynb").exists() and (executed / "A1-your-kernel.key").exists()
+    assert (executed / "01-thread.FAILED.ipynb").exists()
+    assert not list(executed.glob("*.partial.ipynb"))
+    assert not (root / "_build" / "html" / "index.html").exists()
+    assert not _processes_in(root), "a chapter's kernel is still running"
+
+
+def _processes_in(root: Path) -> list[int]:
+    """Processes whose working folder is inside ``root`` (a chapter's kernel runs in its chapter's folder)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if Path(os.readlink(d / "cwd")).is_relative_to(root):
+                    found.append(int(d.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_a_bad_jobs_value_is_one_sentence(tmp_path):
+    for value in ("0", "two", "-1"):
+        proc = run_cli("build", "--jobs", value, env={"ALLOCSIM_BUILD": str(tmp_path / "b")})
+        assert proc.returncode == 2
+        assert proc.stderr.strip().count("\n") == 0
+        assert f"ALLOCSIM_JOBS (--jobs) is the number of chapters to execute at once, a whole number from 1 up, not {value!r}" in proc.stderr
+        assert not (tmp_path / "b" / "executed").exists()
+
+
 def test_a_sphinx_warning_fails_the_build(tmp_path):
     def broken_ref(src):
         return src + "\nSee {doc}`a chapter that does not exist <99-nowhere>`.\n"

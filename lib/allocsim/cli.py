@@ -17,7 +17,8 @@
 Bad input (an unknown chapter or parameter, a parameter given twice, a value of the wrong type, out of
 range, NaN or infinite, an unwritable build folder) stops with one sentence and exit status 2, before any
 kernel is started; a chapter that fails exits 1 with one line; Ctrl-C prints one line and exits 130.
-The build folder is _build, or ALLOCSIM_BUILD / --build-dir.
+The build folder is _build, or ALLOCSIM_BUILD / --build-dir. `build` executes one chapter per CPU at once
+(ALLOCSIM_JOBS / --jobs N to change it); the results do not depend on it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def _cmd_build(args) -> int:
     from allocsim.book import runner as book
 
     _use_build_dir(args)
+    if args.jobs is not None:
+        import os
+
+        os.environ["ALLOCSIM_JOBS"] = args.jobs
+    book.jobs()  # a bad --jobs / ALLOCSIM_JOBS: one sentence before anything runs
     _check_data()
     book.build(force=args.force, log=lambda m: print(m, flush=True))
     return 0
@@ -273,6 +279,7 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="execute every chapter and render the book to _build/html")
     b.add_argument("--force", action="store_true", help="re-execute chapters even if unchanged")
     b.add_argument("--build-dir", metavar="DIR", help="build folder (default _build; or set ALLOCSIM_BUILD)")
+    b.add_argument("--jobs", metavar="N", help="chapters executed at once (default: one per CPU; or set ALLOCSIM_JOBS)")
     b.set_defaults(func=_cmd_build)
 
     r = sub.add_parser("run", help="re-execute one chapter with other parameters")

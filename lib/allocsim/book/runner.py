@@ -493,28 +493,139 @@ def render(log=print) -> Path:
     return html_dir()
 
 
+def jobs() -> int:
+    """How many chapters :func:`prepare` executes at once: ``ALLOCSIM_JOBS`` (the CLI's ``--jobs``), else one per
+    CPU this process may run on. Each chapter runs in its own kernel process, so on two cores two chapters
+    take about the time of the longer one plus half the rest; the results do not depend on it."""
+    v = os.environ.get("ALLOCSIM_JOBS", "").strip()
+    if not v:
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+        return max(1, len(cpus))
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise AllocsimError(f"ALLOCSIM_JOBS (--jobs) is the number of chapters to execute at once, a whole number "
+                            f"from 1 up, not {v!r}")
+    return n
+
+
+def _expected_seconds(slug: str, parameters: dict | None) -> float:
+    """The chapter's expected execution time (:func:`estimate`; 0 when it declares no work measure): the
+    longest chapters start first, so the last one to finish is not a long one started late."""
+    try:
+        e = estimate(slug, dict(parameters or {}))
+    except AllocsimError:
+        return 0.0
+    return e[0] if e else 0.0
+
+
+def _side_by_side(todo: list[str], n_jobs: int, one) -> dict:
+    """``one(slug)`` for every chapter of ``todo`` in that order, ``n_jobs`` at a time (threads: each chapter's
+    work is in its own kernel process). The first failure starts no other chapter and lets the running ones
+    finish; it is raised once they have (the first in ``todo`` order when two fail). Ctrl-C (a
+    ``KeyboardInterrupt`` in the main thread) is raised in every running chapter too, so each stops its
+    kernel and removes its partial notebook as a chapter executed alone does, and then here. (The main thread
+    waits on an event, not ``Thread.join``: a join interrupted by Ctrl-C can mark a running thread finished.)"""
+    import ctypes
+    import logging
+    import queue
+    import threading
+
+    if n_jobs <= 1 or len(todo) <= 1:
+        return {slug: one(slug) for slug in todo}
+    waiting: queue.SimpleQueue = queue.SimpleQueue()
+    for slug in todo:
+        waiting.put(slug)
+    results: dict = {}
+    errors: dict = {}
+    stop = threading.Event()
+    finished = threading.Event()
+    lock = threading.Lock()
+    running: set = set()  # idents of the workers not yet finished
+
+    def worker() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    slug = waiting.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results[slug] = one(slug)
+                except BaseException as exc:  # noqa: BLE001 (re-raised by the main thread)
+                    errors[slug] = exc
+                    stop.set()
+                    return
+        finally:
+            with lock:
+                running.discard(threading.get_ident())
+                if not running:
+                    finished.set()
+
+    with lock:  # a worker that ends at once must not find the set empty before every worker is in it
+        for k in range(min(n_jobs, len(todo))):
+            t = threading.Thread(target=worker, name=f"chapter-{k}", daemon=True)
+            t.start()
+            running.add(t.ident)
+    try:
+        while not finished.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        stop.set()
+        with lock:
+            for ident in running:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+        while not finished.wait(0.2):
+            pass
+        # the interrupted chapters' event loops die with their pending tasks; asyncio would log each at exit
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        raise
+    if errors:
+        raise errors[min(errors, key=todo.index)]
+    return results
+
+
 def prepare(overrides: dict[str, dict] | None = None, replace: dict[str, Path] | None = None, *,
             force: bool = False, log=print) -> Path:
-    """Execute every chapter (reusing unchanged results) and stage the book; returns the stage."""
+    """Execute every chapter (reusing unchanged results), :func:`jobs` at a time, longest first
+    (:func:`_side_by_side`), and stage the book; returns the stage."""
     check_writable(build_root(), "the book", BUILD_ELSEWHERE)
     overrides = overrides or {}
     replace = replace or {}
     chapters = chapter_pages()
     tree = _tree_hash()
+    n_jobs = jobs()
     executed: dict[str, Path] = {}
+    number = {slug: i for i, slug in enumerate(chapters, start=1)}
     n = len(chapters)
-    for i, slug in enumerate(chapters, start=1):
+    for slug in chapters:
         if slug in replace:
             executed[slug] = replace[slug]
-            log(f"[{i}/{n}] {slug:<10} using {_rel(replace[slug])}")
-            continue
+            log(f"[{number[slug]}/{n}] {slug:<10} using {_rel(replace[slug])}")
+    todo = sorted((s for s in chapters if s not in replace), key=lambda s: -_expected_seconds(s, overrides.get(s)))
+
+    def one(slug: str) -> Path:
+        i = number[slug]
         log(f"[{i}/{n}] {slug:<10} executing {chapters[slug].path} …")
         t = time.perf_counter()
         path, reused = execute(slug, overrides.get(slug), force=force, tree=tree)
         msg = "unchanged since the last build, reused" if reused else f"executed in {time.perf_counter() - t:.1f} s"
         log(f"[{i}/{n}] {slug:<10} {msg}")
-        executed[slug] = path
-    return stage(executed)
+        return path
+
+    if n_jobs > 1 and len(todo) > 1:
+        log(f"executing {len(todo)} chapters, {min(n_jobs, len(todo))} at a time (ALLOCSIM_JOBS / --jobs)")
+    # set once for every kernel (execute() restores what it found: concurrent restores would race)
+    before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
+    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    try:
+        executed.update(_side_by_side(todo, n_jobs, one))
+    finally:
+        if before is None:
+            os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
+    return stage({s: executed[s] for s in chapters})
 
 
 def build(overrides: dict[str, dict] | None = None, replace: dict[str, Path] | None = None, *,
