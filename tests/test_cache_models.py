@@ -91,3 +91,23 @@ def test_region_bases_fall_into_different_sets_at_every_level():
              memory.R_STRUCT_PAGE, memory.R_SHEAF, memory.R_OBJECT]
     for sets in (G.l1_sets, G.l2_sets, G.llc_sets, SMALL_L1.l1_sets):
         assert len({b % sets for b in bases}) == len(bases), sets
+
+
+def test_resolved_rows_compute_the_fixed_and_per_cpu_lines_by_hand():
+    """memory.resolve_rows: a kmem_cache row is its one line, a global row its own line (region + segment ×
+    MAX_ACCESSES + row), a per-CPU row its region (the CPU added at run time), an object row only its kind;
+    times and write packed as times × 2 + write; the end of a segment stays -1."""
+    M = memory
+    acc = np.full((2, M.MAXACC, 3), -1, np.int64)
+    acc[0, 0] = (M.X_KMEM_CACHE, 0, 1)
+    acc[0, 1] = (M.X_PCPU_STRUCT, 1, 2)
+    acc[1, 0] = (M.X_OBJECT_LINES, 1, 3)
+    acc[1, 1] = (M.X_GLOBAL, 0, 1)
+    acc[1, 2] = (M.X_PERCPU, 0, 1)
+    r = M.resolve_rows(acc)
+    assert r[0, 0].tolist() == [M.RK_FIXED, M.R_KMEM_CACHE, 2]
+    assert r[0, 1].tolist() == [M.RK_CPU, M.R_PCPU_STRUCT, 5]
+    assert r[1, 0].tolist() == [M.RK_OBJECT_LINES, 0, 7]
+    assert r[1, 1].tolist() == [M.RK_FIXED, M.R_GLOBAL + 1 * M.MAXACC + 1, 2]
+    assert r[1, 2].tolist() == [M.RK_CPU, M.R_PERCPU, 2]
+    assert (r[0, 2:] == -1).all() and (r[1, 3:] == -1).all()

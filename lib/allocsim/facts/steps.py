@@ -381,6 +381,9 @@ def access_table(book: StepBook, facts: Facts, segments=SLUB_SEGMENTS, parts=Non
     """What each model segment touches, for the compiled models: int64 ``[len(segments), MAX_ACCESSES, 3]``
     of (index in :data:`MEM_CLASSES`, write, times), unused rows -1. ``parts``: segment → the step-file
     segments it sums (default :func:`slub_parts`)."""
+    key = ("slub", book.name, id(book.segments), facts, tuple(segments)) if parts is None else None
+    if key is not None and key in _TABLES:
+        return _TABLES[key].copy()
     out = np.full((len(segments), MAX_ACCESSES, 3), -1, np.int64)
     for i, seg in enumerate(segments):
         names = parts(seg) if parts is not None else slub_parts(seg, facts.kmalloc)
@@ -391,13 +394,23 @@ def access_table(book: StepBook, facts: Facts, segments=SLUB_SEGMENTS, parts=Non
             raise DataError(f"segment {seg!r} touches memory {len(acc)} times; the models hold at most {MAX_ACCESSES}")
         for j, (cls, write, n) in enumerate(acc):
             out[i, j] = (MEM_CLASSES.index(cls), write, n)
+    if key is not None:
+        _TABLES[key] = out.copy()
     return out
+
+
+#: Access tables already built (as :data:`_SUMS`: a model builds the same table on every run).
+_TABLES: dict = {}
+on_clear(_TABLES.clear)
 
 
 def pcpu_access_table(book: StepBook, hooks: Hooks, paths_order) -> np.ndarray:
     """:func:`access_table` for the per-CPU list's paths (``paths_order``)."""
-    f = Facts(hooks=hooks)
-    return access_table(book, f, tuple(paths_order), parts=lambda p: (PCPU_SEGMENTS[p],))
+    key = ("pcpu", book.name, id(book.segments), hooks, tuple(paths_order))
+    if key not in _TABLES:
+        f = Facts(hooks=hooks)
+        _TABLES[key] = access_table(book, f, tuple(paths_order), parts=lambda p: (PCPU_SEGMENTS[p],))
+    return _TABLES[key].copy()
 
 
 def pcpu_vector(table, book: StepBook, hooks: Hooks, paths_order, memory: bool = True) -> np.ndarray:

@@ -41,10 +41,12 @@ farthest copy a write had to invalidate (``INV_SAME`` / ``INV_LLC`` / ``INV_NODE
 Layout of ``CI`` (int64, at offset ``o``): the header ``H_*``, then one block per field of every level
 (structure of arrays, so that a set's tags are contiguous): for L1 and L2 (``ncpu × sets × ways`` entries
 each) tag = line + 1 (0 = empty), LRU stamp, state; entry ``(owner × sets + set) × ways + way`` of a level
-is at the same index in each of its blocks. Then the LLC's set map (``nllc × llc_sets``: 0 = the set is
+is at the same index in each of its blocks; L2's three fields are interleaved set by set (entry ``(owner × sets +
+set) × 3 × ways + way`` is the tag, + ways its stamp, + 2 × ways its state). Then the LLC's set map (``nllc × llc_sets``: 0 = the set is
 empty and has no storage yet, else its slot + 1), the counters (``ncpu × NCNT``), and last the LLC slots:
 blocks of ``nllc × llc_sets × llc_ways`` entries (tag, LRU stamp, sharer bit mask over the domain's CPUs,
-writer + 1 (0 = none), dirty), where a set's ways are entries ``slot × ways + way``. A set gets the next free
+writer + 1 (0 = none), dirty), interleaved set by set like L2's: a set's tag of way ``w`` is entry ``slot × 5 ×
+ways + w`` and its other fields follow at + ways, + 2 × ways, …. A set gets the next free
 slot, zeroed, the first time a line is installed in it (:func:`_e3_alloc`), so a run pays for the LLC sets it
 uses, not for the 32 MiB it models: the slot blocks (:func:`lazy_range`) need not be zero when the hierarchy
 is created. Everything else starts at zero. ``CF`` (float64, at ``fo``): the seven latencies in cycles, in
@@ -77,11 +79,16 @@ INVS = ("none", "same-LLC", "cross-LLC", "cross-node")
 NCNT = NK + 3
 COUNTER_NAMES = KINDS + ("INV_SAME", "INV_LLC", "INV_NODE")
 NF = 7
-#: The blocks of CI in order: (header field, entries it holds as a function of the layout's counts); the LLC
-#: slots last (:func:`lazy_range`).
-_BLOCKS = ((H_T1, "p1"), (H_R1, "p1"), (H_X1, "p1"), (H_T2, "p2"), (H_R2, "p2"), (H_X2, "p2"),
-           (H_MAP3, "map"), (H_CNT, "cnt"),
-           (H_T3, "l3"), (H_R3, "l3"), (H_SH3, "l3"), (H_WR3, "l3"), (H_DT3, "l3"))
+#: The blocks of CI in order: (the header fields of its fields, entries per field as a function of the layout's
+#: counts); the LLC slots last (:func:`lazy_range`). L1's fields are a block each (its tags of all CPUs, then
+#: its stamps, its states); L2's and the LLC's are interleaved set by set (a set's tags, then its stamps, …, then
+#: the next set's): a miss reads and writes several fields of one set, and these then share a few host cache
+#: lines and one page instead of one far-apart page per field.
+_BLOCKS = (((H_T1,), "p1"), ((H_R1,), "p1"), ((H_X1,), "p1"), ((H_T2, H_R2, H_X2), "p2"),
+           ((H_MAP3,), "map"), ((H_CNT,), "cnt"),
+           ((H_T3, H_R3, H_SH3, H_WR3, H_DT3), "l3"))
+#: fields per set of the interleaved levels: L2 (tag, stamp, state), the LLC (tag, stamp, sharers, writer, dirty)
+NF2, NF3 = 3, 5
 
 
 def layout(ncpu: int, g: Geometry) -> dict:
@@ -89,10 +96,12 @@ def layout(ncpu: int, g: Geometry) -> dict:
     nllc = -(-ncpu // g.cpus_per_llc)
     n = {"p1": ncpu * g.l1_sets * g.l1_ways, "p2": ncpu * g.l2_sets * g.l2_ways, "map": nllc * g.llc_sets,
          "cnt": ncpu * NCNT, "l3": nllc * g.llc_sets * g.llc_ways}
+    ways = {"p1": g.l1_ways, "p2": g.l2_ways, "l3": g.llc_ways, "map": 0, "cnt": 0}
     off, at = {}, NH
-    for h, kind in _BLOCKS:
-        off[h] = at
-        at += n[kind]
+    for fields, kind in _BLOCKS:
+        for k, h in enumerate(fields):  # interleaved: field k of set s at s × fields × ways + k × ways
+            off[h] = at + k * ways[kind]
+        at += n[kind] * len(fields)
     return {"nllc": nllc, "offsets": off, "size": at, "lazy": (off[H_T3], at)}
 
 
@@ -174,9 +183,10 @@ def _e1(I, o, cpu, line):
 
 @njit(cache=True, _nrt=False, inline="always")
 def _e2(I, o, cpu, line):
+    """First entry (the tag of way 0) of ``line``'s set in ``cpu``'s L2 (sets interleaved: ``NF2`` fields each)."""
     m = I[o + H_M2]
     S = I[o + H_S2]
-    return (cpu * S + (line & m if m >= 0 else line % S)) * I[o + H_W2]
+    return (cpu * S + (line & m if m >= 0 else line % S)) * (NF2 * I[o + H_W2])
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -187,7 +197,7 @@ def _e3(I, o, d, line):
     slot = I[o + I[o + H_MAP3] + d * S + (line & m if m >= 0 else line % S)]
     if slot == 0:
         return -1
-    return (slot - 1) * I[o + H_W3]
+    return (slot - 1) * (NF3 * I[o + H_W3])
 
 
 @njit(cache=True, _nrt=False)
@@ -201,11 +211,10 @@ def _e3_alloc(I, o, d, line):
         slot = I[o + H_NSLOT]
         I[o + H_NSLOT] = slot + 1
         I[at] = slot + 1
-        for h in (H_T3, H_R3, H_SH3, H_WR3, H_DT3):
-            b = o + I[o + h] + slot * W
-            for w in range(W):
-                I[b + w] = 0
-    return (I[at] - 1) * W
+        b = o + I[o + H_T3] + slot * NF3 * W  # the set's fields, one after the other
+        for k in range(NF3 * W):
+            I[b + k] = 0
+    return (I[at] - 1) * (NF3 * W)
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -379,16 +388,17 @@ def _upgrade(I, o, cpu, line):
     return inv
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def handle(I, o):
     """The header fields an L1 lookup needs, read once (a model reads them once per step, see :func:`l1_entry`):
     L1 set mask, sets, ways, and the absolute indices of the L1 tag, LRU and state blocks and of the counters.
     They never change after :func:`init_at`."""
-    return (I[o + H_M1], I[o + H_S1], I[o + H_W1], o + I[o + H_T1], o + I[o + H_R1], o + I[o + H_X1],
-            o + I[o + H_CNT])
+    u = np.uint64(o)  # unsigned indices: no wraparound test per header word
+    return (I[u + np.uint64(H_M1)], I[u + np.uint64(H_S1)], I[u + np.uint64(H_W1)], o + I[u + np.uint64(H_T1)],
+            o + I[u + np.uint64(H_R1)], o + I[u + np.uint64(H_X1)], o + I[u + np.uint64(H_CNT)])
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def l1_entry(I, cpu, line, write, h):
     """The absolute index of ``cpu``'s L1 entry for ``line`` when the access is a plain L1 hit (the line is
     there, and a store finds it modified: no coherence action), else -1. Changes nothing.
@@ -416,7 +426,7 @@ def l1_entry(I, cpu, line, write, h):
     return e
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, _nrt=False)
 def commit(I, o, h, cpu, clock, hits, last_hit):
     """End of a step done with :func:`l1_entry`: the LRU clock, ``hits`` L1 hits of ``cpu``, and (``last_hit``:
     the step's last access was such a hit) the last access's kind and invalidation class."""
@@ -426,6 +436,15 @@ def commit(I, o, h, cpu, clock, hits, last_hit):
     if last_hit:
         I[uo + np.uint64(H_LAST_KIND)] = K_L1
         I[uo + np.uint64(H_LAST_INV)] = INV_NONE
+
+
+#: :func:`handle`, :func:`l1_entry` and :func:`commit` inlined where they are called (numba IR inlining), for the
+#: per-CPU list, whose step is inlined once into its event loop. The SLUB models call the plain ones: their step
+#: (``memory._touch``) is itself inlined at a dozen call sites, and inlining these into each made the models'
+#: first compilation half as long again, for no measurable speed.
+handle_inline = njit(_nrt=False, inline="always")(handle.py_func)
+l1_entry_inline = njit(_nrt=False, inline="always")(l1_entry.py_func)
+commit_inline = njit(_nrt=False, inline="always")(commit.py_func)
 
 
 @njit(cache=True, _nrt=False)
@@ -595,9 +614,11 @@ def counters(CI, o: int = 0) -> np.ndarray:
     return CI[c:c + n * NCNT].reshape(n, NCNT).copy()
 
 
-def _block(CI, o, h, owners, S, W):
+def _block(CI, o, h, owners, S, W, nf=1):
+    """Field ``h`` of a level, one row per owner (``nf``: fields interleaved per set)."""
     at = o + int(CI[o + h])
-    return CI[at:at + owners * S * W].reshape(owners, S * W)
+    rows = at + np.arange(owners * S)[:, None] * (nf * W) + np.arange(W)[None, :]
+    return CI[rows].reshape(owners, S * W)
 
 
 def contents(CI, o: int = 0) -> dict:
@@ -605,9 +626,9 @@ def contents(CI, o: int = 0) -> dict:
     dirty)}}}`` with ``writer`` a CPU number or -1 and ``sharers`` a set of CPU numbers."""
     n = int(CI[o + H_NCPU])
     out = {"l1": {}, "l2": {}, "llc": {}}
-    for name, T, X, S, W in (("l1", H_T1, H_X1, H_S1, H_W1), ("l2", H_T2, H_X2, H_S2, H_W2)):
+    for name, T, X, S, W, nf in (("l1", H_T1, H_X1, H_S1, H_W1, 1), ("l2", H_T2, H_X2, H_S2, H_W2, NF2)):
         S, W = int(CI[o + S]), int(CI[o + W])
-        tags, sts = _block(CI, o, T, n, S, W), _block(CI, o, X, n, S, W)
+        tags, sts = _block(CI, o, T, n, S, W, nf), _block(CI, o, X, n, S, W, nf)
         for cpu in range(n):
             keep = tags[cpu] != 0
             out[name][cpu] = {int(t) - 1: int(x) for t, x in zip(tags[cpu][keep], sts[cpu][keep])}
@@ -632,18 +653,18 @@ def _llc_block(CI, o, h):
     """LLC field ``h`` of the slots in use, one row per slot."""
     W, n = int(CI[o + H_W3]), int(CI[o + H_NSLOT])
     at = o + int(CI[o + h])
-    return CI[at:at + n * W].reshape(n, W)
+    return CI[at + np.arange(n)[:, None] * (NF3 * W) + np.arange(W)[None, :]]
 
 
 def set_occupancy(CI, o: int = 0) -> dict:
     """Per level the largest number of lines in any one set (must be <= ways) and whether a set repeats a line."""
     n = int(CI[o + H_NCPU])
     res = {}
-    for name, T, S, W, owners in (("l1", H_T1, H_S1, H_W1, n), ("l2", H_T2, H_S2, H_W2, n),
-                                  ("llc", H_T3, H_S3, H_W3, int(CI[o + H_NLLC]))):
+    for name, T, S, W, owners, nf in (("l1", H_T1, H_S1, H_W1, n, 1), ("l2", H_T2, H_S2, H_W2, n, NF2),
+                                      ("llc", H_T3, H_S3, H_W3, int(CI[o + H_NLLC]), NF3)):
         S, W = int(CI[o + S]), int(CI[o + W])
         # the LLC's empty sets have no slot: its rows are the sets in use
-        tags = _llc_block(CI, o, T) if name == "llc" else _block(CI, o, T, owners, S, W).reshape(owners * S, W)
+        tags = _llc_block(CI, o, T) if name == "llc" else _block(CI, o, T, owners, S, W, nf).reshape(owners * S, W)
         full = (tags != 0).sum(axis=1)
         dup = any(len(set(r[r != 0].tolist())) != int((r != 0).sum()) for r in tags[full > 1])
         res[name] = (int(full.max()) if len(full) else 0, W, dup)

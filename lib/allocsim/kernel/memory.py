@@ -42,7 +42,8 @@ from allocsim.facts import steps as _steps
 from allocsim.facts.errors import AllocsimError
 from allocsim.kernel import cache as _cache
 from allocsim.kernel.state import (
-    CFG, CF_CAP, CF_FP_OFFSET, CF_HIER, CF_OBJS, CF_SHEAF_HDR, CF_SIZE, CF_SLAB_BYTES, H_ACC, H_MEM, H_MEMF
+    CFG, CF_CAP, CF_FP_OFFSET, CF_HIER, CF_OBJS, CF_SHEAF_HDR, CF_SHEAF_LINES, CF_SIZE, CF_SLAB_BYTES, H_ACC, H_MEM,
+    H_MEMF
 )
 
 # the classes of steps.yaml's `line:` (allocsim.facts.steps.MEM_CLASSES), as the compiled code numbers them
@@ -97,13 +98,46 @@ def access(I, F, cpu, line, write):
 def touch(I, F, cpu, seg, obj, sheaf, slot):
     """Every load and store of model segment ``seg`` (its rows of the access table), in order; returns their
     cycles. ``obj``/``sheaf``/``slot``: the object, the sheaf and the ``objects[]`` index the step works on.
-    Inlined: with the hierarchy off it is one test; on, one call to :func:`_touch`."""
+    Inlined, and :func:`_touch` with it: with the hierarchy off it is one test; on, the step's accesses in
+    line, with no call (a call cost the io_uring runs about a sixth of their time)."""
     if I[CFG + CF_HIER] == 0:
         return 0.0
     return _touch(I, F, cpu, seg, obj, sheaf, slot)
 
 
-@njit(cache=True, _nrt=False)
+# How _touch finds a row's line (the access table as :func:`resolve_rows` rewrites it in the state: per row
+# (kind, line or region, times × 2 + write)): a fixed line (a global, ``struct kmem_cache``, the descriptor), a
+# per-CPU line (region + cpu), the sheaf's header line, its ``objects[slot]`` line, the object's free-pointer
+# line, the object's lines from its first, its slab's ``struct slab`` line. The first two are ``line = arg + cpu
+# × kind``.
+RK_FIXED, RK_CPU, RK_SHEAF, RK_SLOT, RK_OBJECT, RK_OBJECT_LINES, RK_STRUCT_PAGE = range(7)
+
+
+def resolve_rows(acc: np.ndarray) -> np.ndarray:
+    """The access table (:func:`allocsim.facts.steps.access_table`: per segment rows of (class, write, times))
+    as :func:`_touch` reads it: per row (kind ``RK_*``, line or region, ``times × 2 + write``); unused rows -1.
+    Every line that depends on nothing but the row (and the CPU) is computed here, once."""
+    acc = np.asarray(acc, np.int64)
+    out = np.full(acc.shape, -1, np.int64)
+    fixed = {X_KMEM_CACHE: R_KMEM_CACHE, X_DESCRIPTOR: R_DESCRIPTOR}
+    kinds = {X_SHEAF: RK_SHEAF, X_SHEAF_SLOT: RK_SLOT, X_OBJECT: RK_OBJECT, X_OBJECT_LINES: RK_OBJECT_LINES,
+             X_STRUCT_PAGE: RK_STRUCT_PAGE}
+    for seg in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            cls, write, times = (int(x) for x in acc[seg, j])
+            if cls < 0:
+                break
+            if cls in (X_PERCPU, X_PCPU_STRUCT):
+                kind, arg = RK_CPU, R_PERCPU if cls == X_PERCPU else R_PCPU_STRUCT
+            elif cls in kinds:
+                kind, arg = kinds[cls], 0
+            else:
+                kind, arg = RK_FIXED, fixed.get(cls, R_GLOBAL + seg * MAXACC + j)
+            out[seg, j] = (kind, arg, 2 * times + (1 if write == 1 else 0))
+    return out
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def _touch(I, F, cpu, seg, obj, sheaf, slot):
     """:func:`touch` with the hierarchy on.
 
@@ -111,66 +145,75 @@ def _touch(I, F, cpu, seg, obj, sheaf, slot):
     line (:func:`object_line` at ``s->offset``), ``object_lines`` the object's first line + k, ``sheaf`` the
     sheaf's header line, ``sheaf_slot`` the line of ``objects[slot]``, ``struct_page`` the slab's ``struct
     slab`` line, ``percpu_offset`` / ``pcpu_struct`` the CPU's lines, ``kmem_cache`` and ``descriptor`` one
-    line each, a global one line per access row. Resolved once per call (one division for the slab), the
-    hierarchy's header read once, and the accesses done as :func:`allocsim.kernel.cache.l1_entry` says."""
-    base = I[H_ACC] + seg * MAXACC * 3
+    line each, a global one line per access row (the rows as :func:`resolve_rows` left them: the fixed lines
+    already computed). The object's slab is computed once per call (one division), the hierarchy's header
+    read once, and the accesses done as :func:`allocsim.kernel.cache.l1_entry` says; an access to the line
+    the previous one found as a plain L1 hit reuses that entry (the L1 has not changed in between), unless
+    it is a store to a copy that is not modified."""
+    base = np.uint64(I[H_ACC] + seg * MAXACC * 3)
     o = I[H_MEM]
     fo = I[H_MEMF]
     h = _cache.handle(I, o)
-    l1 = F[fo + _cache.K_L1]
+    l1 = F[np.uint64(fo + _cache.K_L1)]
     slab = -1  # the object's slab and address, computed by the first row that needs them
     addr = 0
-    hdr = I[CFG + CF_SHEAF_HDR]
-    clock = I[o + _cache.H_CLOCK]
+    clock = I[np.uint64(o + _cache.H_CLOCK)]
     hits = 0
     last_hit = False
     t = 0.0
+    prev = -1  # the line of the previous access when it was a plain L1 hit, and its L1 entry
+    pe = np.uint64(0)
+    X1 = np.uint64(h[5])
+    R1 = np.uint64(h[4])
     for j in range(MAXACC):
-        cls = I[np.uint64(base + 3 * j)]
-        if cls < 0:
+        r = base + np.uint64(3 * j)
+        kind = I[r]
+        if kind < 0:
             break
-        write = I[np.uint64(base + 3 * j + 1)] == 1
+        line = I[r + np.uint64(1)]
+        wt = I[r + np.uint64(2)]
+        write = (wt & 1) == 1
         step = 0
-        if slab < 0 and (cls == X_OBJECT or cls == X_OBJECT_LINES or cls == X_STRUCT_PAGE):
-            objs = I[CFG + CF_OBJS]
-            slab = obj // objs
-            addr = slab * I[CFG + CF_SLAB_BYTES] + (obj - slab * objs) * I[CFG + CF_SIZE]
-        if cls == X_OBJECT:
-            line = R_OBJECT + ((addr + I[CFG + CF_FP_OFFSET]) >> 6)
-        elif cls == X_OBJECT_LINES:
-            line = R_OBJECT + (addr >> 6)
-            step = 1
-        elif cls == X_SHEAF:
-            line = R_SHEAF + sheaf * ((hdr + 8 * max(I[CFG + CF_CAP], 1) + 63) >> 6)
-        elif cls == X_SHEAF_SLOT:
-            line = R_SHEAF + sheaf * ((hdr + 8 * max(I[CFG + CF_CAP], 1) + 63) >> 6) + ((hdr + 8 * slot) >> 6)
-        elif cls == X_STRUCT_PAGE:
-            line = R_STRUCT_PAGE + slab
-        elif cls == X_PERCPU:
-            line = R_PERCPU + cpu
-        elif cls == X_PCPU_STRUCT:
-            line = R_PCPU_STRUCT + cpu
-        elif cls == X_KMEM_CACHE:
-            line = R_KMEM_CACHE
-        elif cls == X_DESCRIPTOR:
-            line = R_DESCRIPTOR
+        if kind <= RK_CPU:
+            line += cpu * kind
+        elif kind <= RK_SLOT:
+            line = R_SHEAF + sheaf * I[CFG + CF_SHEAF_LINES]
+            if kind == RK_SLOT:
+                line += (I[CFG + CF_SHEAF_HDR] + 8 * slot) >> 6
         else:
-            line = R_GLOBAL + seg * MAXACC + j
-        for k in range(I[np.uint64(base + 3 * j + 2)]):
+            if slab < 0:
+                objs = I[CFG + CF_OBJS]
+                slab = obj // objs
+                addr = slab * I[CFG + CF_SLAB_BYTES] + (obj - slab * objs) * I[CFG + CF_SIZE]
+            if kind == RK_OBJECT:
+                line = R_OBJECT + ((addr + I[CFG + CF_FP_OFFSET]) >> 6)
+            elif kind == RK_OBJECT_LINES:
+                line = R_OBJECT + (addr >> 6)
+                step = 1
+            else:
+                line = R_STRUCT_PAGE + slab
+        for k in range(wt >> 1):
+            x = line + k * step
             clock += 1
-            e = _cache.l1_entry(I, cpu, line + k * step, write, h)
+            if x == prev and (not write or I[X1 + pe] == _cache.S_MOD):
+                e = np.int64(pe)
+            else:
+                e = _cache.l1_entry(I, cpu, x, write, h)
             if e >= 0:  # a plain L1 hit: a load costs l1, a store nothing beyond it
-                I[np.uint64(h[4] + e)] = clock
+                I[R1 + np.uint64(e)] = clock
                 hits += 1
                 last_hit = True
                 if not write:
                     t += l1
+                prev = x
+                pe = np.uint64(e)
             else:
-                c = _cache.access_clocked(I, o, F, fo, cpu, line + k * step, write, clock)
+                c = _cache.access_clocked(I, o, F, fo, cpu, x, write, clock)
                 last_hit = False
                 if write:
                     c -= l1
                 t += c
+                prev = -1
     _cache.commit(I, o, h, cpu, clock, hits, last_hit)
     return t
 
@@ -230,10 +273,14 @@ def attach(I: np.ndarray, F: np.ndarray, ncpu: int, g: _cpu.Geometry | None, siz
     I[CFG + CF_SLAB_BYTES] = slab_bytes
     I[CFG + CF_FP_OFFSET] = (size // 2) // 8 * 8
     I[CFG + CF_SHEAF_HDR] = sheaf_header
+    cap = int(I[CFG + CF_CAP])
+    I[CFG + CF_SHEAF_LINES] = (sheaf_header + 8 * max(cap, 1) + 63) >> 6  # lines per sheaf (sheaf_line's stride)
     if g is None:
         I[CFG + CF_HIER] = 0
         return
     I[CFG + CF_HIER] = 1
+    at, end = int(I[H_ACC]), int(I[H_MEM])  # the access table, then the hierarchy
+    I[at:end] = resolve_rows(I[at:end].reshape(-1, MAXACC, 3)).ravel()
     _cache.init_at(I, int(I[H_MEM]), F, int(I[H_MEMF]), ncpu, g)
 
 

@@ -134,27 +134,34 @@ def element_stride() -> int:
     return (header_size() + element_size() + 7) // 8 * 8
 
 
-@njit(cache=True, _nrt=False, inline="always")
-def _line(cls, k, cpu, e, stride, where):
-    """The line a step of class ``cls`` touches (the classes and regions of :mod:`allocsim.kernel.memory`):
-    ``object`` is the element's header (its ``next`` pointer, at the element's start); ``pcpu_struct`` the
-    CPU's ``struct pcpu_cache``; ``descriptor`` the ``struct pcpu_cache_list``; ``percpu_offset`` the CPU's
-    per-CPU area line; a global one line per access row ``where``: every path begins with the steps of
-    ``pcpu_get_cpu`` (``dio_pcpu_cache_list``, ``__per_cpu_offset[]``), so those are the same lines in every
-    path, and no later step of a path reads a global."""
-    if cls == _memory.X_OBJECT:
-        return _memory.R_OBJECT + ((e * stride) >> 6)
-    if cls == _memory.X_OBJECT_LINES:
-        return _memory.R_OBJECT + ((e * stride) >> 6) + k
-    if cls == _memory.X_PCPU_STRUCT:
-        return _memory.R_PCPU_STRUCT + cpu
-    if cls == _memory.X_PERCPU:
-        return _memory.R_PERCPU + cpu
-    if cls == _memory.X_DESCRIPTOR:
-        return _memory.R_DESCRIPTOR
-    if cls == _memory.X_KMEM_CACHE:
-        return _memory.R_KMEM_CACHE
-    return _memory.R_GLOBAL + where
+def _rows(acc: np.ndarray) -> np.ndarray:
+    """The access table (:func:`access_table`) as :func:`_touch` reads it: per row (kind ``memory.RK_*``, line or
+    region, ``times × 2 + write``), unused rows -1. The lines (the classes and regions of
+    :mod:`allocsim.kernel.memory`): ``object`` is the element's header (its ``next`` pointer, at the element's
+    start) and ``object_lines`` the element's lines from there; ``pcpu_struct`` the CPU's ``struct pcpu_cache``;
+    ``percpu_offset`` the CPU's per-CPU area line; ``descriptor`` the ``struct pcpu_cache_list``; a global one
+    line per access row ``j``: every path begins with the steps of ``pcpu_get_cpu`` (``dio_pcpu_cache_list``,
+    ``__per_cpu_offset[]``), so those are the same lines in every path, and no later step of a path reads a
+    global. Every line but the element's is computed here, once."""
+    m = _memory
+    out = np.full(acc.shape, -1, np.int64)
+    fixed = {m.X_DESCRIPTOR: m.R_DESCRIPTOR, m.X_KMEM_CACHE: m.R_KMEM_CACHE}
+    per_cpu = {m.X_PCPU_STRUCT: m.R_PCPU_STRUCT, m.X_PERCPU: m.R_PERCPU}
+    for p in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            cls, write, times = (int(x) for x in acc[p, j])
+            if cls < 0:
+                break
+            if cls == m.X_OBJECT:
+                kind, arg = m.RK_OBJECT, 0
+            elif cls == m.X_OBJECT_LINES:
+                kind, arg = m.RK_OBJECT_LINES, 0
+            elif cls in per_cpu:
+                kind, arg = m.RK_CPU, per_cpu[cls]
+            else:
+                kind, arg = m.RK_FIXED, fixed.get(cls, m.R_GLOBAL + j)
+            out[p, j] = (kind, arg, 2 * times + (1 if write == 1 else 0))
+    return out
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -164,30 +171,48 @@ def _touch(CI, CF, acc, p, cpu, e, stride, log, i):
     ``log[i, n]``: the n-th access's kind × 4 + invalidation class."""
     t = 0.0
     n = 0
-    h = _cache.handle(CI, 0)
+    h = _cache.handle_inline(CI, 0)
     l1 = CF[_cache.K_L1]
     clock = CI[_cache.H_CLOCK]
     hits = 0
     last_hit = False
     up = np.uint64(p)  # unsigned indices: no wraparound test per load or store
     ui = np.uint64(i)
+    prev = -1  # the line of the previous access when it was a plain L1 hit, and its L1 entry
+    px = np.uint64(0)
+    X1 = np.uint64(h[5])
+    R1 = np.uint64(h[4])
     for j in range(acc.shape[1]):
         uj = np.uint64(j)
-        cls = acc[up, uj, 0]
-        if cls < 0:
+        kind = acc[up, uj, 0]
+        if kind < 0:
             break
-        write = acc[up, uj, 1] == 1
-        for k in range(acc[up, uj, 2]):
-            line = _line(cls, k, cpu, e, stride, j)
+        wt = acc[up, uj, 2]
+        write = (wt & 1) == 1
+        step = 0
+        if kind <= _memory.RK_CPU:  # a fixed line, or the CPU's (_rows)
+            first = acc[up, uj, 1] + cpu * kind
+        else:  # the element's header, or its lines from there
+            first = _memory.R_OBJECT + ((e * stride) >> 6)
+            if kind == _memory.RK_OBJECT_LINES:
+                step = 1
+        for k in range(wt >> 1):
+            line = first + k * step
             clock += 1
-            x = _cache.l1_entry(CI, cpu, line, write, h)
+            # the same line as the previous access, found then as a plain hit: the L1 has not changed since
+            if line == prev and (not write or CI[X1 + px] == _cache.S_MOD):
+                x = np.int64(px)
+            else:
+                x = _cache.l1_entry_inline(CI, cpu, line, write, h)
             if x >= 0:  # a plain L1 hit (cache.l1_entry): kind L1, no invalidation
-                CI[np.uint64(h[4] + x)] = clock
+                CI[R1 + np.uint64(x)] = clock
                 hits += 1
                 last_hit = True
                 if not write:
                     t += l1
                 log[ui, np.uint64(n)] = _cache.K_L1 * 4 + _cache.INV_NONE
+                prev = line
+                px = np.uint64(x)
             else:
                 c = _cache.access_clocked(CI, 0, CF, 0, cpu, line, write, clock)
                 last_hit = False
@@ -195,8 +220,9 @@ def _touch(CI, CF, acc, p, cpu, e, stride, log, i):
                     c -= l1
                 t += c
                 log[ui, np.uint64(n)] = CI[_cache.H_LAST_KIND] * 4 + CI[_cache.H_LAST_INV]
+                prev = -1
             n += 1
-    _cache.commit(CI, 0, h, cpu, clock, hits, last_hit)
+    _cache.commit_inline(CI, 0, h, cpu, clock, hits, last_hit)
     return t
 
 
@@ -500,8 +526,9 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
         reuse = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64))
     else:
         CI, CF = _cache.new_cache(ncpu, geo)
-        acc = access_table(hooks, steps)
-        per_path = np.where(acc[:, :, 0] >= 0, acc[:, :, 2], 0).sum(axis=1)
+        raw = access_table(hooks, steps)
+        per_path = np.where(raw[:, :, 0] >= 0, raw[:, :, 2], 0).sum(axis=1)
+        acc = _rows(raw)
         log = np.full((n, max(int(per_path.max()), 1)), -1, np.int8)
         ev_mem = np.zeros(n, np.float64)
         # element addresses: addr, freed_next (one per address; there are at most as many as elements), freed_head

@@ -163,12 +163,20 @@ def cost_vector(cfg: SlubConfig, costs: _costs.CostTable, steps: _steps.StepBook
 def _peak_live(program: Program) -> int:
     """An upper bound on objects allocated and not yet freed at any time: per CPU the highest running
     count of its allocations minus its frees, summed."""
+    return int(_peak_live_jit(program.start, program.op))
+
+
+@njit(cache=True, _nrt=False)
+def _peak_live_jit(start, op):
     total = 0
-    for c in range(program.ncpu):
-        a, b = program.start[c], program.start[c + 1]
-        if b > a:
-            steps = np.where(program.op[a:b] == ALLOC, 1, -1)
-            total += max(0, int(np.cumsum(steps).max()))
+    for c in range(len(start) - 1):
+        live = 0
+        peak = 0
+        for i in range(start[c], start[c + 1]):
+            live += 1 if op[i] == ALLOC else -1
+            if live > peak:
+                peak = live
+        total += peak
     return total
 
 
@@ -321,10 +329,22 @@ def _out_of_range(cfg: SlubConfig, I: np.ndarray) -> str:
 
 def live_slots(program: Program) -> np.ndarray:
     """Slots the program allocates and never frees."""
-    freed = np.zeros(program.n_slots, bool)
-    freed[program.slot[program.op != ALLOC]] = True
-    allocated = program.slot[program.op == ALLOC]
-    return allocated[~freed[allocated]]
+    return _live_slots(program.op, program.slot, program.n_slots)
+
+
+@njit(cache=True)
+def _live_slots(op, slot, n_slots):
+    freed = np.zeros(n_slots, np.bool_)
+    for i in range(len(op)):
+        if op[i] != ALLOC:
+            freed[slot[i]] = True
+    out = np.empty(len(op), np.int64)
+    n = 0
+    for i in range(len(op)):
+        if op[i] == ALLOC and not freed[slot[i]]:
+            out[n] = slot[i]
+            n += 1
+    return out[:n].copy()
 
 
 def _result(cfg, program, I, F, clock, total, pcount, pcycles, event_path, slot_obj) -> Result:

@@ -231,8 +231,8 @@ SCRATCH = 32
 # --- configuration (I[CFG + CF_*])
 (CF_OBJS, CF_MIN_PARTIAL, CF_CPU_PARTIAL_SLABS, CF_CAP, CF_VERSION, CF_NNODES, CF_CPUS_PER_NODE, CF_SHEAVES,
  CF_NOWAIT_FAILS, CF_MAX_FULL, CF_DEFRAG_RATIO, CF_MAX_SLABS, CF_MAX_SHEAVES, CF_NCPU, CF_HIER, CF_SIZE,
- CF_SLAB_BYTES, CF_FP_OFFSET, CF_SHEAF_HDR) = range(19)
-NCF = 19
+ CF_SLAB_BYTES, CF_FP_OFFSET, CF_SHEAF_HDR, CF_SHEAF_LINES) = range(20)
+NCF = 20
 CFG = NH
 V_CPU_SLAB = 0  # SLUB <= 6.19: a cpu slab and cpu partial list (with or without opt-in sheaves above)
 V_70 = 1        # 7.0: sheaves on every cache, no cpu slab
