@@ -229,6 +229,10 @@ def test_execution_report_and_footers(built_book):
     report = (built_book / "execution.html").read_text()
     assert report.count("pass") >= 7
     assert "lock" in report and "commit" in report
+    from allocsim.book import runner
+
+    jobs = min(runner.jobs(), len(runner.chapter_pages()))
+    assert (f"The chapters executed {jobs} at a time" in report) == (jobs > 1)
     page = (built_book / "chapters" / "02-pcpu.html").read_text()
     assert 'class="allocsim-executed"' in page and "Executed 20" in page and "default parameters" in page
     assert "allocsim-custom-run" not in page

@@ -223,14 +223,16 @@ def _peak_rss_mib() -> float | None:
 
 
 def execute(slug: str, parameters: dict | None = None, out: Path | None = None, *, force: bool = False,
-            tree: str | None = None, log=print, progress: bool = False, run: str | None = None) -> tuple[Path, bool]:
+            tree: str | None = None, log=print, progress: bool = False, run: str | None = None,
+            jobs: int = 1) -> tuple[Path, bool]:
     """Execute one chapter with papermill. Returns ``(path, reused)``.
 
     The notebook is written to a ``.partial`` file and renamed only on success; on failure the
     partial result is kept as ``<name>.FAILED.ipynb`` (so nothing that looks finished is left) and
     :class:`ChapterFailed` is raised with the chapter's own one-line error. An interrupt (Ctrl-C)
     removes the partial file and leaves any previous result as it was. Next to the notebook,
-    ``<name>.run.json`` records parameters, time, duration, provenance and status."""
+    ``<name>.run.json`` records parameters, time, duration, provenance and status (and ``jobs``: how many
+    chapters executed at once, so durations can be read: :func:`prepare` passes it)."""
     import jupytext
     import papermill as pm
 
@@ -255,7 +257,7 @@ def execute(slug: str, parameters: dict | None = None, out: Path | None = None, 
         "chapter": slug, "page": page.path, "run": run, "parameters": spec.validate(parameters).__dict__,
         "changed": {k: v for k, v in parameters.items() if spec.param(k).default != v},
         "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "status": "running", **provenance(),
+        "status": "running", "jobs": int(jobs), **provenance(),
     }
     record = json.loads(json.dumps(record, default=str))
     env_before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
@@ -401,8 +403,12 @@ def execution_report(info: dict) -> str:
             "CPU": r.get("cpu", "?"),
         })
     systems = sorted({f"{r.get('system', '?')}, Python {r.get('python', '?')}" for r in info.values()})
+    jobs = max((int(r.get("jobs") or 1) for r in info.values()), default=1)
+    side = (f" The chapters executed {jobs} at a time (one per CPU, `--jobs` / `ALLOCSIM_JOBS`), each in its own "
+            f"kernel: their durations overlap, and on an empty numba cache the first ones include compiling the models."
+            if jobs > 1 else "")
     return (markdown(pd.DataFrame(rows)) + "\n\nSystem: " + "; ".join(systems) +
-            ". `lock` is the first 12 hex digits of the SHA-256 of `requirements.lock`.\n")
+            ". `lock` is the first 12 hex digits of the SHA-256 of `requirements.lock`." + side + "\n")
 
 
 def stage(executed: dict[str, Path]) -> Path:
@@ -610,13 +616,14 @@ def prepare(overrides: dict[str, dict] | None = None, replace: dict[str, Path] |
         i = number[slug]
         log(f"[{i}/{n}] {slug:<10} executing {chapters[slug].path} …")
         t = time.perf_counter()
-        path, reused = execute(slug, overrides.get(slug), force=force, tree=tree)
+        path, reused = execute(slug, overrides.get(slug), force=force, tree=tree, jobs=at_once)
         msg = "unchanged since the last build, reused" if reused else f"executed in {time.perf_counter() - t:.1f} s"
         log(f"[{i}/{n}] {slug:<10} {msg}")
         return path
 
-    if n_jobs > 1 and len(todo) > 1:
-        log(f"executing {len(todo)} chapters, {min(n_jobs, len(todo))} at a time (ALLOCSIM_JOBS / --jobs)")
+    at_once = max(1, min(n_jobs, len(todo)))
+    if at_once > 1:
+        log(f"executing {len(todo)} chapters, {at_once} at a time (ALLOCSIM_JOBS / --jobs)")
     # set once for every kernel (execute() restores what it found: concurrent restores would race)
     before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
