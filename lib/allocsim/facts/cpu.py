@@ -172,9 +172,22 @@ class Geometry:
 def geometry(clock_ghz: float = 3.0, cpu: CPU | None = None) -> Geometry:
     """The hierarchy of ``cpu`` (default: :func:`load`) in cycles at ``clock_ghz`` (ns x GHz for the transfers
     and the memory latency; the level latencies are the machine's cycles)."""
-    if not (isinstance(clock_ghz, (int, float)) and 0.1 <= clock_ghz <= 10):
+    if not (isinstance(clock_ghz, (int, float)) and not isinstance(clock_ghz, bool) and 0.1 <= clock_ghz <= 10):
         raise AllocsimError(f"clock_ghz must be a number from 0.1 to 10, not {clock_ghz!r}")
-    c = cpu or load()
+    if cpu is None:  # the default CPU: one geometry per clock (a model run asks for it every time)
+        return _default_geometry(float(clock_ghz))
+    return _geometry(clock_ghz, cpu)
+
+
+@lru_cache(maxsize=64)
+def _default_geometry(clock_ghz: float) -> Geometry:
+    return _geometry(clock_ghz, load())
+
+
+on_clear(_default_geometry.cache_clear)
+
+
+def _geometry(clock_ghz: float, c: CPU) -> Geometry:
     v = c.value
     line = int(v("line_bytes"))
 

@@ -55,6 +55,8 @@ kind order.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit
 
@@ -91,8 +93,10 @@ _BLOCKS = (((H_T1,), "p1"), ((H_R1,), "p1"), ((H_X1,), "p1"), ((H_T2, H_R2, H_X2
 NF2, NF3 = 3, 5
 
 
+@lru_cache(maxsize=256)
 def layout(ncpu: int, g: Geometry) -> dict:
-    """Sizes and offsets (relative to the hierarchy's start) of every block of ``CI``."""
+    """Sizes and offsets (relative to the hierarchy's start) of every block of ``CI`` (memoized: read it, do not
+    change it)."""
     nllc = -(-ncpu // g.cpus_per_llc)
     n = {"p1": ncpu * g.l1_sets * g.l1_ways, "p2": ncpu * g.l2_sets * g.l2_ways, "map": nllc * g.llc_sets,
          "cnt": ncpu * NCNT, "l3": nllc * g.llc_sets * g.llc_ways}

@@ -116,8 +116,19 @@ RK_FIXED, RK_CPU, RK_SHEAF, RK_SLOT, RK_OBJECT, RK_OBJECT_LINES, RK_STRUCT_PAGE 
 def resolve_rows(acc: np.ndarray) -> np.ndarray:
     """The access table (:func:`allocsim.facts.steps.access_table`: per segment rows of (class, write, times))
     as :func:`_touch` reads it: per row (kind ``RK_*``, line or region, ``times × 2 + write``); unused rows -1.
-    Every line that depends on nothing but the row (and the CPU) is computed here, once."""
-    acc = np.asarray(acc, np.int64)
+    Every line that depends on nothing but the row (and the CPU) is computed here, once (per distinct table:
+    memoized; the result is shared, copy it before changing it)."""
+    acc = np.ascontiguousarray(acc, np.int64)
+    key = (acc.shape, acc.tobytes())
+    if key not in _ROWS:
+        _ROWS[key] = _resolve_rows(acc)
+    return _ROWS[key]
+
+
+_ROWS: dict = {}
+
+
+def _resolve_rows(acc: np.ndarray) -> np.ndarray:
     out = np.full(acc.shape, -1, np.int64)
     fixed = {X_KMEM_CACHE: R_KMEM_CACHE, X_DESCRIPTOR: R_DESCRIPTOR}
     kinds = {X_SHEAF: RK_SHEAF, X_SHEAF_SLOT: RK_SLOT, X_OBJECT: RK_OBJECT, X_OBJECT_LINES: RK_OBJECT_LINES,

@@ -142,7 +142,17 @@ def _rows(acc: np.ndarray) -> np.ndarray:
     ``percpu_offset`` the CPU's per-CPU area line; ``descriptor`` the ``struct pcpu_cache_list``; a global one
     line per access row ``j``: every path begins with the steps of ``pcpu_get_cpu`` (``dio_pcpu_cache_list``,
     ``__per_cpu_offset[]``), so those are the same lines in every path, and no later step of a path reads a
-    global. Every line but the element's is computed here, once."""
+    global. Every line but the element's is computed here, once (per distinct table: memoized)."""
+    key = (acc.shape, acc.tobytes())
+    if key not in _ROWS:
+        _ROWS[key] = _resolve(acc)
+    return _ROWS[key]
+
+
+_ROWS: dict = {}
+
+
+def _resolve(acc: np.ndarray) -> np.ndarray:
     m = _memory
     out = np.full(acc.shape, -1, np.int64)
     fixed = {m.X_DESCRIPTOR: m.R_DESCRIPTOR, m.X_KMEM_CACHE: m.R_KMEM_CACHE}
