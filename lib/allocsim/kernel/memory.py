@@ -118,14 +118,20 @@ def resolve_rows(acc: np.ndarray) -> np.ndarray:
     as :func:`_touch` reads it: per row (kind ``RK_*``, line or region, ``times × 2 + write``); unused rows -1.
     Every line that depends on nothing but the row (and the CPU) is computed here, once (per distinct table:
     memoized; the result is shared, copy it before changing it)."""
-    acc = np.ascontiguousarray(acc, np.int64)
-    key = (acc.shape, acc.tobytes())
-    if key not in _ROWS:
-        _ROWS[key] = _resolve_rows(acc)
-    return _ROWS[key]
+    return once_per_table(acc, _resolve_rows)
 
 
 _ROWS: dict = {}
+
+
+def once_per_table(acc: np.ndarray, resolve) -> np.ndarray:
+    """``resolve(acc)`` computed once per distinct access table and resolver (a model resolves the same table on
+    every run); the result is shared: copy it before changing it."""
+    acc = np.ascontiguousarray(acc, np.int64)
+    key = (resolve.__module__, resolve.__qualname__, acc.shape, acc.tobytes())
+    if key not in _ROWS:
+        _ROWS[key] = resolve(acc)
+    return _ROWS[key]
 
 
 def _resolve_rows(acc: np.ndarray) -> np.ndarray:

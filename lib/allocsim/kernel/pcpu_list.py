@@ -142,14 +142,9 @@ def _rows(acc: np.ndarray) -> np.ndarray:
     ``percpu_offset`` the CPU's per-CPU area line; ``descriptor`` the ``struct pcpu_cache_list``; a global one
     line per access row ``j``: every path begins with the steps of ``pcpu_get_cpu`` (``dio_pcpu_cache_list``,
     ``__per_cpu_offset[]``), so those are the same lines in every path, and no later step of a path reads a
-    global. Every line but the element's is computed here, once (per distinct table: memoized)."""
-    key = (acc.shape, acc.tobytes())
-    if key not in _ROWS:
-        _ROWS[key] = _resolve(acc)
-    return _ROWS[key]
-
-
-_ROWS: dict = {}
+    global. Every line but the element's is computed here, once (per distinct table:
+    :func:`allocsim.kernel.memory.once_per_table`)."""
+    return _memory.once_per_table(acc, _resolve)
 
 
 def _resolve(acc: np.ndarray) -> np.ndarray:
