@@ -87,16 +87,19 @@ def test_chapters_run_side_by_side_and_a_failure_leaves_nothing_running(tmp_path
         return src + "\n```{code-cell} ipython3\nraise RuntimeError('deliberate failure for the test')\n```\n"
 
     root = _scratch_book(tmp_path, add_error)
-    shutil.copy(ROOT / "chapters" / "A1-your-kernel.md", root / "chapters" / "A1-your-kernel.md")
+    from allocsim.pages.toc import chapter_pages
+
+    appendix = Path(chapter_pages()["kernel"].path)  # the short "Your kernel" appendix beside it
+    shutil.copy(ROOT / appendix, root / appendix)
     (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: chapters/01-thread\n"
-                                   "  - file: chapters/A1-your-kernel\n")
+                                   f"  - file: {appendix.with_suffix('')}\n")
     proc = run_cli("build", "--jobs", "2", env={"ALLOCSIM_ROOT": str(root)})
     assert proc.returncode == 1
     assert "executing 2 chapters, 2 at a time" in proc.stdout
     assert [line for line in proc.stderr.splitlines() if line.strip()] == [
         next(line for line in proc.stderr.splitlines() if "chapter 'thread' failed: RuntimeError" in line)]
     executed = root / "_build" / "executed"
-    assert (executed / "A1-your-kernel.ipynb").exists() and (executed / "A1-your-kernel.key").exists()
+    assert (executed / f"{appendix.stem}.ipynb").exists() and (executed / f"{appendix.stem}.key").exists()
     assert (executed / "01-thread.FAILED.ipynb").exists()
     assert not list(executed.glob("*.partial.ipynb"))
     assert not (root / "_build" / "html" / "index.html").exists()

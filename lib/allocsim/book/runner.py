@@ -611,6 +611,7 @@ def prepare(overrides: dict[str, dict] | None = None, replace: dict[str, Path] |
             executed[slug] = replace[slug]
             log(f"[{number[slug]}/{n}] {slug:<10} using {_rel(replace[slug])}")
     todo = sorted((s for s in chapters if s not in replace), key=lambda s: -_expected_seconds(s, overrides.get(s)))
+    at_once = max(1, min(n_jobs, len(todo)))
 
     def one(slug: str) -> Path:
         i = number[slug]
@@ -621,14 +622,13 @@ def prepare(overrides: dict[str, dict] | None = None, replace: dict[str, Path] |
         log(f"[{i}/{n}] {slug:<10} {msg}")
         return path
 
-    at_once = max(1, min(n_jobs, len(todo)))
     if at_once > 1:
         log(f"executing {len(todo)} chapters, {at_once} at a time (ALLOCSIM_JOBS / --jobs)")
     # set once for every kernel (execute() restores what it found: concurrent restores would race)
     before = os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION")
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     try:
-        executed.update(_side_by_side(todo, n_jobs, one))
+        executed.update(_side_by_side(todo, at_once, one))
     finally:
         if before is None:
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)

@@ -80,9 +80,9 @@ def object_line(I, obj, byte):
 
 @njit(cache=True, _nrt=False, inline="always")
 def sheaf_line(I, sheaf, byte):
-    """The line of byte ``byte`` of sheaf ``sheaf`` (its header, then ``objects[]``)."""
-    stride = ((I[CFG + CF_SHEAF_HDR] + 8 * max(I[CFG + CF_CAP], 1) + 63) >> 6)
-    return R_SHEAF + sheaf * stride + (byte >> 6)
+    """The line of byte ``byte`` of sheaf ``sheaf`` (its header, then ``objects[]``; ``CF_SHEAF_LINES`` lines a
+    sheaf, :func:`attach`)."""
+    return R_SHEAF + sheaf * I[CFG + CF_SHEAF_LINES] + (byte >> 6)
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -194,9 +194,7 @@ def _touch(I, F, cpu, seg, obj, sheaf, slot):
         if kind <= RK_CPU:
             line += cpu * kind
         elif kind <= RK_SLOT:
-            line = R_SHEAF + sheaf * I[CFG + CF_SHEAF_LINES]
-            if kind == RK_SLOT:
-                line += (I[CFG + CF_SHEAF_HDR] + 8 * slot) >> 6
+            line = sheaf_line(I, sheaf, 0 if kind == RK_SHEAF else I[CFG + CF_SHEAF_HDR] + 8 * slot)
         else:
             if slab < 0:
                 objs = I[CFG + CF_OBJS]
@@ -291,7 +289,7 @@ def attach(I: np.ndarray, F: np.ndarray, ncpu: int, g: _cpu.Geometry | None, siz
     I[CFG + CF_FP_OFFSET] = (size // 2) // 8 * 8
     I[CFG + CF_SHEAF_HDR] = sheaf_header
     cap = int(I[CFG + CF_CAP])
-    I[CFG + CF_SHEAF_LINES] = (sheaf_header + 8 * max(cap, 1) + 63) >> 6  # lines per sheaf (sheaf_line's stride)
+    I[CFG + CF_SHEAF_LINES] = (sheaf_header + 8 * max(cap, 1) + 63) >> 6  # lines a sheaf takes: struct_size(sheaf, objects, capacity)
     if g is None:
         I[CFG + CF_HIER] = 0
         return

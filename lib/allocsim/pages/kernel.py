@@ -1,4 +1,4 @@
-"""Tables and charts for the appendix "Your kernel" (chapters/A1-your-kernel.md); the readings and the
+"""Tables and charts for the appendix "Your kernel" (chapter A1, `chapters/A1-your-kernel`); the readings and the
 comparison themselves are :mod:`allocsim.facts.inspect`."""
 
 from __future__ import annotations
