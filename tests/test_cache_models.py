@@ -94,9 +94,10 @@ def test_region_bases_fall_into_different_sets_at_every_level():
 
 
 def test_resolved_rows_compute_the_fixed_and_per_cpu_lines_by_hand():
-    """memory.resolve_rows: a kmem_cache row is its one line, a global row its own line (region + segment ×
-    MAX_ACCESSES + row), a per-CPU row its region (the CPU added at run time), an object row only its kind;
-    times and write packed as times × 2 + write; the end of a segment stays -1."""
+    """memory.resolve_rows: one row per load or store: a kmem_cache row is its one line, a global row its own line
+    (region + segment × MAX_ACCESSES + row), a per-CPU row its region (the CPU added at run time), a row done
+    twice two rows, an object_lines row of three lines three rows with offsets 0, 1, 2; then one row of -1
+    (as many rows per segment as the longest segment's accesses, plus that one)."""
     M = memory
     acc = np.full((2, M.MAXACC, 3), -1, np.int64)
     acc[0, 0] = (M.X_KMEM_CACHE, 0, 1)
@@ -105,9 +106,9 @@ def test_resolved_rows_compute_the_fixed_and_per_cpu_lines_by_hand():
     acc[1, 1] = (M.X_GLOBAL, 0, 1)
     acc[1, 2] = (M.X_PERCPU, 0, 1)
     r = M.resolve_rows(acc)
-    assert r[0, 0].tolist() == [M.RK_FIXED, M.R_KMEM_CACHE, 2]
-    assert r[0, 1].tolist() == [M.RK_CPU, M.R_PCPU_STRUCT, 5]
-    assert r[1, 0].tolist() == [M.RK_OBJECT_LINES, 0, 7]
-    assert r[1, 1].tolist() == [M.RK_FIXED, M.R_GLOBAL + 1 * M.MAXACC + 1, 2]
-    assert r[1, 2].tolist() == [M.RK_CPU, M.R_PERCPU, 2]
-    assert (r[0, 2:] == -1).all() and (r[1, 3:] == -1).all()
+    assert r.shape == (2, 6, 3)
+    assert r[0, :3].tolist() == [[M.RK_FIXED, M.R_KMEM_CACHE, 0], [M.RK_CPU, M.R_PCPU_STRUCT, 1],
+                                 [M.RK_CPU, M.R_PCPU_STRUCT, 1]]
+    assert r[1, :5].tolist() == [[M.RK_OBJECT_LINES, 0, 1], [M.RK_OBJECT_LINES, 1, 1], [M.RK_OBJECT_LINES, 2, 1],
+                                 [M.RK_FIXED, M.R_GLOBAL + 1 * M.MAXACC + 1, 0], [M.RK_CPU, M.R_PERCPU, 0]]
+    assert (r[0, 3:] == -1).all() and (r[1, 5:] == -1).all()

@@ -194,6 +194,8 @@ def new_model_state(cfg: SlubConfig, program: Program, cost_vector: np.ndarray, 
                            + (peak // cap if cap else 0) + 8)
     version = V_CPU_SLAB if versions.family(cfg.version).cpu_slab else V_70
     words, floats, lazy = _memory.sizes(cfg.ncpu, hierarchy)
+    if hierarchy is not None and access is not None:
+        access = _memory.resolve_rows(access)
     I, F = new_state(cfg.ncpu, cfg.nnodes, cfg.cpus_per_node, g.objs_per_slab, g.min_partial, g.cpu_partial_slabs,
                      cap, version, cfg.sheaves, max_slabs, max_sheaves if cap else 1, cost_vector,
                      max_full=MAX_FULL_SHEAVES, nowait_fails=cfg.gfp_nowait_fails,

@@ -231,8 +231,8 @@ SCRATCH = 32
 # --- configuration (I[CFG + CF_*])
 (CF_OBJS, CF_MIN_PARTIAL, CF_CPU_PARTIAL_SLABS, CF_CAP, CF_VERSION, CF_NNODES, CF_CPUS_PER_NODE, CF_SHEAVES,
  CF_NOWAIT_FAILS, CF_MAX_FULL, CF_DEFRAG_RATIO, CF_MAX_SLABS, CF_MAX_SHEAVES, CF_NCPU, CF_HIER, CF_SIZE,
- CF_SLAB_BYTES, CF_FP_OFFSET, CF_SHEAF_HDR, CF_SHEAF_LINES) = range(20)
-NCF = 20
+ CF_SLAB_BYTES, CF_FP_OFFSET, CF_SHEAF_HDR, CF_SHEAF_LINES, CF_ACC_ROWS) = range(21)
+NCF = 21
 CFG = NH
 V_CPU_SLAB = 0  # SLUB <= 6.19: a cpu slab and cpu partial list (with or without opt-in sheaves above)
 V_70 = 1        # 7.0: sheaves on every cache, no cpu slab
@@ -299,8 +299,8 @@ def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, mi
               access: np.ndarray | None = None, mem_words: int = 0, mem_floats: int = 0,
               mem_lazy: tuple[int, int] = (0, 0)):
     """A fresh ``(I, F)``: no slabs, empty partial lists, empty barns, every CPU with an empty main
-    sheaf (``init_percpu_sheaves()``) when ``sheaves``. ``access`` (the segments' memory accesses,
-    :func:`allocsim.facts.steps.access_table`) and ``mem_words``/``mem_floats`` (room for the memory
+    sheaf (``init_percpu_sheaves()``) when ``sheaves``. ``access`` (the segments' memory accesses as
+    :func:`allocsim.kernel.memory.resolve_rows` gives them, ``[NSEG, rows, 3]``) and ``mem_words``/``mem_floats`` (room for the memory
     hierarchy, which :func:`allocsim.kernel.memory.attach` writes) are reserved when the hierarchy is on;
     ``mem_lazy``: the words of that room (relative to its start) that need not be zero."""
     cap = max(capacity, 1)
@@ -338,6 +338,7 @@ def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, mi
     cfg[CF_CPUS_PER_NODE] = cpus_per_node
     cfg[CF_SHEAVES] = 1 if sheaves else 0
     cfg[CF_NOWAIT_FAILS] = 1 if nowait_fails else 0
+    cfg[CF_ACC_ROWS] = acc.shape[1]  # rows per segment of the access table
     cfg[CF_MAX_FULL] = max_full
     cfg[CF_DEFRAG_RATIO] = REMOTE_NODE_DEFRAG_RATIO
     cfg[CF_MAX_SLABS] = max_slabs
