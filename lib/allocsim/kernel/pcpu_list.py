@@ -554,10 +554,8 @@ def simulate(program: Program, threshold: int = PCPU_CACHE_IRQ_THRESHOLD, max_nr
         reuse = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64))
     else:
         CI, CF = _cache.new_cache(ncpu, geo)
-        raw = access_table(hooks, steps)
-        per_path = np.where(raw[:, :, 0] >= 0, raw[:, :, 2], 0).sum(axis=1)
-        acc = _rows(raw)
-        log = np.full((n, max(int(per_path.max()), 1)), -1, np.int8)
+        acc = _rows(access_table(hooks, steps))
+        log = np.full((n, max(acc.shape[1] - 1, 1)), -1, np.int8)  # the most accesses of a path (_rows: + 1 row)
         ev_mem = np.zeros(n, np.float64)
         # element addresses: addr, freed_next (one per address; there are at most as many as elements), freed_head
         reuse = (np.empty(max(n_alloc, 1), np.int64), np.empty(max(n_alloc, 1), np.int64), np.full(ncpu, -1, np.int64))
