@@ -404,12 +404,13 @@ def handle(I, o):
 
 @njit(cache=True, _nrt=False)
 def l1_entry(I, cpu, line, write, h):
-    """The absolute index of ``cpu``'s L1 entry for ``line`` when the access is a plain L1 hit (the line is
-    there, and a store finds it modified: no coherence action), else -1. Changes nothing.
+    """The index of ``cpu``'s L1 entry for ``line`` (within the level) when the access is a plain L1 hit (the line
+    is there, and a store finds it modified: no coherence action); ``-2 - entry`` when a store finds the line
+    there but not modified; -1 when the line is not in the L1. Changes nothing.
 
     A model's step (``memory.touch``, the per-CPU list's ``_touch``) does its accesses as: ``clock += 1``;
     ``e = l1_entry(…)``; if ``e >= 0`` the hit is ``I[h[4] + e] = clock`` (the LRU stamp) and one more L1 hit
-    for ``cpu``, else :func:`access_clocked`; at the end :func:`commit` writes the clock and the hits back.
+    for ``cpu``, else :func:`access_clocked` with ``e``; at the end :func:`commit` writes the clock and the hits back.
     That is :func:`access_at` access for access (same stamps, same counters), with the clock, the counter and
     the header kept in registers for the step."""
     m1, S1, W1, T1, R1, X1, CNT = h
@@ -426,7 +427,7 @@ def l1_entry(I, cpu, line, write, h):
         return -1
     e += w
     if write and I[np.uint64(X1 + e)] != S_MOD:
-        return -1
+        return -2 - e
     return e
 
 
@@ -452,16 +453,16 @@ commit_inline = njit(_nrt=False, inline="always")(commit.py_func)
 
 
 @njit(cache=True, _nrt=False)
-def access_clocked(I, o, F, fo, cpu, line, write, clock):
+def access_clocked(I, o, F, fo, cpu, line, write, clock, found):
     """:func:`access_at` with its LRU clock value ``clock`` already taken (the header's clock is not read or
-    written): an L1 hit that must upgrade its copy, or everything past an L1 miss."""
-    e = _e1(I, o, cpu, line)
-    w = _find(I, o + I[o + H_T1] + e, I[o + H_W1], line + 1)
-    if w < 0:
+    written) and the L1 looked up (``found``: what :func:`l1_entry` returned, < 0): a store to a copy that is not
+    modified (``-2 - entry``: the copy is upgraded), or everything past an L1 miss (-1)."""
+    if found == -1:
         return _access_miss(I, o, F, fo, cpu, line, write, clock)
-    I[o + I[o + H_R1] + e + w] = clock
+    e = -2 - found
+    I[o + I[o + H_R1] + e] = clock
     inv = INV_NONE
-    if write and I[o + I[o + H_X1] + e + w] != S_MOD:
+    if write and I[o + I[o + H_X1] + e] != S_MOD:
         inv = _upgrade(I, o, cpu, line)
     return _finish(I, o, F, fo, cpu, K_L1, inv)
 
@@ -477,7 +478,7 @@ def access_at(I, o, F, fo, cpu, line, write):
     h = handle(I, o)
     e = l1_entry(I, cpu, line, write, h)
     if e < 0:
-        return access_clocked(I, o, F, fo, cpu, line, write, clock)
+        return access_clocked(I, o, F, fo, cpu, line, write, clock, e)
     I[h[4] + e] = clock
     I[h[6] + cpu * NCNT + K_L1] += 1
     I[o + H_LAST_KIND] = K_L1

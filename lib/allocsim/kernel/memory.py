@@ -229,7 +229,7 @@ def _touch(I, F, cpu, seg, obj, sheaf, slot):
             prev = x
             pe = np.uint64(e)
         else:
-            c = _cache.access_clocked(I, o, F, fo, cpu, x, write, clock)
+            c = _cache.access_clocked(I, o, F, fo, cpu, x, write, clock, e)
             last_hit = False
             if write:
                 c -= l1

@@ -221,7 +221,7 @@ def _touch(CI, CF, acc, p, cpu, e, stride, log, i):
             prev = line
             px = np.uint64(x)
         else:
-            c = _cache.access_clocked(CI, 0, CF, 0, cpu, line, write, clock)
+            c = _cache.access_clocked(CI, 0, CF, 0, cpu, line, write, clock, x)
             last_hit = False
             if write:
                 c -= l1
