@@ -154,13 +154,15 @@ def new_cache(ncpu: int, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# jitted helpers. ``e`` is an entry's index within its level; ``I[o + I[o + H_T1] + e]`` its L1 tag, etc.
+# jitted helpers. ``e`` is an entry's index within its level; ``I[o + I[o + H_T1] + e]`` its L1 tag, etc. (the
+# hot ones index with unsigned integers: no wraparound test per access)
 
 @njit(cache=True, _nrt=False, inline="always")
 def _find(I, tb, W, tag):
     """The way of ``tag`` in the set whose first tag is at ``tb``, or -1."""
+    ub = np.uint64(tb)  # unsigned indices: no wraparound test per way
     for w in range(W):
-        if I[tb + w] == tag:
+        if I[ub + np.uint64(w)] == tag:
             return w
     return -1
 
@@ -168,11 +170,14 @@ def _find(I, tb, W, tag):
 @njit(cache=True, _nrt=False, inline="always")
 def _victim(I, tb, rb, W):
     """The way to fill: the first empty one, else the least recently used (tags at ``tb``, stamps at ``rb``)."""
+    ut = np.uint64(tb)  # unsigned indices: no wraparound test per way
+    ur = np.uint64(rb)
     best = 0
     for w in range(W):
-        if I[tb + w] == 0:
+        uw = np.uint64(w)
+        if I[ut + uw] == 0:
             return w
-        if I[rb + w] < I[rb + best]:
+        if I[ur + uw] < I[ur + np.uint64(best)]:
             best = w
     return best
 
@@ -198,7 +203,7 @@ def _e3(I, o, d, line):
     """First entry of ``line``'s set in domain ``d``'s LLC, or -1 when that set is empty (has no slot yet)."""
     m = I[o + H_M3]
     S = I[o + H_S3]
-    slot = I[o + I[o + H_MAP3] + d * S + (line & m if m >= 0 else line % S)]
+    slot = I[np.uint64(o + I[o + H_MAP3] + d * S + (line & m if m >= 0 else line % S))]
     if slot == 0:
         return -1
     return (slot - 1) * (NF3 * I[o + H_W3])
@@ -223,9 +228,9 @@ def _e3_alloc(I, o, d, line):
 
 @njit(cache=True, _nrt=False, inline="always")
 def _clear_private(I, o, T, R, X, e):
-    I[o + I[o + T] + e] = 0
-    I[o + I[o + R] + e] = 0
-    I[o + I[o + X] + e] = 0
+    I[np.uint64(o + I[o + T] + e)] = 0
+    I[np.uint64(o + I[o + R] + e)] = 0
+    I[np.uint64(o + I[o + X] + e)] = 0
 
 
 @njit(cache=True, _nrt=False)
@@ -247,17 +252,17 @@ def _priv_state(I, o, cpu, line, st):
     e = _e1(I, o, cpu, line)
     w = _find(I, o + I[o + H_T1] + e, I[o + H_W1], line + 1)
     if w >= 0:
-        I[o + I[o + H_X1] + e + w] = st
+        I[np.uint64(o + I[o + H_X1] + e + w)] = st
     e = _e2(I, o, cpu, line)
     w = _find(I, o + I[o + H_T2] + e, I[o + H_W2], line + 1)
     if w >= 0:
-        I[o + I[o + H_X2] + e + w] = st
+        I[np.uint64(o + I[o + H_X2] + e + w)] = st
 
 
 @njit(cache=True, _nrt=False, inline="always")
 def _l3(I, o, field, e):
-    """Absolute index of ``field`` (an H_*3 header field) of LLC entry ``e``."""
-    return o + I[o + field] + e
+    """Absolute index of ``field`` (an H_*3 header field) of LLC entry ``e`` (unsigned: no wraparound test)."""
+    return np.uint64(o + I[o + field] + e)
 
 
 @njit(cache=True, _nrt=False)
@@ -327,7 +332,7 @@ def _claim(I, o, cpu, line, e3):
 @njit(cache=True, _nrt=False)
 def _evict_l2(I, o, cpu, e2):
     """L2 entry ``e2`` of ``cpu`` leaves: drop it from L1, clear ``cpu`` from the LLC entry's sharers."""
-    line = I[o + I[o + H_T2] + e2] - 1
+    line = I[np.uint64(o + I[o + H_T2] + e2)] - 1
     e = _e1(I, o, cpu, line)
     w = _find(I, o + I[o + H_T1] + e, I[o + H_W1], line + 1)
     if w >= 0:
@@ -349,20 +354,20 @@ def _install_l2(I, o, cpu, line, st, clock):
     e = _e2(I, o, cpu, line)
     w = _victim(I, o + I[o + H_T2] + e, o + I[o + H_R2] + e, I[o + H_W2])
     e += w
-    if I[o + I[o + H_T2] + e] != 0:
+    if I[np.uint64(o + I[o + H_T2] + e)] != 0:
         _evict_l2(I, o, cpu, e)
-    I[o + I[o + H_T2] + e] = line + 1
-    I[o + I[o + H_R2] + e] = clock
-    I[o + I[o + H_X2] + e] = st
+    I[np.uint64(o + I[o + H_T2] + e)] = line + 1
+    I[np.uint64(o + I[o + H_R2] + e)] = clock
+    I[np.uint64(o + I[o + H_X2] + e)] = st
 
 
 @njit(cache=True, _nrt=False)
 def _install_l1(I, o, cpu, line, st, clock):
     e = _e1(I, o, cpu, line)
     e += _victim(I, o + I[o + H_T1] + e, o + I[o + H_R1] + e, I[o + H_W1])
-    I[o + I[o + H_T1] + e] = line + 1  # an L1 victim stays in L2 with the same state
-    I[o + I[o + H_R1] + e] = clock
-    I[o + I[o + H_X1] + e] = st
+    I[np.uint64(o + I[o + H_T1] + e)] = line + 1  # an L1 victim stays in L2 with the same state
+    I[np.uint64(o + I[o + H_R1] + e)] = clock
+    I[np.uint64(o + I[o + H_X1] + e)] = st
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -495,11 +500,11 @@ def _access_miss(I, o, F, fo, cpu, line, write, clock):
     w = _find(I, o + I[o + H_T2] + e2, I[o + H_W2], tag)
     if w >= 0:
         e2 += w
-        I[o + I[o + H_R2] + e2] = clock
+        I[np.uint64(o + I[o + H_R2] + e2)] = clock
         inv = INV_NONE
-        if write and I[o + I[o + H_X2] + e2] != S_MOD:
+        if write and I[np.uint64(o + I[o + H_X2] + e2)] != S_MOD:
             inv = _upgrade(I, o, cpu, line)
-        _install_l1(I, o, cpu, line, I[o + I[o + H_X2] + e2], clock)
+        _install_l1(I, o, cpu, line, I[np.uint64(o + I[o + H_X2] + e2)], clock)
         return _finish(I, o, F, fo, cpu, K_L2, inv)
     # LLC of the CPU's domain
     cpl = I[o + H_CPL]
