@@ -25,6 +25,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import platform
 import shutil
 import subprocess
@@ -496,7 +497,22 @@ def render(log=print) -> Path:
         tail = "\n".join(lines[-40:])
         raise AllocsimError(f"jupyter-book build failed (exit {proc.returncode}); {_rel(html_dir())} was left "
                             f"as it was; its output:\n{tail}")
+    _redirect_with_icon(html_dir() / "index.html")
     return html_dir()
+
+
+def _redirect_with_icon(index: Path) -> None:
+    """Jupyter Book writes ``index.html`` as a bare ``<meta http-equiv="Refresh">`` to the landing page; a browser
+    that opens it may ask for ``/favicon.ico`` (a 404 in its console) before it follows the redirect. Give that page
+    the book's icon, as every other page has it."""
+    text = index.read_text(encoding="utf-8") if index.exists() else ""
+    m = re.fullmatch(r'\s*<meta http-equiv="Refresh" content="0; url=([^"]+)" />\s*', text)
+    if m is None:
+        return
+    url = m.group(1)
+    index.write_text(f'<!DOCTYPE html>\n<html><head><meta charset="utf-8" />\n<meta http-equiv="Refresh" content="0; '
+                     f'url={url}" />\n<link rel="icon" href="_static/favicon.svg" />\n<title>Redirecting</title></head>'
+                     f'\n<body><a href="{url}">{url}</a></body></html>\n', encoding="utf-8")
 
 
 def jobs() -> int:
