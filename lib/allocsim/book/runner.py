@@ -25,8 +25,8 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import re
 import platform
+import re
 import shutil
 import subprocess
 import sys
