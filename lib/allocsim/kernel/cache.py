@@ -31,6 +31,10 @@ The model (parameters: ``data/kernel/cpu.yaml``, read by :mod:`allocsim.facts.cp
 * **Evictions.** Dropping a line from L2 drops it from L1 (inclusion) and clears the CPU from the LLC
   entry's sharers (an M copy is written back into the LLC: the entry stays dirty). Dropping a line from
   an LLC drops it from every private cache of the domain. Write-backs cost nothing here.
+* **Empty ways.** A way is empty when its tag is 0. Emptying a way (an eviction, an invalidation) zeroes its tag
+  alone: the other fields of an empty way are never read (a lookup matches tags, :func:`_victim` takes the first
+  empty way before it compares stamps) until an install writes them all. So a miss stores only into the host
+  cache lines it must read anyway.
 
 Cost of one access: ``max(data, invalidate)`` cycles, where ``data`` is the latency of where the data came
 from — kind ``L1``, ``L2``, ``LLC`` (hit), ``XSAME`` (from another CPU of the same LLC that held it M),
@@ -44,10 +48,10 @@ each) tag = line + 1 (0 = empty), LRU stamp, state; entry ``(owner × sets + set
 is at the same index in each of its blocks; L2's three fields are interleaved set by set (entry ``(owner × sets +
 set) × 3 × ways + way`` is the tag, + ways its stamp, + 2 × ways its state). Then the LLC's set map (``nllc × llc_sets``: 0 = the set is
 empty and has no storage yet, else its slot + 1), the counters (``ncpu × NCNT``), and last the LLC slots:
-blocks of ``nllc × llc_sets × llc_ways`` entries (tag, LRU stamp, sharer bit mask over the domain's CPUs,
-writer + 1 (0 = none), dirty), interleaved set by set like L2's: a set's tag of way ``w`` is entry ``slot × 5 ×
-ways + w`` and its other fields follow at + ways, + 2 × ways, …. A set gets the next free
-slot, zeroed, the first time a line is installed in it (:func:`_e3_alloc`), so a run pays for the LLC sets it
+``nllc × llc_sets`` sets of ``5 × llc_ways`` words: a set's tags (way ``w``'s at ``slot × 5 × ways + w``), then
+one record of ``NREC`` = 4 words per way (LRU stamp, sharer bit mask over the domain's CPUs, writer + 1 (0 =
+none), dirty; way ``w``'s at + ways + 4 × w), so that a found entry's fields share one host cache line. A set gets the next free
+slot, its tags zeroed, the first time a line is installed in it (:func:`_e3_alloc`), so a run pays for the LLC sets it
 uses, not for the 32 MiB it models: the slot blocks (:func:`lazy_range`) need not be zero when the hierarchy
 is created. Everything else starts at zero. ``CF`` (float64, at ``fo``): the seven latencies in cycles, in
 kind order.
@@ -83,14 +87,20 @@ COUNTER_NAMES = KINDS + ("INV_SAME", "INV_LLC", "INV_NODE")
 NF = 7
 #: The blocks of CI in order: (the header fields of its fields, entries per field as a function of the layout's
 #: counts); the LLC slots last (:func:`lazy_range`). L1's fields are a block each (its tags of all CPUs, then
-#: its stamps, its states); L2's and the LLC's are interleaved set by set (a set's tags, then its stamps, …, then
-#: the next set's): a miss reads and writes several fields of one set, and these then share a few host cache
-#: lines and one page instead of one far-apart page per field.
+#: its stamps, its states); L2's are interleaved set by set (a set's tags, then its stamps, its states, then the
+#: next set's): a miss reads and writes several fields of one set, and these then share a few host cache
+#: lines and one page instead of one far-apart page per field. An LLC set is its tags, then one record per way
+#: (stamp, sharers, writer, dirty: ``NREC`` words), so that the entry a miss finds has its four fields in one
+#: host cache line.
 _BLOCKS = (((H_T1,), "p1"), ((H_R1,), "p1"), ((H_X1,), "p1"), ((H_T2, H_R2, H_X2), "p2"),
            ((H_MAP3,), "map"), ((H_CNT,), "cnt"),
            ((H_T3, H_R3, H_SH3, H_WR3, H_DT3), "l3"))
 #: fields per set of the interleaved levels: L2 (tag, stamp, state), the LLC (tag, stamp, sharers, writer, dirty)
 NF2, NF3 = 3, 5
+#: words of an LLC way's record (its fields but the tag), and each field's place in it (``H_R3`` … ``H_DT3`` are
+#: the offsets of way 0's fields in slot 0: field of way ``w`` of the set at ``b`` is ``I[o + I[o + H_SH3] + b +
+#: NREC × w]``)
+NREC = NF3 - 1
 
 
 @lru_cache(maxsize=256)
@@ -103,15 +113,16 @@ def layout(ncpu: int, g: Geometry) -> dict:
     ways = {"p1": g.l1_ways, "p2": g.l2_ways, "l3": g.llc_ways, "map": 0, "cnt": 0}
     off, at = {}, NH
     for fields, kind in _BLOCKS:
+        at = -(-at // _state.LINE_WORDS) * _state.LINE_WORDS  # each block starts a host cache line
         for k, h in enumerate(fields):  # interleaved: field k of set s at s × fields × ways + k × ways
-            off[h] = at + k * ways[kind]
+            off[h] = at + k * ways[kind] if kind != "l3" or k == 0 else at + ways[kind] + k - 1  # the LLC: records
         at += n[kind] * len(fields)
     return {"nllc": nllc, "offsets": off, "size": at, "lazy": (off[H_T3], at)}
 
 
 def lazy_range(ncpu: int, g: Geometry) -> tuple[int, int]:
     """The words of ``CI`` (relative to its start) that need not be zero when the hierarchy is created: the LLC
-    slots, each zeroed when its set is first used. The rest must be zero."""
+    slots, each set's tags zeroed when it is first used. The rest must be zero."""
     return layout(ncpu, g)["lazy"]
 
 
@@ -168,17 +179,21 @@ def _find(I, tb, W, tag):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _victim(I, tb, rb, W):
-    """The way to fill: the first empty one, else the least recently used (tags at ``tb``, stamps at ``rb``)."""
+def _victim(I, tb, rb, W, rs):
+    """The way to fill: the first empty one, else the least recently used (tags at ``tb``, way ``w``'s stamp at
+    ``rb + rs × w``)."""
     ut = np.uint64(tb)  # unsigned indices: no wraparound test per way
     ur = np.uint64(rb)
+    us = np.uint64(rs)
     best = 0
+    oldest = I[ur]
     for w in range(W):
         uw = np.uint64(w)
         if I[ut + uw] == 0:
             return w
-        if I[ur + uw] < I[ur + np.uint64(best)]:
-            best = w
+        s = I[ur + us * uw]
+        best = w if s < oldest else best  # selects, not a branch: the stamps' order is not predictable
+        oldest = min(s, oldest)
     return best
 
 
@@ -211,7 +226,7 @@ def _e3(I, o, d, line):
 
 @njit(cache=True, _nrt=False)
 def _e3_alloc(I, o, d, line):
-    """:func:`_e3` for an install: an empty set first gets the next slot, its ways zeroed in every LLC block."""
+    """:func:`_e3` for an install: an empty set first gets the next slot, its tags zeroed (its ways empty)."""
     m = I[o + H_M3]
     S = I[o + H_S3]
     at = o + I[o + H_MAP3] + d * S + (line & m if m >= 0 else line % S)
@@ -220,17 +235,16 @@ def _e3_alloc(I, o, d, line):
         slot = I[o + H_NSLOT]
         I[o + H_NSLOT] = slot + 1
         I[at] = slot + 1
-        b = o + I[o + H_T3] + slot * NF3 * W  # the set's fields, one after the other
-        for k in range(NF3 * W):
+        b = o + I[o + H_T3] + slot * NF3 * W  # the set's tags (its other fields follow)
+        for k in range(W):
             I[b + k] = 0
     return (I[at] - 1) * (NF3 * W)
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _clear_private(I, o, T, R, X, e):
+def _clear_private(I, o, T, e):
+    """Empty entry ``e`` of a private level (``T``: its tag field): the tag alone (see "Empty ways" above)."""
     I[np.uint64(o + I[o + T] + e)] = 0
-    I[np.uint64(o + I[o + R] + e)] = 0
-    I[np.uint64(o + I[o + X] + e)] = 0
 
 
 @njit(cache=True, _nrt=False)
@@ -239,11 +253,11 @@ def _priv_drop(I, o, cpu, line):
     e = _e1(I, o, cpu, line)
     w = _find(I, o + I[o + H_T1] + e, I[o + H_W1], line + 1)
     if w >= 0:
-        _clear_private(I, o, H_T1, H_R1, H_X1, e + w)
+        _clear_private(I, o, H_T1, e + w)
     e = _e2(I, o, cpu, line)
     w = _find(I, o + I[o + H_T2] + e, I[o + H_W2], line + 1)
     if w >= 0:
-        _clear_private(I, o, H_T2, H_R2, H_X2, e + w)
+        _clear_private(I, o, H_T2, e + w)
 
 
 @njit(cache=True, _nrt=False)
@@ -260,27 +274,24 @@ def _priv_state(I, o, cpu, line, st):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _l3(I, o, field, e):
-    """Absolute index of ``field`` (an H_*3 header field) of LLC entry ``e`` (unsigned: no wraparound test)."""
-    return np.uint64(o + I[o + field] + e)
+def _l3(I, o, field, b, w):
+    """Absolute index of ``field`` (an H_*3 header field) of way ``w`` of the LLC set whose first entry is ``b``
+    (unsigned: no wraparound test): its tag, or a field of its record."""
+    return np.uint64(o + I[o + field] + b + (w if field == H_T3 else NREC * w))
 
 
 @njit(cache=True, _nrt=False)
-def _drop_domain_entry(I, o, d, e, line):
-    """Remove LLC entry ``e`` of domain ``d`` and every private copy of its line in the domain."""
+def _drop_domain_entry(I, o, d, b, w, line):
+    """Remove way ``w`` of the LLC set at ``b`` of domain ``d`` and every private copy of its line in the domain."""
     cpl = I[o + H_CPL]
-    sh = I[_l3(I, o, H_SH3, e)]
+    sh = I[_l3(I, o, H_SH3, b, w)]
     k = 0
     while sh != 0:
         if sh & 1:
             _priv_drop(I, o, d * cpl + k, line)
         sh >>= 1
         k += 1
-    I[_l3(I, o, H_T3, e)] = 0
-    I[_l3(I, o, H_R3, e)] = 0
-    I[_l3(I, o, H_SH3, e)] = 0
-    I[_l3(I, o, H_WR3, e)] = 0
-    I[_l3(I, o, H_DT3, e)] = 0
+    I[_l3(I, o, H_T3, b, w)] = 0  # empty: the tag alone (see "Empty ways" above)
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -294,14 +305,14 @@ def _dist(I, o, d, e):
 
 
 @njit(cache=True, _nrt=False)
-def _claim(I, o, cpu, line, e3):
-    """``cpu`` writes ``line`` (LLC entry ``e3`` of its domain): invalidate every other copy, make ``cpu`` the
-    writer. Returns the invalidation class (distance of the farthest copy invalidated)."""
+def _claim(I, o, cpu, line, b3, w3):
+    """``cpu`` writes ``line`` (way ``w3`` of the LLC set at ``b3`` of its domain): invalidate every other copy,
+    make ``cpu`` the writer. Returns the invalidation class (distance of the farthest copy invalidated)."""
     cpl = I[o + H_CPL]
     d = cpu // cpl
     lc = cpu - d * cpl
     inv = INV_NONE
-    sh = I[_l3(I, o, H_SH3, e3)] & ~(np.int64(1) << lc)
+    sh = I[_l3(I, o, H_SH3, b3, w3)] & ~(np.int64(1) << lc)
     k = 0
     while sh != 0:
         if sh & 1:
@@ -319,40 +330,40 @@ def _claim(I, o, cpu, line, e3):
             continue
         w = _find(I, t3 + b, W3, line + 1)
         if w >= 0:
-            _drop_domain_entry(I, o, e, b + w, line)
+            _drop_domain_entry(I, o, e, b, w, line)
             c = _dist(I, o, d, e)
             if c > inv:
                 inv = c
-    I[_l3(I, o, H_SH3, e3)] = np.int64(1) << lc
-    I[_l3(I, o, H_WR3, e3)] = lc + 1
-    I[_l3(I, o, H_DT3, e3)] = 1
+    I[_l3(I, o, H_SH3, b3, w3)] = np.int64(1) << lc
+    I[_l3(I, o, H_WR3, b3, w3)] = lc + 1
+    I[_l3(I, o, H_DT3, b3, w3)] = 1
     return inv
 
 
 @njit(cache=True, _nrt=False)
 def _evict_l2(I, o, cpu, e2):
-    """L2 entry ``e2`` of ``cpu`` leaves: drop it from L1, clear ``cpu`` from the LLC entry's sharers."""
+    """L2 entry ``e2`` of ``cpu`` leaves: drop it from L1, clear ``cpu`` from the LLC entry's sharers. The entry
+    itself is left to the caller, which installs the new line in it."""
     line = I[np.uint64(o + I[o + H_T2] + e2)] - 1
     e = _e1(I, o, cpu, line)
     w = _find(I, o + I[o + H_T1] + e, I[o + H_W1], line + 1)
     if w >= 0:
-        _clear_private(I, o, H_T1, H_R1, H_X1, e + w)
+        _clear_private(I, o, H_T1, e + w)
     cpl = I[o + H_CPL]
     d = cpu // cpl
     lc = cpu - d * cpl
     e = _e3(I, o, d, line)
     w = _find(I, o + I[o + H_T3] + e, I[o + H_W3], line + 1) if e >= 0 else -1
     if w >= 0:
-        I[_l3(I, o, H_SH3, e + w)] &= ~(np.int64(1) << lc)
-        if I[_l3(I, o, H_WR3, e + w)] == lc + 1:
-            I[_l3(I, o, H_WR3, e + w)] = 0  # written back into the LLC, which stays dirty
-    _clear_private(I, o, H_T2, H_R2, H_X2, e2)
+        I[_l3(I, o, H_SH3, e, w)] &= ~(np.int64(1) << lc)
+        if I[_l3(I, o, H_WR3, e, w)] == lc + 1:
+            I[_l3(I, o, H_WR3, e, w)] = 0  # written back into the LLC, which stays dirty
 
 
 @njit(cache=True, _nrt=False)
 def _install_l2(I, o, cpu, line, st, clock):
     e = _e2(I, o, cpu, line)
-    w = _victim(I, o + I[o + H_T2] + e, o + I[o + H_R2] + e, I[o + H_W2])
+    w = _victim(I, o + I[o + H_T2] + e, o + I[o + H_R2] + e, I[o + H_W2], 1)
     e += w
     if I[np.uint64(o + I[o + H_T2] + e)] != 0:
         _evict_l2(I, o, cpu, e)
@@ -364,7 +375,7 @@ def _install_l2(I, o, cpu, line, st, clock):
 @njit(cache=True, _nrt=False)
 def _install_l1(I, o, cpu, line, st, clock):
     e = _e1(I, o, cpu, line)
-    e += _victim(I, o + I[o + H_T1] + e, o + I[o + H_R1] + e, I[o + H_W1])
+    e += _victim(I, o + I[o + H_T1] + e, o + I[o + H_R1] + e, I[o + H_W1], 1)
     I[np.uint64(o + I[o + H_T1] + e)] = line + 1  # an L1 victim stays in L2 with the same state
     I[np.uint64(o + I[o + H_R1] + e)] = clock
     I[np.uint64(o + I[o + H_X1] + e)] = st
@@ -392,7 +403,7 @@ def _upgrade(I, o, cpu, line):
     d = cpu // I[o + H_CPL]
     e = _e3(I, o, d, line)
     w = _find(I, o + I[o + H_T3] + e, I[o + H_W3], line + 1)
-    inv = _claim(I, o, cpu, line, e + w)
+    inv = _claim(I, o, cpu, line, e, w)
     _priv_state(I, o, cpu, line, S_MOD)
     return inv
 
@@ -516,26 +527,26 @@ def _access_miss(I, o, F, fo, cpu, line, write, clock):
     w = _find(I, t3 + b3, W3, tag) if b3 >= 0 else -1
     inv = INV_NONE
     if w >= 0:
-        e3 = b3 + w
-        I[_l3(I, o, H_R3, e3)] = clock
-        wr = I[_l3(I, o, H_WR3, e3)] - 1
+        I[_l3(I, o, H_R3, b3, w)] = clock
+        wr = I[_l3(I, o, H_WR3, b3, w)] - 1
         kind = K_LLC
         if wr >= 0 and wr != lc:
             kind = K_XSAME  # another CPU of the domain holds it modified: cache-to-cache transfer
             if write:
                 _priv_drop(I, o, d * cpl + wr, line)
-                I[_l3(I, o, H_SH3, e3)] &= ~(np.int64(1) << wr)
+                I[_l3(I, o, H_SH3, b3, w)] &= ~(np.int64(1) << wr)
             else:
                 _priv_state(I, o, d * cpl + wr, line, S_SHARED)
-            I[_l3(I, o, H_WR3, e3)] = 0
+            I[_l3(I, o, H_WR3, b3, w)] = 0
         if write:
-            inv = _claim(I, o, cpu, line, e3)
+            inv = _claim(I, o, cpu, line, b3, w)
         else:
-            I[_l3(I, o, H_SH3, e3)] |= np.int64(1) << lc
+            I[_l3(I, o, H_SH3, b3, w)] |= np.int64(1) << lc
     else:
         # other domains: is the line dirty in one of them?
         src = -1
-        es = -1
+        bs = -1
+        ws = -1
         for e in range(I[o + H_NLLC]):
             if e == d:
                 continue
@@ -543,32 +554,33 @@ def _access_miss(I, o, F, fo, cpu, line, write, clock):
             if b < 0:
                 continue
             we = _find(I, t3 + b, W3, tag)
-            if we >= 0 and I[_l3(I, o, H_DT3, b + we)] != 0:
+            if we >= 0 and I[_l3(I, o, H_DT3, b, we)] != 0:
                 src = e
-                es = b + we
+                bs = b
+                ws = we
                 break
         if src >= 0:
             kind = K_XLLC if _dist(I, o, d, src) == INV_LLC else K_XNODE
             if not write:  # the source writes the line back and keeps a clean shared copy
-                wr = I[_l3(I, o, H_WR3, es)] - 1
+                wr = I[_l3(I, o, H_WR3, bs, ws)] - 1
                 if wr >= 0:
                     _priv_state(I, o, src * cpl + wr, line, S_SHARED)
-                I[_l3(I, o, H_WR3, es)] = 0
-                I[_l3(I, o, H_DT3, es)] = 0
+                I[_l3(I, o, H_WR3, bs, ws)] = 0
+                I[_l3(I, o, H_DT3, bs, ws)] = 0
         else:
             kind = K_MEM
         if b3 < 0:
             b3 = _e3_alloc(I, o, d, line)
-        e3 = b3 + _victim(I, t3 + b3, o + I[o + H_R3] + b3, W3)
-        if I[t3 + e3] != 0:
-            _drop_domain_entry(I, o, d, e3, I[t3 + e3] - 1)
-        I[t3 + e3] = tag
-        I[_l3(I, o, H_R3, e3)] = clock
-        I[_l3(I, o, H_SH3, e3)] = np.int64(1) << lc
-        I[_l3(I, o, H_WR3, e3)] = 0
-        I[_l3(I, o, H_DT3, e3)] = 0
+        w = _victim(I, t3 + b3, o + I[o + H_R3] + b3, W3, NREC)
+        if I[_l3(I, o, H_T3, b3, w)] != 0:
+            _drop_domain_entry(I, o, d, b3, w, I[_l3(I, o, H_T3, b3, w)] - 1)
+        I[_l3(I, o, H_T3, b3, w)] = tag
+        I[_l3(I, o, H_R3, b3, w)] = clock
+        I[_l3(I, o, H_SH3, b3, w)] = np.int64(1) << lc
+        I[_l3(I, o, H_WR3, b3, w)] = 0
+        I[_l3(I, o, H_DT3, b3, w)] = 0
         if write:
-            inv = _claim(I, o, cpu, line, e3)
+            inv = _claim(I, o, cpu, line, b3, w)
     st = S_MOD if write else S_SHARED
     _install_l2(I, o, cpu, line, st, clock)
     _install_l1(I, o, cpu, line, st, clock)
@@ -660,10 +672,10 @@ def _llc_slots(CI, o: int = 0) -> list:
 
 
 def _llc_block(CI, o, h):
-    """LLC field ``h`` of the slots in use, one row per slot."""
+    """LLC field ``h`` of the slots in use, one row per slot (the tags, or a field of the ways' records)."""
     W, n = int(CI[o + H_W3]), int(CI[o + H_NSLOT])
     at = o + int(CI[o + h])
-    return CI[at + np.arange(n)[:, None] * (NF3 * W) + np.arange(W)[None, :]]
+    return CI[at + np.arange(n)[:, None] * (NF3 * W) + np.arange(W)[None, :] * (1 if h == H_T3 else NREC)]
 
 
 def set_occupancy(CI, o: int = 0) -> dict:

@@ -281,13 +281,27 @@ NB = 4    # allocsim.kernel.barn: B_FULL_HEAD, B_NR_FULL, B_EMPTY_HEAD, B_NR_EMP
 NIQ = 5   # allocsim.kernel.sheaves: IQ_* (floats)
 
 
+#: words of a host cache line (64 bytes): the memory hierarchy's blocks start at multiples of it
+LINE_WORDS = 8
+
+
+def aligned_empty(n: int) -> np.ndarray:
+    """``n`` int64 words (uninitialized) whose first word starts a 64-byte host cache line. numpy's allocator
+    gives 16-byte alignment; the hierarchy's sets (8 tags of an L1 or L2 set, 16 of an LLC set) are laid out to
+    start host lines (:func:`allocsim.kernel.cache.layout`), so a set's tag scan reads one or two host lines
+    instead of two or three."""
+    raw = np.empty(n + LINE_WORDS, np.int64)
+    skip = (-raw.ctypes.data // 8) % LINE_WORDS
+    return raw[skip:skip + n]
+
+
 def zeros_except(n: int, lazy: tuple[int, int] = (0, 0)) -> np.ndarray:
     """``n`` int64 words, zero except ``[lazy[0], lazy[1])``, left as the allocator gives them: the memory
     hierarchy's LLC slots, zeroed one set at a time as they are used (``allocsim.kernel.cache.lazy_range``). A
     fresh ``np.zeros`` of the LLC's tens of megabytes is a memset on every run once the C allocator reuses the
     memory, which cost more than a whole short run."""
     a, b = lazy
-    I = np.empty(n, np.int64)
+    I = aligned_empty(n)
     I[:a] = 0
     I[b:] = 0
     return I
@@ -314,6 +328,8 @@ def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, mi
     off = FIXED_I
     header = {}
     for h, n in sizes:
+        if h == H_MEM:  # the hierarchy starts a host cache line (its blocks are laid out relative to it)
+            off = -(-off // LINE_WORDS) * LINE_WORDS
         header[h] = off
         off += n
     m = header[H_MEM]
