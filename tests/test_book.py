@@ -23,6 +23,37 @@ def test_book_builds_and_pages_exist(built_book):
     assert "_generated" not in index
 
 
+def test_index_redirect_carries_the_landing_pages_icon(built_book):
+    import re
+
+    index = (built_book / "index.html").read_text()
+    url = re.search(r'http-equiv="Refresh" content="0; url=([^"]+)"', index).group(1)
+    landing = (built_book / url).read_text()
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', landing).group(1)
+    assert f'<link rel="icon" href="{icon}" />' in index and (built_book / icon).is_file()
+
+
+def test_index_redirect_icon_is_taken_from_the_landing_page(tmp_path):
+    from allocsim.book.runner import _redirect_with_icon
+
+    bare = '<meta http-equiv="Refresh" content="0; url=chapters/start.html" />\n'
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "index.html").write_text(bare)
+    (tmp_path / "chapters" / "start.html").write_text('<head><link rel="icon" href="../_static/logo.png"/></head>')
+    _redirect_with_icon(tmp_path / "index.html")
+    out = (tmp_path / "index.html").read_text()
+    assert '<link rel="icon" href="_static/logo.png" />' in out  # relative to index.html, not to the landing page
+    assert 'content="0; url=chapters/start.html"' in out and '<a href="chapters/start.html">' in out
+    # a landing page without an icon, or an index.html that is not the bare redirect: left as it is
+    (tmp_path / "chapters" / "start.html").write_text("<head></head>")
+    (tmp_path / "index.html").write_text(bare)
+    _redirect_with_icon(tmp_path / "index.html")
+    assert (tmp_path / "index.html").read_text() == bare
+    (tmp_path / "index.html").write_text(out)
+    _redirect_with_icon(tmp_path / "index.html")
+    assert (tmp_path / "index.html").read_text() == out
+
+
 def test_glued_numbers_reach_the_page(built_book):
     text = (built_book / "chapters" / "01-thread.html").read_text()
     assert '<span class="pasted-text">2.56</span>%' in text  # the patch's "about 2.6%": 1.20 / 1.17 - 1, computed and glued

@@ -504,14 +504,23 @@ def render(log=print) -> Path:
 def _redirect_with_icon(index: Path) -> None:
     """Jupyter Book writes ``index.html`` as a bare ``<meta http-equiv="Refresh">`` to the landing page; a browser
     that opens it may ask for ``/favicon.ico`` (a 404 in its console) before it follows the redirect. Give that page
-    the book's icon, as every other page has it."""
+    the icon link of the landing page it redirects to (``_config.yml``'s ``html.favicon`` as Sphinx wrote it), its
+    address made relative to ``index.html``; nothing is changed when the landing page has no icon."""
     text = index.read_text(encoding="utf-8") if index.exists() else ""
     m = re.fullmatch(r'\s*<meta http-equiv="Refresh" content="0; url=([^"]+)" />\s*', text)
     if m is None:
         return
     url = m.group(1)
+    landing = index.parent / url.split("#")[0]
+    page = landing.read_text(encoding="utf-8") if landing.is_file() else ""
+    icon = re.search(r'<link rel="icon" href="([^"]+)"\s*/?>', page)
+    if icon is None:
+        return
+    href = icon.group(1)
+    if "://" not in href and not href.startswith("/"):  # relative to the landing page: make it relative to index
+        href = Path(os.path.relpath(landing.parent / href, index.parent)).as_posix()
     index.write_text(f'<!DOCTYPE html>\n<html><head><meta charset="utf-8" />\n<meta http-equiv="Refresh" content="0; '
-                     f'url={url}" />\n<link rel="icon" href="_static/favicon.svg" />\n<title>Redirecting</title></head>'
+                     f'url={url}" />\n<link rel="icon" href="{href}" />\n<title>Redirecting</title></head>'
                      f'\n<body><a href="{url}">{url}</a></body></html>\n', encoding="utf-8")
 
 
