@@ -188,8 +188,7 @@ def _touch(CI, CF, acc, p, cpu, e, stride, log, i):
     h = _cache.handle_inline(CI, 0)
     l1 = CF[_cache.K_L1]
     clock = CI[_cache.H_CLOCK]
-    hits = 0
-    last_hit = False
+    misses = 0  # the accesses that were not plain L1 hits (the hits: the others, counted once at the end)
     up = np.uint64(p)  # unsigned indices: no wraparound test per load or store
     ui = np.uint64(i)
     prev = -1  # the line of the previous access when it was a plain L1 hit, and its L1 entry
@@ -213,8 +212,6 @@ def _touch(CI, CF, acc, p, cpu, e, stride, log, i):
             x = _cache.l1_entry_inline(CI, cpu, line, write, h)
         if x >= 0:  # a plain L1 hit (cache.l1_entry): kind L1, no invalidation
             CI[R1 + np.uint64(x)] = clock
-            hits += 1
-            last_hit = True
             if not write:
                 t += l1
             log[ui, un] = _cache.K_L1 * 4 + _cache.INV_NONE
@@ -222,14 +219,14 @@ def _touch(CI, CF, acc, p, cpu, e, stride, log, i):
             px = np.uint64(x)
         else:
             c = _cache.access_clocked(CI, 0, CF, 0, cpu, line, write, clock, x)
-            last_hit = False
+            misses += 1
             if write:
                 c -= l1
             t += c
             log[ui, un] = CI[_cache.H_LAST_KIND] * 4 + CI[_cache.H_LAST_INV]
             prev = -1
         n += 1
-    _cache.commit_inline(CI, 0, h, cpu, clock, hits, last_hit)
+    _cache.commit_inline(CI, 0, h, cpu, clock, n - misses, prev >= 0)  # prev >= 0: the last access was a plain hit
     return t
 
 
