@@ -15,12 +15,27 @@ from allocsim.workloads import iouring
 
 
 def test_bench_pcpu_hierarchy_flag_prints_rates_and_targets(capsys):
-    bench_pcpu.run(["--ios", "300", "--repeat", "1", "--hierarchy"])
+    bench_pcpu.run(["--ios", "300", "--repeat", "1", "--min-time", "0", "--hierarchy"])
     out = capsys.readouterr().out
     assert out.startswith("memory hierarchy on")
     assert re.search(r"numba front end \(simulate\): +[\d.]+ ms +[\d.]+ M ops/s", out)
     assert re.search(r"ratio numba front end / reference: +\d+x", out)
     assert re.search(r"targets: >= 20 M ops/s numba \((met|NOT met)\), >= 100x reference \((met|NOT met)\)", out)
+
+
+def test_best_times_at_least_repeat_calls_and_fills_min_time():
+    import time
+
+    calls = []
+    fn = lambda: (calls.append(1), time.sleep(0.002))
+    t = bench_pcpu._best(fn, 3)  # no minimum time: exactly --repeat calls
+    assert len(calls) == 3 and 0.002 <= t < 1
+    calls.clear()
+    bench_pcpu._best(fn, 2, min_time=0.05)  # then as many more as fit in min_time
+    assert 5 <= len(calls) <= 26
+    calls.clear()
+    bench_pcpu._best(lambda: (calls.append(1), time.sleep(0.03)), 4, min_time=0.01)  # a long call: --repeat of them
+    assert len(calls) == 4
 
 
 def test_the_two_event_loops_agree_with_the_reference_on_and_off():
