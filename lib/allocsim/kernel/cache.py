@@ -45,8 +45,8 @@ farthest copy a write had to invalidate (``INV_SAME`` / ``INV_LLC`` / ``INV_NODE
 Layout of ``CI`` (int64, at offset ``o``): the header ``H_*``, then one block per field of every level
 (structure of arrays, so that a set's tags are contiguous): for L1 and L2 (``ncpu × sets × ways`` entries
 each) tag = line + 1 (0 = empty), LRU stamp, state; entry ``(owner × sets + set) × ways + way`` of a level
-is at the same index in each of its blocks; L2's three fields are interleaved set by set (entry ``(owner × sets +
-set) × 3 × ways + way`` is the tag, + ways its stamp, + 2 × ways its state). Then the LLC's set map (``nllc × llc_sets``: 0 = the set is
+is at the same index in each of its blocks; L2 keeps two words per entry, interleaved set by set (entry ``(owner ×
+sets + set) × 2 × ways + way`` is the tag, + ways its stamp and state, ``stamp << 2 | state``). Then the LLC's set map (``nllc × llc_sets``: 0 = the set is
 empty and has no storage yet, else its slot + 1), the counters (``ncpu × NCNT``), and last the LLC slots:
 ``nllc × llc_sets`` sets of ``5 × llc_ways`` words: a set's tags (way ``w``'s at ``slot × 5 × ways + w``), then
 one record of ``NREC`` = 4 words per way (LRU stamp, sharer bit mask over the domain's CPUs, writer + 1 (0 =
@@ -92,11 +92,14 @@ NF = 7
 #: lines and one page instead of one far-apart page per field. An LLC set is its tags, then one record per way
 #: (stamp, sharers, writer, dirty: ``NREC`` words), so that the entry a miss finds has its four fields in one
 #: host cache line.
-_BLOCKS = (((H_T1,), "p1"), ((H_R1,), "p1"), ((H_X1,), "p1"), ((H_T2, H_R2, H_X2), "p2"),
+_BLOCKS = (((H_T1,), "p1"), ((H_R1,), "p1"), ((H_X1,), "p1"), ((H_T2, H_R2), "p2"),
            ((H_MAP3,), "map"), ((H_CNT,), "cnt"),
            ((H_T3, H_R3, H_SH3, H_WR3, H_DT3), "l3"))
 #: fields per set of the interleaved levels: L2 (tag, stamp, state), the LLC (tag, stamp, sharers, writer, dirty)
-NF2, NF3 = 3, 5
+NF2, NF3 = 2, 5
+#: An L2 entry's stamp and state share a word, ``stamp << X2_SHIFT | state`` (``H_X2`` is ``H_R2``): stamps are
+#: distinct within a set, so the words order the ways as the stamps do, and an L2 hit or install writes one word.
+X2_STATE, X2_SHIFT = 3, 2
 #: words of an LLC way's record (its fields but the tag), and each field's place in it (``H_R3`` … ``H_DT3`` are
 #: the offsets of way 0's fields in slot 0: field of way ``w`` of the set at ``b`` is ``I[o + I[o + H_SH3] + b +
 #: NREC × w]``)
@@ -116,6 +119,8 @@ def layout(ncpu: int, g: Geometry) -> dict:
         at = -(-at // _state.LINE_WORDS) * _state.LINE_WORDS  # each block starts a host cache line
         for k, h in enumerate(fields):  # interleaved: field k of set s at s × fields × ways + k × ways
             off[h] = at + k * ways[kind] if kind != "l3" or k == 0 else at + ways[kind] + k - 1  # the LLC: records
+        if kind == "p2":
+            off[H_X2] = off[H_R2]  # the L2's state is in its stamp word (X2_SHIFT)
         at += n[kind] * len(fields)
     return {"nllc": nllc, "offsets": off, "size": at, "lazy": (off[H_T3], at)}
 
@@ -270,7 +275,8 @@ def _priv_state(I, o, cpu, line, st):
     e = _e2(I, o, cpu, line)
     w = _find(I, o + I[o + H_T2] + e, I[o + H_W2], line + 1)
     if w >= 0:
-        I[np.uint64(o + I[o + H_X2] + e + w)] = st
+        x = np.uint64(o + I[o + H_X2] + e + w)
+        I[x] = (I[x] & ~np.int64(X2_STATE)) | st  # the stamp stays
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -368,8 +374,7 @@ def _install_l2(I, o, cpu, line, st, clock):
     if I[np.uint64(o + I[o + H_T2] + e)] != 0:
         _evict_l2(I, o, cpu, e)
     I[np.uint64(o + I[o + H_T2] + e)] = line + 1
-    I[np.uint64(o + I[o + H_R2] + e)] = clock
-    I[np.uint64(o + I[o + H_X2] + e)] = st
+    I[np.uint64(o + I[o + H_R2] + e)] = (clock << X2_SHIFT) | st
 
 
 @njit(cache=True, _nrt=False)
@@ -511,11 +516,14 @@ def _access_miss(I, o, F, fo, cpu, line, write, clock):
     w = _find(I, o + I[o + H_T2] + e2, I[o + H_W2], tag)
     if w >= 0:
         e2 += w
-        I[np.uint64(o + I[o + H_R2] + e2)] = clock
+        r2 = np.uint64(o + I[o + H_R2] + e2)  # stamp and state (X2_SHIFT)
+        st = I[r2] & X2_STATE
+        I[r2] = (clock << X2_SHIFT) | st
         inv = INV_NONE
-        if write and I[np.uint64(o + I[o + H_X2] + e2)] != S_MOD:
+        if write and st != S_MOD:
             inv = _upgrade(I, o, cpu, line)
-        _install_l1(I, o, cpu, line, I[np.uint64(o + I[o + H_X2] + e2)], clock)
+            st = S_MOD
+        _install_l1(I, o, cpu, line, st, clock)
         return _finish(I, o, F, fo, cpu, K_L2, inv)
     # LLC of the CPU's domain
     cpl = I[o + H_CPL]
@@ -653,7 +661,8 @@ def contents(CI, o: int = 0) -> dict:
         tags, sts = _block(CI, o, T, n, S, W, nf), _block(CI, o, X, n, S, W, nf)
         for cpu in range(n):
             keep = tags[cpu] != 0
-            out[name][cpu] = {int(t) - 1: int(x) for t, x in zip(tags[cpu][keep], sts[cpu][keep])}
+            out[name][cpu] = {int(t) - 1: int(x) & (X2_STATE if name == "l2" else -1)
+                              for t, x in zip(tags[cpu][keep], sts[cpu][keep])}
     S, W, cpl, nllc = (int(CI[o + k]) for k in (H_S3, H_W3, H_CPL, H_NLLC))
     tags, shs, wrs, dts = (_llc_block(CI, o, h) for h in (H_T3, H_SH3, H_WR3, H_DT3))
     for d, slots in enumerate(_llc_slots(CI, o)):
