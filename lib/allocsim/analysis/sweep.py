@@ -281,6 +281,11 @@ def run(study: uncertainty.Study, *, scheduler: str | None = None, workers: int 
                   workers=n_workers, lost_workers=lost, **info)
 
 
+#: seconds to wait for the result of a task reported finished: it is normally there at once; it is not when the
+#: worker that held it has left in the meantime (killed, lost), and the sweep must not wait on it for ever
+RESULT_WAIT = 1.0
+
+
 def _compute(study, design, todo, chunk, batch, parts, have, addr, workers, connect_timeout, no_worker_grace,
              progress, on_progress, resumed, lost, info):
     from distributed import as_completed
@@ -333,7 +338,14 @@ def _compute(study, design, todo, chunk, batch, parts, have, addr, workers, conn
                 pending.discard(f)
                 c, idx = futures[f]
                 try:
-                    out = f.result()
+                    out = f.result(timeout=RESULT_WAIT)
+                except TimeoutError:
+                    # reported finished, but its result was held by a worker that has since left: the scheduler
+                    # computes it again when a worker is there (it comes back through ``ac``), and the check of
+                    # the workers below stops the sweep when none comes back
+                    pending.add(f)
+                    ac.add(f)
+                    continue
                 except KilledWorker:
                     raise AllocsimError(f"samples {idx[0]}–{idx[-1]} were lost with a dying worker more times than Dask "
                                         f"allows (distributed.scheduler.allowed-failures); the sweep stopped and its "
