@@ -87,8 +87,8 @@ COUNTER_NAMES = KINDS + ("INV_SAME", "INV_LLC", "INV_NODE")
 NF = 7
 #: The blocks of CI in order: (the header fields of its fields, entries per field as a function of the layout's
 #: counts); the LLC slots last (:func:`lazy_range`). L1's fields are a block each (its tags of all CPUs, then
-#: its stamps, its states); L2's are interleaved set by set (a set's tags, then its stamps, its states, then the
-#: next set's): a miss reads and writes several fields of one set, and these then share a few host cache
+#: its stamps, its states); L2's are interleaved set by set (a set's tags, then its stamp-and-state words, then
+#: the next set's): a miss reads and writes several fields of one set, and these then share a few host cache
 #: lines and one page instead of one far-apart page per field. An LLC set is its tags, then one record per way
 #: (stamp, sharers, writer, dirty: ``NREC`` words), so that the entry a miss finds has its four fields in one
 #: host cache line.
