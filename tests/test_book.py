@@ -111,6 +111,49 @@ def test_a_chapter_that_raises_fails_the_build(tmp_path):
     assert not (root / "_build" / "html" / "index.html").exists()
 
 
+def test_the_kernel_process_output_goes_to_its_log_and_a_cells_stderr_stays_on_the_page(tmp_path):
+    """What the chapter's kernel process writes to its own descriptors (here a cell writing to fd 1 and 2,
+    as a C library or libzmq's shutdown abort does) never reaches the build's terminal: it goes to the
+    kernel log beside the notebook. A cell's stderr output (``print(…, file=sys.stderr)``) stays on the
+    page (a cell with stderr output once crashed the notebook's finishing step)."""
+    def add_writes(src):
+        return src + ("\n```{code-cell} ipython3\nimport os, sys\nos.write(1, b'fd one from the kernel\\n')\n"
+                      "os.write(2, b'fd two from the kernel\\n')\nprint('a cell warns', file=sys.stderr)\n```\n")
+
+    root = _scratch_book(tmp_path, add_writes)
+    out = tmp_path / "run" / "thread.ipynb"
+    proc = run_cli("run", "thread", "--output", str(out), env={"ALLOCSIM_ROOT": str(root)})
+    assert proc.returncode == 0, proc.stderr
+    assert "from the kernel" not in proc.stdout + proc.stderr
+    assert proc.stderr.strip() == ""
+    log = out.with_name("thread.kernel.log").read_text()
+    assert "fd one from the kernel" in log and "fd two from the kernel" in log
+    import nbformat
+
+    last = nbformat.read(str(out), as_version=4).cells[-1]
+    stderr = "".join(o.get("text", "") for o in last.outputs if o.get("name") == "stderr")
+    assert "a cell warns" in stderr
+
+
+def test_a_chapter_whose_kernel_dies_is_one_sentence_and_leaves_nothing_running(tmp_path):
+    def add_death(src):
+        return src + "\n```{code-cell} ipython3\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n```\n"
+
+    root = _scratch_book(tmp_path, add_death)
+    proc = run_cli("build", env={"ALLOCSIM_ROOT": str(root)})
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: chapter 'thread' failed: its kernel was killed by SIGKILL"), lines[0]
+    assert "partial output: _build/executed/01-thread.FAILED.ipynb" in lines[0]
+    executed = root / "_build" / "executed"
+    assert (executed / "01-thread.FAILED.ipynb").exists()
+    assert not (executed / "01-thread.ipynb").exists() and not list(executed.glob("*.partial.ipynb"))
+    assert "its kernel was killed by SIGKILL" in (executed / "01-thread.FAILED.run.json").read_text()
+    assert not (root / "_build" / "html" / "index.html").exists()
+    assert not _processes_in(root), "a chapter's kernel is still running"
+
+
 def test_chapters_run_side_by_side_and_a_failure_leaves_nothing_running(tmp_path):
     """With two jobs, a chapter that fails stops the build with its one line, the chapter running beside it
     finishes (its notebook complete, no partial file, no kernel left), and nothing is rendered."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import re
@@ -46,6 +47,15 @@ STAGE_MARK = ".allocsim-stage"
 #: Kernel options for papermill: ipykernel's own log lines (the TCP-without-encryption warning, the
 #: KeyboardInterrupt it logs while shutting down) are not for the reader; errors reach us as messages.
 KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+#: What a chapter's kernel process writes to its own stdout and stderr goes to this file beside the
+#: executed notebook (not to the build's terminal): what reaches those descriptors is not a cell's
+#: output but the process's (a C library's message, libzmq's abort while the kernel shuts down, a
+#: crash's last words). It is kept only when something was written.
+KERNEL_LOG = ".kernel.log"
+#: papermill's and nbclient's log records ("Kernel died while waiting for execute reply" …) say again what
+#: :func:`execute` reports in its one sentence; this handler on the ``papermill`` logger keeps Python's
+#: last-resort handler from printing them on stderr when nothing else is configured.
+_PAPERMILL_LOG = logging.NullHandler()
 
 
 class ChapterFailed(AllocsimError):
@@ -236,6 +246,7 @@ def execute(slug: str, parameters: dict | None = None, out: Path | None = None, 
     chapters executed at once, so durations can be read: :func:`prepare` passes it)."""
     import jupytext
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
 
     page = chapter_pages().get(slug)
     if page is None:
@@ -252,6 +263,10 @@ def execute(slug: str, parameters: dict | None = None, out: Path | None = None, 
     if not force and out.exists() and keyfile.exists() and keyfile.read_text() == key:
         return out, True
     partial = out.with_name(out.stem + ".partial.ipynb")
+    log = kernel_log(out)
+    log.unlink(missing_ok=True)
+    logging.getLogger("papermill").addHandler(_PAPERMILL_LOG)  # once: a handler already there is not added again
+    manager = _kernel_manager(log)
     nb = jupytext.read(ROOT / page.path)
     spec = params_mod.spec(slug)
     record = {
@@ -270,7 +285,8 @@ def execute(slug: str, parameters: dict | None = None, out: Path | None = None, 
     try:
         pm.execute_notebook(nb, str(partial), parameters=parameters, kernel_name="python3",
                             cwd=str((ROOT / page.path).parent), progress_bar=progress, log_output=False,
-                            stderr_file=sys.stderr if progress else None, extra_arguments=KERNEL_ARGS)
+                            stderr_file=sys.stderr if progress else None, extra_arguments=KERNEL_ARGS,
+                            kernel_manager_class=manager)
     except pm.PapermillExecutionError as exc:
         partial.replace(failed)
         detail = str(exc.evalue).strip().splitlines()[0] if str(exc.evalue).strip() else ""
@@ -278,10 +294,23 @@ def execute(slug: str, parameters: dict | None = None, out: Path | None = None, 
                       error=f"{exc.ename}: {detail}")
         _write_json(record_path(failed), record)
         raise ChapterFailed(f"chapter {slug!r} failed: {exc.ename}: {detail} (partial output: {_rel(failed)})") from None
+    except DeadKernelError:
+        how, words = _death(manager), _last_words(log)
+        if partial.exists():
+            partial.replace(failed)
+        record.update(status="failed", duration_s=round(time.perf_counter() - t0, 1),
+                      error=f"its kernel {how}" + (f": {words}" if words else ""))
+        _write_json(record_path(failed), record)
+        kept = [f"kernel output: {_rel(log)}, first line {words!r}"] if words else []
+        kept += [f"partial output: {_rel(failed)}"] if failed.exists() else []
+        raise ChapterFailed(f"chapter {slug!r} failed: its kernel {how}"
+                            + (f" ({'; '.join(kept)})" if kept else "")) from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     finally:
+        if log.exists() and not log.stat().st_size:
+            log.unlink()
         if env_before is None:
             os.environ.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
         if progress_before is None:
@@ -297,9 +326,63 @@ def execute(slug: str, parameters: dict | None = None, out: Path | None = None, 
     return out, False
 
 
+def kernel_log(notebook: Path) -> Path:
+    """The file that receives the chapter kernel's own stdout and stderr (:data:`KERNEL_LOG`)."""
+    return Path(notebook).with_name(Path(notebook).stem + KERNEL_LOG)
+
+
+def _kernel_manager(log: Path):
+    """A kernel manager class for papermill that starts the kernel with its stdout and stderr in
+    ``log`` (appended). nbclient creates, starts and shuts the kernel down as with its default class;
+    the class keeps the kernel's process (``processes``) so a death can be explained (:func:`_death`)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ChapterKernelManager(AsyncKernelManager):
+        processes: list = []  # a new list for each call: the class is made per chapter run
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log, "ab") as fh:  # the kernel holds its own copy of the descriptor
+                await super()._async_launch_kernel(kernel_cmd, **{**kw, "stdout": fh, "stderr": fh})
+            type(self).processes.append(self.provisioner.process)
+
+    return ChapterKernelManager
+
+
+def _death(manager) -> str:
+    """How a chapter's kernel died, as far as its process tells: "was killed by SIGKILL", "exited with
+    status 1", or "died" when the process cannot say."""
+    import signal
+
+    for proc in manager.processes:
+        try:
+            code = proc.wait(timeout=5)
+        except Exception:  # noqa: BLE001 (still running, or not waitable: nothing to say)
+            continue
+        if code < 0:
+            try:
+                return f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"was killed by signal {-code}"
+        if code:
+            return f"exited with status {code}"
+    return "died"
+
+
+def _last_words(log: Path) -> str:
+    """The kernel log's first line that says something (a dead kernel's reason), or ''."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in lines if line.strip()), "")
+
+
 def _without_heartbeat(outputs: list) -> list:
     """A cell's outputs without the progress heartbeat of a long run (``progress: …`` lines on stderr,
-    :func:`allocsim.workloads.iouring._report_progress`): it is for the terminal, not the page."""
+    :func:`allocsim.workloads.iouring._report_progress`): it is for the terminal, not the page.
+    Whatever else a cell wrote to stderr stays."""
+    import nbformat
+
     out = []
     for o in outputs:
         if o.get("output_type") == "stream" and o.get("name") == "stderr":
@@ -308,7 +391,7 @@ def _without_heartbeat(outputs: list) -> list:
                            if not t.startswith("progress: "))
             if not text:
                 continue
-            o = dict(o, text=text)
+            o = nbformat.from_dict(dict(o, text=text))
         out.append(o)
     return out
 
@@ -560,7 +643,6 @@ def _side_by_side(todo: list[str], n_jobs: int, one) -> dict:
     kernel and removes its partial notebook as a chapter executed alone does, and then here. (The main thread
     waits on an event, not ``Thread.join``: a join interrupted by Ctrl-C can mark a running thread finished.)"""
     import ctypes
-    import logging
     import queue
     import threading
 
