@@ -116,7 +116,7 @@ def layout(ncpu: int, g: Geometry) -> dict:
     ways = {"p1": g.l1_ways, "p2": g.l2_ways, "l3": g.llc_ways, "map": 0, "cnt": 0}
     off, at = {}, NH
     for fields, kind in _BLOCKS:
-        at = -(-at // _state.LINE_WORDS) * _state.LINE_WORDS  # each block starts a host cache line
+        at = _state.line_start(at)  # each block starts a host cache line
         for k, h in enumerate(fields):  # interleaved: field k of set s at s × fields × ways + k × ways
             off[h] = at + k * ways[kind] if kind != "l3" or k == 0 else at + ways[kind] + k - 1  # the LLC: records
         if kind == "p2":

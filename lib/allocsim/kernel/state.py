@@ -285,6 +285,11 @@ NIQ = 5   # allocsim.kernel.sheaves: IQ_* (floats)
 LINE_WORDS = 8
 
 
+def line_start(words: int) -> int:
+    """The first offset from ``words`` on (in int64 words) that starts a host cache line."""
+    return -(-words // LINE_WORDS) * LINE_WORDS
+
+
 def aligned_empty(n: int) -> np.ndarray:
     """``n`` int64 words (uninitialized) whose first word starts a 64-byte host cache line. numpy's allocator
     gives 16-byte alignment; the hierarchy's sets (8 tags of an L1 or L2 set, 16 of an LLC set) are laid out to
@@ -329,7 +334,7 @@ def new_state(ncpu: int, nnodes: int, cpus_per_node: int, objs_per_slab: int, mi
     header = {}
     for h, n in sizes:
         if h == H_MEM:  # the hierarchy starts a host cache line (its blocks are laid out relative to it)
-            off = -(-off // LINE_WORDS) * LINE_WORDS
+            off = line_start(off)
         header[h] = off
         off += n
     m = header[H_MEM]
