@@ -97,18 +97,24 @@ def _scratch_book(tmp_path, chapter_edit):
     return root
 
 
-def test_a_chapter_that_raises_fails_the_build(tmp_path):
-    def add_error(src):
-        return src + "\n```{code-cell} ipython3\nraise RuntimeError('deliberate failure for the test')\n```\n"
-
-    root = _scratch_book(tmp_path, add_error)
+def _build_failing_on(tmp_path, cell: str):
+    """Build a scratch book whose thread chapter ends with ``cell``; expect the failure's exit status, one
+    stderr line, a FAILED notebook and no rendered book. Returns the book's root and that line."""
+    root = _scratch_book(tmp_path, lambda src: src + f"\n```{{code-cell}} ipython3\n{cell}\n```\n")
     proc = run_cli("build", env={"ALLOCSIM_ROOT": str(root)})
     assert proc.returncode == 1
-    assert "chapter 'thread' failed: RuntimeError: deliberate failure for the test" in proc.stderr
-    assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1, proc.stderr
-    assert not (root / "_build" / "executed" / "01-thread.ipynb").exists()
-    assert (root / "_build" / "executed" / "01-thread.FAILED.ipynb").exists()
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    executed = root / "_build" / "executed"
+    assert (executed / "01-thread.FAILED.ipynb").exists()
+    assert not (executed / "01-thread.ipynb").exists() and not list(executed.glob("*.partial.ipynb"))
     assert not (root / "_build" / "html" / "index.html").exists()
+    return root, lines[0]
+
+
+def test_a_chapter_that_raises_fails_the_build(tmp_path):
+    _, line = _build_failing_on(tmp_path, "raise RuntimeError('deliberate failure for the test')")
+    assert "chapter 'thread' failed: RuntimeError: deliberate failure for the test" in line
 
 
 def test_the_kernel_process_output_goes_to_its_log_and_a_cells_stderr_stays_on_the_page(tmp_path):
@@ -136,21 +142,11 @@ def test_the_kernel_process_output_goes_to_its_log_and_a_cells_stderr_stays_on_t
 
 
 def test_a_chapter_whose_kernel_dies_is_one_sentence_and_leaves_nothing_running(tmp_path):
-    def add_death(src):
-        return src + "\n```{code-cell} ipython3\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n```\n"
-
-    root = _scratch_book(tmp_path, add_death)
-    proc = run_cli("build", env={"ALLOCSIM_ROOT": str(root)})
-    assert proc.returncode == 1
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: chapter 'thread' failed: its kernel was killed by SIGKILL"), lines[0]
-    assert "partial output: _build/executed/01-thread.FAILED.ipynb" in lines[0]
-    executed = root / "_build" / "executed"
-    assert (executed / "01-thread.FAILED.ipynb").exists()
-    assert not (executed / "01-thread.ipynb").exists() and not list(executed.glob("*.partial.ipynb"))
-    assert "its kernel was killed by SIGKILL" in (executed / "01-thread.FAILED.run.json").read_text()
-    assert not (root / "_build" / "html" / "index.html").exists()
+    root, line = _build_failing_on(tmp_path, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    assert line.startswith("error: chapter 'thread' failed: its kernel was killed by SIGKILL"), line
+    assert "partial output: _build/executed/01-thread.FAILED.ipynb" in line
+    record = (root / "_build" / "executed" / "01-thread.FAILED.run.json").read_text()
+    assert "its kernel was killed by SIGKILL" in record
     assert not _processes_in(root), "a chapter's kernel is still running"
 
 
